@@ -1,0 +1,159 @@
+using System.Collections.Concurrent;
+using System.Management.Automation;
+using CriuCheckpoint.Engine;
+
+namespace CriuCheckpoint.Commands;
+
+/// <summary>
+/// Generates completions. Every prompt that arrives is submitted at once, so the engine batches them; each result
+/// (or, with -Stream, each chunk) is written as it arrives. Ctrl+C aborts the requests still in flight.
+/// </summary>
+[Cmdlet(VerbsLifecycle.Invoke, "EngineGenerate")]
+[OutputType(typeof(GenerationResult))]
+[OutputType(typeof(GenerationChunk))]
+public sealed class InvokeEngineGenerateCommand : CriuCheckpointCmdlet
+{
+    private static readonly TimeSpan DrainPoll = TimeSpan.FromMilliseconds(50);
+    private readonly Dictionary<string, (EngineLink Link, GenerationClient Client)> clients = new();
+    private readonly BlockingCollection<Action> outputs = new();
+    private readonly List<Task> requests = new();
+
+    [Parameter(Mandatory = true, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [EngineTransformation]
+    [ValidateNotNull]
+    public EngineInfo Engine { get; set; } = null!;
+
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [ValidateNotNull]
+    public string[] Prompt { get; set; } = Array.Empty<string>();
+
+    [Parameter]
+    [ValidateRange(1, 1_000_000)]
+    public int MaxTokens { get; set; } = 16;
+
+    [Parameter]
+    [ValidateRange(0.0, 100.0)]
+    public double Temperature { get; set; }
+
+    [Parameter]
+    [ValidateRange(0.000001, 1.0)]
+    public double TopP { get; set; } = 1.0;
+
+    [Parameter]
+    public long? Seed { get; set; }
+
+    [Parameter]
+    [ValidateNotNull]
+    public string[] Stop { get; set; } = Array.Empty<string>();
+
+    [Parameter]
+    public SwitchParameter Stream { get; set; }
+
+    /// <summary>Seconds to wait for each reply of the engine (the first token, or the next chunk) before giving up.</summary>
+    [Parameter]
+    [ValidateRange(1, 86400)]
+    public int TimeoutSec { get; set; } = 300;
+
+    protected override void ProcessRecord()
+    {
+        GenerationClient client;
+        try
+        {
+            client = ClientFor(Engine);
+        }
+        catch (CriuCheckpointException e)
+        {
+            WriteFailure(e);
+            return;
+        }
+
+        var options = new GenerationOptions
+        {
+            MaxTokens = MaxTokens,
+            Temperature = Temperature,
+            TopP = TopP,
+            Seed = Seed,
+            Stop = Stop,
+            Stream = Stream.IsPresent,
+        };
+        foreach (var prompt in Prompt)
+        {
+            requests.Add(Submit(client, prompt, options));
+        }
+
+        WriteArrived();
+    }
+
+    protected override void EndProcessing()
+    {
+        var all = Task.WhenAll(requests);
+        while (!all.IsCompleted || outputs.Count > 0)
+        {
+            if (outputs.TryTake(out var output, DrainPoll))
+            {
+                output();
+            }
+        }
+
+        base.EndProcessing();
+    }
+
+    protected override void StopProcessing()
+    {
+        base.StopProcessing();
+        // Give the abort messages of cancelled requests their moment on the wire before the links close.
+        Task.WaitAll(requests.ToArray(), TimeSpan.FromSeconds(2));
+    }
+
+    private Task Submit(GenerationClient client, string prompt, GenerationOptions options) => Task.Run(async () =>
+    {
+        try
+        {
+            var result = await client.GenerateAsync(prompt, options, chunk => outputs.Add(() => WriteObject(chunk)),
+                TimeSpan.FromSeconds(TimeoutSec), CancellationToken).ConfigureAwait(false);
+            if (!options.Stream)
+            {
+                outputs.Add(() => WriteObject(result));
+            }
+        }
+        catch (CriuCheckpointException e)
+        {
+            outputs.Add(() => WriteFailure(e));
+        }
+        catch (OperationCanceledException)
+        {
+            // Ctrl+C: the request was aborted on the engine; the pipeline is stopping and wants no output.
+        }
+    });
+
+    private void WriteArrived()
+    {
+        while (outputs.TryTake(out var output))
+        {
+            output();
+        }
+    }
+
+    private GenerationClient ClientFor(EngineInfo engine)
+    {
+        if (!clients.TryGetValue(engine.Id, out var entry))
+        {
+            var link = new EngineInspector(Registry).Connect(engine.Record);
+            entry = (link, new GenerationClient(link, engine));
+            clients[engine.Id] = entry;
+        }
+
+        return entry.Client;
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        foreach (var (link, _) in clients.Values)
+        {
+            link.Dispose();
+        }
+
+        outputs.Dispose();
+        base.Dispose(disposing);
+    }
+}

@@ -1,0 +1,113 @@
+using System.Collections;
+using System.Management.Automation;
+using CriuCheckpoint.Engine;
+
+namespace CriuCheckpoint.Commands;
+
+/// <summary>Starts an inference engine detached from this session and outputs it once it answers.</summary>
+[Cmdlet(VerbsLifecycle.Start, "VllmEngine", SupportsShouldProcess = true)]
+[OutputType(typeof(EngineInfo))]
+public sealed class StartVllmEngineCommand : CriuCheckpointCmdlet
+{
+    [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
+    [ValidateNotNullOrEmpty]
+    public string Model { get; set; } = "tiny-256m";
+
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(BackendCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string Backend { get; set; } = "tiny";
+
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [ValidateNotNullOrEmpty]
+    public string? Name { get; set; }
+
+    [Parameter]
+    [ValidateRange(1, 64)]
+    public int Workers { get; set; } = 1;
+
+    [Parameter]
+    [ValidateSet("auto", "cpu", "cuda")]
+    public string Device { get; set; } = "auto";
+
+    [Parameter]
+    [ValidateSet("auto", "float32", "bfloat16", "float16")]
+    public string Dtype { get; set; } = "auto";
+
+    [Parameter]
+    [ValidateRange(1, int.MaxValue)]
+    public int MaxModelLen { get; set; }
+
+    [Parameter]
+    [ValidateRange(0.01, 1.0)]
+    public double GpuMemoryUtilization { get; set; } = 0.9;
+
+    /// <summary>Backend-specific arguments, e.g. @{ n_layers = 2 } for tiny or @{ enforce_eager = $true } for vLLM.</summary>
+    [Parameter]
+    public Hashtable? EngineArgs { get; set; }
+
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? PythonPath { get; set; }
+
+    /// <summary>Seconds to wait for the engine to answer before it is stopped and an error is written.</summary>
+    [Parameter]
+    [ValidateRange(1, 86400)]
+    public int ReadyTimeout { get; set; } = 300;
+
+    protected override void ProcessRecord()
+    {
+        var spec = new EngineSpec
+        {
+            Backend = Backend,
+            Model = EngineBackends.LooksLikePath(Model) ? GetUnresolvedProviderPathFromPSPath(Model) : Model,
+            Workers = Workers,
+            Device = Device,
+            Dtype = Dtype,
+            MaxModelLen = MaxModelLen > 0 ? MaxModelLen : null,
+            GpuMemoryUtilization = GpuMemoryUtilization,
+            EngineArgs = ToArgs(EngineArgs),
+            Python = PythonPath ?? string.Empty,
+        };
+        if (!ShouldProcess($"{spec.Backend} engine for model '{spec.Model}' ({Workers} worker(s))", "Start"))
+        {
+            return;
+        }
+
+        try
+        {
+            var engine = Run((observer, token) =>
+                new EngineLauncher(Registry, observer).StartAsync(spec, Name, TimeSpan.FromSeconds(ReadyTimeout), token));
+            WriteTimings($"Engine {engine.Name} started", engine.StartupTime!);
+            WriteObject(engine);
+        }
+        catch (CriuCheckpointException e)
+        {
+            WriteFailure(e);
+        }
+    }
+
+    internal static SortedDictionary<string, object?> ToArgs(Hashtable? table)
+    {
+        var args = new SortedDictionary<string, object?>(StringComparer.Ordinal);
+        if (table is null)
+        {
+            return args;
+        }
+
+        foreach (DictionaryEntry entry in table)
+        {
+            args[entry.Key.ToString()!] = Unwrap(entry.Value);
+        }
+
+        return args;
+    }
+
+    private static object? Unwrap(object? value) => value switch
+    {
+        PSObject wrapped => Unwrap(wrapped.BaseObject),
+        Hashtable nested => ToArgs(nested),
+        object[] items => items.Select(Unwrap).ToArray(),
+        _ => value,
+    };
+}

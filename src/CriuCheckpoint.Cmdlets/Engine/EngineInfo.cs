@@ -1,0 +1,49 @@
+using CriuCheckpoint.Native;
+
+namespace CriuCheckpoint.Engine;
+
+/// <summary>An engine as the pipeline sees it (PowerShell type name CriuCheckpoint.Engine).</summary>
+public sealed class EngineInfo
+{
+    public string Id { get; init; } = string.Empty;
+
+    public string Name { get; init; } = string.Empty;
+
+    public string Backend { get; init; } = string.Empty;
+
+    public string Model { get; init; } = string.Empty;
+
+    public string Device { get; init; } = string.Empty;
+
+    public string? Endpoint { get; init; }
+
+    public EngineState State { get; init; }
+
+    public StartSource StartedFrom { get; init; }
+
+    /// <summary>The host PID of the tree's root.</summary>
+    public int ProcessId { get; init; }
+
+    public IReadOnlyList<ProcessNode> ProcessTree { get; init; } = Array.Empty<ProcessNode>();
+
+    public long HostMemoryBytes { get; init; }
+
+    public long GpuMemoryBytes { get; init; }
+
+    public string ConfigHash { get; init; } = string.Empty;
+
+    /// <summary>The backend's own hash of what it loaded (e.g. vLLM's VllmConfig.compute_hash()).</summary>
+    public string? NativeConfigHash { get; init; }
+
+    public string RunDirectory { get; init; } = string.Empty;
+
+    public string LogPath { get; init; } = string.Empty;
+
+    public DateTimeOffset CreatedAt { get; init; }
+
+    public PhaseTimings? StartupTime { get; init; }
+
+    public EngineRecord Record { get; init; } = new();
+
+    public override string ToString() => $"{Name} ({Id}) {State} {Endpoint}";
+}

@@ -1,0 +1,85 @@
+using CriuCheckpoint.Native;
+
+namespace CriuCheckpoint.Engine;
+
+/// <summary>Turns a persisted record into a live <see cref="EngineInfo"/>: process tree, state, and what hello says.</summary>
+public sealed class EngineInspector
+{
+    private readonly EngineRegistry registry;
+    private readonly ProcFs procFs;
+
+    public EngineInspector(EngineRegistry registry, ProcFs? procFs = null)
+    {
+        this.registry = registry;
+        this.procFs = procFs ?? ProcFs.Host;
+    }
+
+    public bool IsAlive(EngineRecord record) =>
+        record.RootProcessId > 1 && procFs.IsAlive(record.RootProcessId, record.RootStartTime);
+
+    public Func<bool> Liveness(EngineRecord record) => () => IsAlive(record);
+
+    /// <summary>Opens a link to a serving engine; fails with a clear error when it is not serving.</summary>
+    public EngineLink Connect(EngineRecord record)
+    {
+        if (!IsAlive(record))
+        {
+            throw new CriuCheckpointException(ErrorIds.EngineNotRunning, FailureKind.ResourceUnavailable,
+                $"Engine {record.Name} ({record.Id}) is not running.", record.Name);
+        }
+
+        var ready = new RunDirectory(record.RunDirectory).ReadReady() ?? throw new CriuCheckpointException(
+            ErrorIds.EngineNotReady, FailureKind.ResourceUnavailable,
+            $"Engine {record.Name} ({record.Id}) is not serving (starting, or prepared for a checkpoint).", record.Name);
+        return new EngineLink(ready.Endpoint, Liveness(record));
+    }
+
+    /// <summary>Describes an engine; with <paramref name="probe"/> it asks the engine itself (hello) for its state.</summary>
+    public async Task<EngineInfo> DescribeAsync(EngineRecord record, bool probe, TimeSpan timeout, CancellationToken cancellationToken, PhaseTimings? startupTime = null)
+    {
+        var runDirectory = new RunDirectory(record.RunDirectory);
+        var alive = IsAlive(record);
+        var ready = alive ? runDirectory.ReadReady() : null;
+        HelloReply? hello = null;
+        var state = alive
+            ? ready is not null ? EngineState.Ready : File.Exists(runDirectory.ResumeFifo) ? EngineState.Prepared : EngineState.Starting
+            : runDirectory.ReadFailed() is not null ? EngineState.Failed : EngineState.Stopped;
+        if (probe && state == EngineState.Ready)
+        {
+            try
+            {
+                using var link = new EngineLink(ready!.Endpoint, Liveness(record));
+                hello = await link.CallAsync<HelloReply>(LinkProtocol.Ops.Hello, timeout, cancellationToken).ConfigureAwait(false);
+            }
+            catch (CriuCheckpointException e) when (e.ErrorId is ErrorIds.LinkTimeout or ErrorIds.EngineDied)
+            {
+                state = IsAlive(record) ? EngineState.Failed : EngineState.Stopped;
+            }
+        }
+
+        return new EngineInfo
+        {
+            Id = record.Id,
+            Name = record.Name,
+            Backend = hello?.Backend ?? record.Spec.Backend,
+            Model = hello?.Model ?? record.Spec.Model,
+            Device = hello?.Device ?? record.Spec.Device,
+            Endpoint = ready?.Endpoint,
+            State = state,
+            StartedFrom = record.StartedFrom,
+            ProcessId = record.RootProcessId,
+            ProcessTree = alive ? ProcessTree.Discover(record.RootProcessId, procFs).Processes : Array.Empty<ProcessNode>(),
+            HostMemoryBytes = hello?.HostMemoryBytes ?? 0,
+            GpuMemoryBytes = hello?.GpuMemoryBytes ?? 0,
+            ConfigHash = record.ConfigHash,
+            NativeConfigHash = hello?.ConfigHash,
+            RunDirectory = record.RunDirectory,
+            LogPath = runDirectory.LogFile,
+            CreatedAt = record.CreatedAt,
+            StartupTime = startupTime,
+            Record = record,
+        };
+    }
+
+    public IReadOnlyList<EngineRecord> Records => registry.List();
+}

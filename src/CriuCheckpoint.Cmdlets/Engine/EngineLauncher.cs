@@ -1,0 +1,260 @@
+using System.Diagnostics;
+using System.Globalization;
+using CliWrap;
+using CliWrap.Buffered;
+using CriuCheckpoint.Native;
+
+namespace CriuCheckpoint.Engine;
+
+/// <summary>
+/// Cold-starts an engine host: detached in its own session (setsid), stdin from /dev/null, stdout and stderr
+/// to the run directory's log, never a TTY; then waits for its ready handshake and says hello.
+/// On every path out that is not success, the processes it started are killed by PID and the run dir removed.
+/// </summary>
+public sealed class EngineLauncher
+{
+    // $0 is the pid file and $1 the log: the shell records its own PID, then execs the engine in place,
+    // so the recorded PID is the engine frontend's and the session leader's.
+    private const string DetachScript = "echo $$ > \"$0\"; log=$1; shift; exec \"$@\" < /dev/null > \"$log\" 2>&1";
+    private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(25);
+
+    private readonly EngineRegistry registry;
+    private readonly IOperationObserver observer;
+    private readonly ProcFs procFs;
+
+    public EngineLauncher(EngineRegistry registry, IOperationObserver? observer = null, ProcFs? procFs = null)
+    {
+        this.registry = registry;
+        this.observer = observer ?? NullObserver.Instance;
+        this.procFs = procFs ?? ProcFs.Host;
+    }
+
+    public async Task<EngineInfo> StartAsync(EngineSpec spec, string? name, TimeSpan readyTimeout, CancellationToken cancellationToken)
+    {
+        var total = Stopwatch.StartNew();
+        var timings = new PhaseTimings();
+        var activity = $"Starting engine {name ?? spec.Model}";
+        Validate(spec);
+        var python = PythonLocator.Resolve(spec.Python);
+        EnsureNameFree(name);
+
+        var record = registry.Create(spec with { Python = python }, name, StartSource.Cold);
+        var runDirectory = new RunDirectory(record.RunDirectory);
+        var succeeded = false;
+        try
+        {
+            observer.Progress(activity, "Launching the engine host", 0);
+            var phase = Stopwatch.StartNew();
+            await LaunchDetachedAsync(record, runDirectory, cancellationToken).ConfigureAwait(false);
+            var pid = await WaitForPidAsync(runDirectory, cancellationToken).ConfigureAwait(false);
+            record.RootProcessId = pid;
+            record.RootStartTime = procFs.ReadStat(pid)?.StartTime ?? 0;
+            registry.Save(record);
+            timings.Add("launch", phase.Elapsed);
+            observer.Verbose($"Engine {record.Name}: host PID {pid}, run directory {record.RunDirectory}, launch {phase.Elapsed.TotalSeconds:0.000} s.");
+
+            phase.Restart();
+            var ready = await WaitForReadyAsync(record, runDirectory, activity, readyTimeout, cancellationToken).ConfigureAwait(false);
+            foreach (var (engineActivity, seconds) in ready.Phases)
+            {
+                timings.Add(engineActivity, TimeSpan.FromSeconds(seconds));
+            }
+
+            timings.Add("handshake", phase.Elapsed - TimeSpan.FromSeconds(ready.Phases.Values.Sum()) is { Ticks: > 0 } rest ? rest : TimeSpan.Zero);
+            observer.Verbose($"Engine {record.Name}: ready at {ready.Endpoint} after {phase.Elapsed.TotalSeconds:0.000} s.");
+
+            phase.Restart();
+            observer.Progress(activity, "Saying hello over the link", 95);
+            var info = await new EngineInspector(registry, procFs).DescribeAsync(record, probe: true, TimeSpan.FromSeconds(15), cancellationToken, timings).ConfigureAwait(false);
+            timings.Add("hello", phase.Elapsed);
+            timings.Total = total.Elapsed;
+            if (info.State != EngineState.Ready)
+            {
+                throw new CriuCheckpointException(ErrorIds.EngineStartupFailed, FailureKind.InvalidOperation,
+                    $"Engine {record.Name} wrote its ready file but does not answer on {info.Endpoint}.", record.Name,
+                    details: runDirectory.LogTail());
+            }
+
+            observer.Progress(activity, "Ready", 100);
+            succeeded = true;
+            return info;
+        }
+        finally
+        {
+            if (!succeeded)
+            {
+                Abandon(record);
+            }
+        }
+    }
+
+    /// <summary>Kills whatever the failed start left running (by PID) and removes its run directory.</summary>
+    public void Abandon(EngineRecord record)
+    {
+        var pid = record.RootProcessId != 0 ? record.RootProcessId : new RunDirectory(record.RunDirectory).ReadPid() ?? 0;
+        if (pid > 1)
+        {
+            var startTime = record.RootStartTime != 0 ? record.RootStartTime : procFs.ReadStat(pid)?.StartTime ?? 0;
+            var terminator = new ProcessTerminator(procFs);
+            terminator.Kill(terminator.SessionMembers(pid, startTime));
+        }
+
+        registry.Remove(record);
+    }
+
+    private static void Validate(EngineSpec spec)
+    {
+        if (!EngineBackends.Known.Contains(spec.Backend))
+        {
+            throw new CriuCheckpointException(ErrorIds.UnknownBackend, FailureKind.InvalidArgument,
+                $"Unknown backend '{spec.Backend}'. Known backends: {string.Join(", ", EngineBackends.Known)}.", spec.Backend);
+        }
+
+        if (EngineBackends.LooksLikePath(spec.Model) && !Directory.Exists(spec.Model) && !File.Exists(spec.Model))
+        {
+            throw new CriuCheckpointException(ErrorIds.ModelNotFound, FailureKind.ObjectNotFound,
+                $"Model path '{spec.Model}' does not exist.", spec.Model);
+        }
+
+        if (spec.Workers < 1)
+        {
+            throw new CriuCheckpointException(ErrorIds.BadEngineArgs, FailureKind.InvalidArgument,
+                $"Workers must be at least 1, not {spec.Workers}.", spec.Workers);
+        }
+    }
+
+    private void EnsureNameFree(string? name)
+    {
+        if (string.IsNullOrEmpty(name))
+        {
+            return;
+        }
+
+        var inspector = new EngineInspector(registry, procFs);
+        if (registry.List().FirstOrDefault(r => string.Equals(r.Name, name, StringComparison.OrdinalIgnoreCase) && inspector.IsAlive(r)) is { } taken)
+        {
+            throw new CriuCheckpointException(ErrorIds.EngineNameInUse, FailureKind.ResourceExists,
+                $"An engine named '{name}' is already running (id {taken.Id}, PID {taken.RootProcessId}).", name);
+        }
+    }
+
+    private static async Task LaunchDetachedAsync(EngineRecord record, RunDirectory runDirectory, CancellationToken cancellationToken)
+    {
+        var setsid = Executables.Find("setsid") ?? throw new CriuCheckpointException(ErrorIds.EngineStartupFailed,
+            FailureKind.NotInstalled, "setsid (util-linux) was not found on PATH.", "setsid");
+        var arguments = new List<string> { "-f", "sh", "-c", DetachScript, runDirectory.PidFile, runDirectory.LogFile, record.Python, "-m", "engine_host" };
+        arguments.AddRange(EngineCommandLine(record));
+        var pythonPath = Environment.GetEnvironmentVariable("PYTHONPATH");
+        var result = await Cli.Wrap(setsid)
+            .WithArguments(arguments)
+            .WithWorkingDirectory(record.RunDirectory)
+            .WithEnvironmentVariables(env => env
+                .Set("PYTHONPATH", string.IsNullOrEmpty(pythonPath) ? EngineHostFiles.Directory : $"{EngineHostFiles.Directory}:{pythonPath}")
+                .Set("PYTHONUNBUFFERED", "1")
+                .Set("PYTHONDONTWRITEBYTECODE", "1")
+                .Set("UV_USE_IO_URING", "0"))
+            .WithValidation(CommandResultValidation.None)
+            .ExecuteBufferedAsync(cancellationToken)
+            .ConfigureAwait(false);
+        if (result.ExitCode != 0)
+        {
+            throw new CriuCheckpointException(ErrorIds.EngineStartupFailed, FailureKind.InvalidOperation,
+                $"'{setsid} {string.Join(' ', arguments)}' exited with code {result.ExitCode}.", record.Name,
+                details: result.StandardError);
+        }
+    }
+
+    /// <summary>The engine host's command line (docs/protocol.md): everything in the spec, nothing else.</summary>
+    public static IReadOnlyList<string> EngineCommandLine(EngineRecord record)
+    {
+        var spec = record.Spec;
+        var arguments = new List<string>
+        {
+            "--run-dir", record.RunDirectory,
+            "--backend", spec.Backend,
+            "--model", spec.Model,
+            "--workers", spec.Workers.ToString(CultureInfo.InvariantCulture),
+            "--device", spec.Device,
+            "--dtype", spec.Dtype,
+            "--gpu-memory-utilization", spec.GpuMemoryUtilization.ToString(CultureInfo.InvariantCulture),
+            "--engine-args", ConfigHash.CanonicalJson(spec.EngineArgs),
+        };
+        if (spec.MaxModelLen is { } maxModelLen)
+        {
+            arguments.Add("--max-model-len");
+            arguments.Add(maxModelLen.ToString(CultureInfo.InvariantCulture));
+        }
+
+        return arguments;
+    }
+
+    private async Task<int> WaitForPidAsync(RunDirectory runDirectory, CancellationToken cancellationToken)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (DateTime.UtcNow < deadline)
+        {
+            if (runDirectory.ReadPid() is { } pid)
+            {
+                return pid;
+            }
+
+            await Task.Delay(Poll, cancellationToken).ConfigureAwait(false);
+        }
+
+        throw new CriuCheckpointException(ErrorIds.EngineStartupFailed, FailureKind.OperationTimeout,
+            $"The detached launcher did not record the engine's PID in {runDirectory.PidFile} within 10 s.", runDirectory.Path);
+    }
+
+    private async Task<ReadyInfo> WaitForReadyAsync(EngineRecord record, RunDirectory runDirectory, string activity, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var waited = Stopwatch.StartNew();
+        while (true)
+        {
+            if (runDirectory.ReadFailed() is { } failed)
+            {
+                throw StartupFailure(record, failed, runDirectory.LogTail());
+            }
+
+            if (runDirectory.ReadReady() is { } ready)
+            {
+                return ready;
+            }
+
+            if (!procFs.IsAlive(record.RootProcessId, record.RootStartTime))
+            {
+                throw new CriuCheckpointException(ErrorIds.EngineStartupFailed, FailureKind.InvalidOperation,
+                    $"Engine {record.Name} (PID {record.RootProcessId}) exited during startup. The end of its log ({runDirectory.LogFile}) is below.",
+                    record.Name, details: runDirectory.LogTail());
+            }
+
+            if (waited.Elapsed > timeout)
+            {
+                throw new CriuCheckpointException(ErrorIds.EngineStartupTimeout, FailureKind.OperationTimeout,
+                    $"Engine {record.Name} was not ready within {timeout.TotalSeconds:0.#} s (-ReadyTimeout). It was stopped. The end of its log is below.",
+                    record.Name, details: runDirectory.LogTail());
+            }
+
+            var percent = (int)Math.Min(94, 5 + (89 * waited.Elapsed.TotalSeconds / timeout.TotalSeconds));
+            observer.Progress(activity, LastLogLine(runDirectory) is { Length: > 0 } line ? line : "Waiting for the engine to load", percent);
+            await Task.Delay(Poll, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private static string LastLogLine(RunDirectory runDirectory) =>
+        runDirectory.LogTail(1).Trim() is { Length: > 100 } line ? line[..100] : runDirectory.LogTail(1).Trim();
+
+    private static CriuCheckpointException StartupFailure(EngineRecord record, FailedInfo failed, string logTail)
+    {
+        var (errorId, kind) = failed.Code switch
+        {
+            "unknown_backend" => (ErrorIds.UnknownBackend, FailureKind.InvalidArgument),
+            "model_not_found" => (ErrorIds.ModelNotFound, FailureKind.ObjectNotFound),
+            "bad_engine_args" => (ErrorIds.BadEngineArgs, FailureKind.InvalidArgument),
+            "backend_unavailable" => (ErrorIds.BackendUnavailable, FailureKind.NotInstalled),
+            "missing_dependency" => (ErrorIds.PythonPackageMissing, FailureKind.NotInstalled),
+            _ => (ErrorIds.EngineStartupFailed, FailureKind.InvalidOperation),
+        };
+        return new CriuCheckpointException(errorId, kind, $"Engine {record.Name} failed to start: {failed.Message} ({failed.Code}).",
+            record.Name, details: logTail);
+    }
+}

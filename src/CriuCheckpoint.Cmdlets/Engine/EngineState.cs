@@ -1,0 +1,10 @@
+namespace CriuCheckpoint.Engine;
+
+public enum EngineState
+{
+    Starting,
+    Ready,
+    Prepared,
+    Stopped,
+    Failed,
+}

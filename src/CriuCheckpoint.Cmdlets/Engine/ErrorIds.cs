@@ -1,0 +1,25 @@
+namespace CriuCheckpoint.Engine;
+
+/// <summary>The stable ErrorIds of this module. Scripts match on these: never rename one.</summary>
+public static class ErrorIds
+{
+    public const string UnknownBackend = "UnknownBackend";
+    public const string ModelNotFound = "ModelNotFound";
+    public const string BadEngineArgs = "BadEngineArgs";
+    public const string PythonNotFound = "PythonNotFound";
+    public const string PythonPackageMissing = "PythonPackageMissing";
+    public const string BackendUnavailable = "BackendUnavailable";
+    public const string EngineNameInUse = "EngineNameInUse";
+    public const string EngineStartupFailed = "EngineStartupFailed";
+    public const string EngineStartupTimeout = "EngineStartupTimeout";
+    public const string EngineNotFound = "EngineNotFound";
+    public const string EngineNotRunning = "EngineNotRunning";
+    public const string EngineDied = "EngineDied";
+    public const string EngineNotReady = "EngineNotReady";
+    public const string EngineRequestRejected = "EngineRequestRejected";
+    public const string EngineRequestFailed = "EngineRequestFailed";
+    public const string LinkTimeout = "LinkTimeout";
+    public const string ProtocolMismatch = "ProtocolMismatch";
+    public const string StopFailed = "StopFailed";
+    public const string OperationCancelled = "OperationCancelled";
+}

@@ -1,0 +1,109 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace CriuCheckpoint.Engine;
+
+/// <summary>
+/// The files of one engine's run directory: what the launcher records (engine.json, pid) and what the engine
+/// host writes (ready.json, failed.json, its log, the resume FIFO). See docs/protocol.md, "Startup handshake".
+/// </summary>
+public sealed class RunDirectory
+{
+    internal static readonly JsonSerializerOptions Json = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        WriteIndented = true,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    };
+
+    public RunDirectory(string path) => Path = path;
+
+    public string Path { get; }
+
+    public string RecordFile => System.IO.Path.Combine(Path, "engine.json");
+
+    public string PidFile => System.IO.Path.Combine(Path, "engine.pid");
+
+    public string ReadyFile => System.IO.Path.Combine(Path, "ready.json");
+
+    public string FailedFile => System.IO.Path.Combine(Path, "failed.json");
+
+    public string LogFile => System.IO.Path.Combine(Path, "engine.log");
+
+    public string ResumeFifo => System.IO.Path.Combine(Path, "resume.fifo");
+
+    public ReadyInfo? ReadReady() => ReadJson<ReadyInfo>(ReadyFile);
+
+    public FailedInfo? ReadFailed() => ReadJson<FailedInfo>(FailedFile);
+
+    public int? ReadPid()
+    {
+        try
+        {
+            return int.TryParse(File.ReadAllText(PidFile).Trim(), out var pid) ? pid : null;
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>The last lines of the engine log, for error messages.</summary>
+    public string LogTail(int lines = 25)
+    {
+        try
+        {
+            var all = File.ReadAllLines(LogFile);
+            return string.Join(Environment.NewLine, all.Skip(Math.Max(0, all.Length - lines)));
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or IOException)
+        {
+            return string.Empty;
+        }
+    }
+
+    internal static T? ReadJson<T>(string file)
+        where T : class
+    {
+        try
+        {
+            return JsonSerializer.Deserialize<T>(File.ReadAllText(file), Json);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Writes through a temporary file and rename, so readers never see half a file.</summary>
+    internal static void WriteJsonAtomic<T>(string file, T value)
+    {
+        var temp = file + ".tmp";
+        File.WriteAllText(temp, JsonSerializer.Serialize(value, Json));
+        File.Move(temp, file, overwrite: true);
+    }
+}
+
+public sealed class ReadyInfo
+{
+    public string Endpoint { get; set; } = string.Empty;
+
+    public List<PidEntry> Pids { get; set; } = new();
+
+    /// <summary>Startup phases in order of execution, in seconds.</summary>
+    public Dictionary<string, double> Phases { get; set; } = new();
+}
+
+public sealed class PidEntry
+{
+    public int Pid { get; set; }
+
+    public string Role { get; set; } = string.Empty;
+}
+
+public sealed class FailedInfo
+{
+    public string Code { get; set; } = string.Empty;
+
+    public string Message { get; set; } = string.Empty;
+}

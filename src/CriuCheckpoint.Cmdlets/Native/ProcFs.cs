@@ -1,0 +1,80 @@
+using System.Globalization;
+
+namespace CriuCheckpoint.Native;
+
+/// <summary>Reads process facts from a procfs mount (the host's /proc by default; tests point it elsewhere).</summary>
+public sealed class ProcFs
+{
+    public static ProcFs Host { get; } = new("/proc");
+
+    public ProcFs(string root) => Root = root;
+
+    public string Root { get; }
+
+    public IEnumerable<int> ProcessIds()
+    {
+        foreach (var dir in Directory.EnumerateDirectories(Root))
+        {
+            if (int.TryParse(Path.GetFileName(dir), NumberStyles.None, CultureInfo.InvariantCulture, out var pid))
+            {
+                yield return pid;
+            }
+        }
+    }
+
+    /// <summary>The parsed /proc/PID/stat, or null when the process is gone.</summary>
+    public ProcStat? ReadStat(int pid)
+    {
+        var text = TryRead(Path.Combine(Root, pid.ToString(CultureInfo.InvariantCulture), "stat"));
+        return text is null ? null : ProcStat.Parse(text);
+    }
+
+    /// <summary>The PIDs of the process in each nested PID namespace, outermost first (the NSpid line).</summary>
+    public IReadOnlyList<int> ReadNamespacePids(int pid)
+    {
+        var text = TryRead(Path.Combine(Root, pid.ToString(CultureInfo.InvariantCulture), "status"));
+        if (text is null)
+        {
+            return Array.Empty<int>();
+        }
+
+        foreach (var line in text.Split('\n'))
+        {
+            if (line.StartsWith("NSpid:", StringComparison.Ordinal))
+            {
+                return line["NSpid:".Length..]
+                    .Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries)
+                    .Select(p => int.Parse(p, CultureInfo.InvariantCulture))
+                    .ToArray();
+            }
+        }
+
+        return new[] { pid };
+    }
+
+    public string ReadCommandLine(int pid)
+    {
+        var text = TryRead(Path.Combine(Root, pid.ToString(CultureInfo.InvariantCulture), "cmdline"));
+        return text is null ? string.Empty : text.TrimEnd('\0').Replace('\0', ' ');
+    }
+
+    /// <summary>True when the process exists, is not a zombie and (when given) started at the recorded time.</summary>
+    public bool IsAlive(int pid, ulong? startTime = null)
+    {
+        var stat = ReadStat(pid);
+        return stat is not null && stat.State != 'Z' && stat.State != 'X'
+            && (startTime is null || stat.StartTime == startTime);
+    }
+
+    private static string? TryRead(string path)
+    {
+        try
+        {
+            return File.ReadAllText(path);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+}
