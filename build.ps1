@@ -1,0 +1,122 @@
+#!/usr/bin/env pwsh
+<#
+.SYNOPSIS
+    Builds, tests, demonstrates and benchmarks the CriuCheckpoint module.
+.DESCRIPTION
+    Tasks (each runs what it needs first):
+      deps   apt packages (python3-zmq, python3-msgpack, python3-numpy, python3-pytest), NuGet packages, Pester
+      build  compiles the module and assembles it in out/CriuCheckpoint
+      test   xunit, pytest and Pester; ends with one line 'N passed, N failed'
+      demo   start an engine, generate, stop, printing timings
+      bench  measured figures of the tiny CPU engine, printed with their ratios
+.EXAMPLE
+    dotnet tool restore && dotnet pwsh ./build.ps1 test
+#>
+[CmdletBinding()]
+param(
+    [Parameter(Position = 0)]
+    [ValidateSet('deps', 'build', 'test', 'demo', 'bench')]
+    [string] $Task = 'build',
+
+    [ValidateSet('Debug', 'Release')]
+    [string] $Configuration = 'Release'
+)
+
+$ErrorActionPreference = 'Stop'
+Set-StrictMode -Version Latest
+$Root = $PSScriptRoot
+$ModuleOut = Join-Path $Root 'out/CriuCheckpoint'
+$PesterVersion = '6.2.0'
+$AptPackages = 'python3-zmq', 'python3-msgpack', 'python3-numpy', 'python3-pytest'
+
+function Invoke-Native {
+    param([string] $Command, [string[]] $Arguments)
+    & $Command @Arguments
+    if ($LASTEXITCODE -ne 0) { throw "'$Command $($Arguments -join ' ')' exited with code $LASTEXITCODE." }
+}
+
+function Install-Deps {
+    $missing = @($AptPackages | Where-Object { -not (& dpkg-query -W -f '${Status}' $_ 2>$null | Select-String -Quiet 'install ok installed') })
+    if ($missing) {
+        Write-Host "deps: apt-get install $($missing -join ' ')"
+        $env:DEBIAN_FRONTEND = 'noninteractive'
+        Invoke-Native apt-get @('update', '-qq')
+        Invoke-Native apt-get (@('install', '-y', '-qq', '--no-install-recommends') + $missing)
+    }
+    Invoke-Native dotnet @('restore', (Join-Path $Root 'CriuCheckpoint.sln'), '--verbosity', 'quiet')
+    Invoke-Native dotnet @('restore', (Join-Path $Root 'tests/Pester/Pester.Dependencies.csproj'), '--verbosity', 'quiet')
+    Set-EnginePython
+}
+
+# The engine host needs pyzmq, msgpack and numpy: Debian installs them for /usr/bin/python3, which may not be
+# the python3 first on PATH (pyenv). Tests and demos use the first interpreter that has them.
+function Set-EnginePython {
+    if ($env:CRIUCHECKPOINT_PYTHON) { return }
+    $candidates = @((Get-Command python3 -All -CommandType Application -ErrorAction Ignore).Source) + '/usr/bin/python3'
+    foreach ($python in $candidates | Select-Object -Unique) {
+        & $python -c 'import zmq, msgpack, numpy' 2>$null
+        if ($LASTEXITCODE -eq 0) {
+            $env:CRIUCHECKPOINT_PYTHON = $python
+            Write-Host "deps: engine Python is $python"
+            return
+        }
+    }
+    throw 'No python3 can import zmq, msgpack and numpy; install python3-zmq python3-msgpack python3-numpy.'
+}
+
+function Get-PesterModule {
+    $nugetRoot = if ($env:NUGET_PACKAGES) { $env:NUGET_PACKAGES } else { Join-Path $HOME '.nuget/packages' }
+    Join-Path $nugetRoot "pester/$PesterVersion/tools/Pester.psd1"
+}
+
+function Invoke-Build {
+    Invoke-Native dotnet @('build', (Join-Path $Root 'CriuCheckpoint.sln'), '-c', $Configuration, '--nologo', '--verbosity', 'quiet', '--no-restore')
+    $bin = Join-Path $Root "src/CriuCheckpoint.Cmdlets/bin/$Configuration/net8.0"
+    if (Test-Path $ModuleOut) { Remove-Item $ModuleOut -Recurse -Force }
+    New-Item -ItemType Directory $ModuleOut | Out-Null
+    Copy-Item (Join-Path $bin '*.dll'), (Join-Path $bin 'EngineHost') $ModuleOut -Recurse
+    Copy-Item (Join-Path $Root 'module/*') $ModuleOut -Recurse -Exclude 'EngineHost'
+    Get-ChildItem $ModuleOut -Recurse -Directory -Filter '__pycache__' | Remove-Item -Recurse -Force
+    Write-Host "build: module assembled in $ModuleOut"
+}
+
+function Invoke-Tests {
+    $results = [ordered]@{}
+
+    $trxDir = Join-Path $Root 'out/test-results'
+    if (Test-Path $trxDir) { Remove-Item $trxDir -Recurse -Force }
+    & dotnet test (Join-Path $Root 'tests/Unit/CriuCheckpoint.Tests.csproj') -c $Configuration --no-build --nologo `
+        --logger 'trx;LogFileName=unit.trx' --results-directory $trxDir
+    $trx = [xml](Get-Content (Join-Path $trxDir 'unit.trx') -Raw)
+    $counters = $trx.TestRun.ResultSummary.Counters
+    $results.xunit = @{ Passed = [int]$counters.passed; Failed = [int]$counters.failed + [int]$counters.error }
+
+    $pytestReport = Join-Path $trxDir 'pytest.xml'
+    & $env:CRIUCHECKPOINT_PYTHON -m pytest (Join-Path $Root 'tests/Engine') -q -p no:cacheprovider --junitxml $pytestReport
+    $suite = ([xml](Get-Content $pytestReport -Raw)).testsuites.testsuite
+    $results.pytest = @{ Passed = [int]$suite.tests - [int]$suite.failures - [int]$suite.errors - [int]$suite.skipped; Failed = [int]$suite.failures + [int]$suite.errors }
+
+    Import-Module (Get-PesterModule) -Force
+    $config = New-PesterConfiguration
+    $config.Run.Path = Join-Path $Root 'tests/Pester'
+    $config.Run.PassThru = $true
+    $config.Output.Verbosity = 'Detailed'
+    $pester = Invoke-Pester -Configuration $config
+    $results.pester = @{ Passed = $pester.PassedCount; Failed = $pester.FailedCount + $pester.FailedBlocksCount + $pester.FailedContainersCount }
+
+    foreach ($suiteName in $results.Keys) {
+        Write-Host ("{0,-7} {1} passed, {2} failed" -f $suiteName, $results[$suiteName].Passed, $results[$suiteName].Failed)
+    }
+    $passed = ($results.Values | Measure-Object -Property Passed -Sum).Sum
+    $failed = ($results.Values | Measure-Object -Property Failed -Sum).Sum
+    Write-Host "$passed passed, $failed failed"
+    if ($failed -gt 0) { exit 1 }
+}
+
+switch ($Task) {
+    'deps' { Install-Deps }
+    'build' { Install-Deps; Invoke-Build }
+    'test' { Install-Deps; Invoke-Build; Invoke-Tests }
+    'demo' { Install-Deps; Invoke-Build; & (Join-Path $Root 'scripts/demo.ps1') -ModulePath $ModuleOut }
+    'bench' { Install-Deps; Invoke-Build; & (Join-Path $Root 'bench/bench.ps1') -ModulePath $ModuleOut }
+}

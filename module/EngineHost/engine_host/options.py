@@ -1,0 +1,39 @@
+"""Engine options as parsed from the command line, and the startup failure codes of failed.json."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+
+class StartupCode:
+    UNKNOWN_BACKEND = "unknown_backend"
+    MODEL_NOT_FOUND = "model_not_found"
+    UNSUPPORTED_MODEL = "unsupported_model"
+    BAD_ENGINE_ARGS = "bad_engine_args"
+    BACKEND_UNAVAILABLE = "backend_unavailable"
+    STARTUP_FAILED = "startup_failed"
+    CORE_DIED = "core_died"
+
+
+class StartupError(Exception):
+    """Startup cannot go on; `code` goes to failed.json."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    run_dir: str
+    backend: str = "tiny"
+    model: Optional[str] = None  # None: the backend's default model
+    workers: int = 1
+    device: str = "auto"  # auto | cpu | cuda
+    dtype: str = "auto"  # auto | float32 | bfloat16 | float16
+    max_model_len: Optional[int] = None  # None: the backend's default
+    gpu_memory_utilization: float = 0.9
+    engine_args: dict = field(default_factory=dict)
+    host: str = "127.0.0.1"
+    port: int = 0

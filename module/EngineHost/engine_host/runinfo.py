@@ -1,0 +1,54 @@
+"""The run directory handshake: atomic ready.json / failed.json, the resume FIFO path.
+
+The launcher polls the run directory, so a file is either absent or complete: each is written to a
+temporary name in the same directory, fsynced, then renamed over the final name.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+READY = "ready.json"
+FAILED = "failed.json"
+RESUME_FIFO = "resume.fifo"
+
+
+def _write_atomic(run_dir: str, name: str, content: Any) -> None:
+    final = os.path.join(run_dir, name)
+    temp = os.path.join(run_dir, f".{name}.{os.getpid()}.tmp")
+    with open(temp, "w", encoding="utf-8") as f:
+        json.dump(content, f, indent=2)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(temp, final)
+
+
+def _remove(run_dir: str, name: str) -> None:
+    try:
+        os.unlink(os.path.join(run_dir, name))
+    except FileNotFoundError:
+        pass
+
+
+def clear(run_dir: str) -> None:
+    """Remove handshake files a previous run left, so the launcher never reads a stale one."""
+    _remove(run_dir, READY)
+    _remove(run_dir, FAILED)
+
+
+def write_ready(run_dir: str, endpoint: str, pids: list, phases: dict, **extra: Any) -> None:
+    _write_atomic(run_dir, READY, {"endpoint": endpoint, "pids": pids, "phases": phases, **extra})
+
+
+def remove_ready(run_dir: str) -> None:
+    _remove(run_dir, READY)
+
+
+def write_failed(run_dir: str, code: str, message: str) -> None:
+    _write_atomic(run_dir, FAILED, {"code": code, "message": message})
+
+
+def resume_fifo_path(run_dir: str) -> str:
+    return os.path.join(run_dir, RESUME_FIFO)

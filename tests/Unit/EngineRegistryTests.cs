@@ -1,0 +1,74 @@
+using CriuCheckpoint.Engine;
+using Xunit;
+
+namespace CriuCheckpoint.Tests;
+
+public sealed class EngineRegistryTests : IDisposable
+{
+    private readonly string root = Directory.CreateTempSubdirectory("registry-").FullName;
+
+    public void Dispose() => Directory.Delete(root, recursive: true);
+
+    [Fact]
+    public void RecordsSurviveARoundTripThroughTheRunDirectory()
+    {
+        var registry = new EngineRegistry(root);
+        var spec = new EngineSpec { Model = "tiny-4m", Workers = 2, EngineArgs = new Dictionary<string, object?> { ["seed"] = 3 } };
+
+        var created = registry.Create(spec, "alpha", StartSource.Cold);
+        var listed = Assert.Single(registry.List());
+
+        Assert.Equal(created.Id, listed.Id);
+        Assert.Equal("alpha", listed.Name);
+        Assert.Equal(2, listed.Spec.Workers);
+        Assert.Equal(ConfigHash.Compute(spec), listed.ConfigHash);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute,
+            File.GetUnixFileMode(created.RunDirectory));
+    }
+
+    [Fact]
+    public void FindMatchesIdsAndWildcardNames()
+    {
+        var registry = new EngineRegistry(root);
+        var a = registry.Create(new EngineSpec(), "bench-1", StartSource.Cold);
+        registry.Create(new EngineSpec(), "bench-2", StartSource.Cold);
+        registry.Create(new EngineSpec(), "demo", StartSource.Cold);
+
+        Assert.Equal(2, registry.Find("bench-*").Count);
+        Assert.Equal(a.Id, Assert.Single(registry.Find(a.Id)).Id);
+        Assert.Single(registry.Find("DEMO"));
+        Assert.Empty(registry.Find("nothing"));
+    }
+
+    [Fact]
+    public void UnnamedEnginesGetANameFromBackendAndId()
+    {
+        var record = new EngineRegistry(root).Create(new EngineSpec { Backend = "tiny" }, null, StartSource.Cold);
+
+        Assert.Equal($"tiny-{record.Id[..6]}", record.Name);
+    }
+
+    [Fact]
+    public void RemoveDeletesTheRunDirectoryAndDirectoriesWithoutARecordAreSkipped()
+    {
+        var registry = new EngineRegistry(root);
+        var record = registry.Create(new EngineSpec(), "gone", StartSource.Cold);
+        Directory.CreateDirectory(Path.Combine(registry.EnginesDirectory, "half-created"));
+
+        registry.Remove(record);
+
+        Assert.False(Directory.Exists(record.RunDirectory));
+        Assert.Empty(registry.List());
+    }
+
+    [Theory]
+    [InlineData("eng*", "engine-1", true)]
+    [InlineData("eng?ne-1", "engine-1", true)]
+    [InlineData("engine-[12]", "engine-2", true)]
+    [InlineData("engine-[12]", "engine-3", false)]
+    [InlineData("a.b", "axb", false)]
+    public void NamePatternsFollowPowerShellWildcards(string pattern, string name, bool matches)
+    {
+        Assert.Equal(matches, NamePattern.ToRegex(pattern).IsMatch(name));
+    }
+}
