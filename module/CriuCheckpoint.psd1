@@ -15,6 +15,7 @@
         'Stop-VllmEngine'
         'Get-VllmEngine'
         'Invoke-EngineGenerate'
+        'Measure-EngineLink'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()

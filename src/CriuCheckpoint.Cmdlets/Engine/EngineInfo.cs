@@ -30,6 +30,9 @@ public sealed class EngineInfo
 
     public long GpuMemoryBytes { get; init; }
 
+    /// <summary>Requests the engine is serving now, as it said when asked; null when it was not asked.</summary>
+    public int? InFlightRequests { get; init; }
+
     public string ConfigHash { get; init; } = string.Empty;
 
     /// <summary>The backend's own hash of what it loaded (e.g. vLLM's VllmConfig.compute_hash()).</summary>

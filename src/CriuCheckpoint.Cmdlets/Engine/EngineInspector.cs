@@ -41,6 +41,7 @@ public sealed class EngineInspector
         var alive = IsAlive(record);
         var ready = alive ? runDirectory.ReadReady() : null;
         HelloReply? hello = null;
+        HealthReply? health = null;
         var state = alive
             ? ready is not null ? EngineState.Ready : File.Exists(runDirectory.ResumeFifo) ? EngineState.Prepared : EngineState.Starting
             : runDirectory.ReadFailed() is not null ? EngineState.Failed : EngineState.Stopped;
@@ -50,6 +51,7 @@ public sealed class EngineInspector
             {
                 using var link = new EngineLink(ready!.Endpoint, Liveness(record));
                 hello = await link.CallAsync<HelloReply>(LinkProtocol.Ops.Hello, timeout, cancellationToken).ConfigureAwait(false);
+                health = await link.CallAsync<HealthReply>(LinkProtocol.Ops.Health, timeout, cancellationToken).ConfigureAwait(false);
             }
             catch (CriuCheckpointException e) when (e.ErrorId is ErrorIds.LinkTimeout or ErrorIds.EngineDied)
             {
@@ -71,6 +73,7 @@ public sealed class EngineInspector
             ProcessTree = alive ? ProcessTree.Discover(record.RootProcessId, procFs).Processes : Array.Empty<ProcessNode>(),
             HostMemoryBytes = hello?.HostMemoryBytes ?? 0,
             GpuMemoryBytes = hello?.GpuMemoryBytes ?? 0,
+            InFlightRequests = health?.InFlight,
             ConfigHash = record.ConfigHash,
             NativeConfigHash = hello?.ConfigHash,
             RunDirectory = record.RunDirectory,

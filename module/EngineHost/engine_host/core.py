@@ -1,0 +1,104 @@
+"""A core worker process: builds one stage of the model and serves it over inherited pipes.
+
+Started by pipeline.Pipeline as `python -m engine_host.core --index I --fds CTRL_IN,CTRL_OUT,DATA_IN,DATA_OUT`.
+Control messages (build, release, reacquire, shutdown) come on the control pipe, one reply each; step
+messages come from the previous stage on the data pipe and go on to the next one. End of file on either
+input pipe means the frontend is gone, and the core exits.
+"""
+from __future__ import annotations
+
+import time
+
+_T0 = time.monotonic()
+
+import argparse  # noqa: E402  (imports are timed from _T0)
+import importlib  # noqa: E402
+import logging  # noqa: E402
+import os  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+import traceback  # noqa: E402
+from multiprocessing.connection import Connection, wait  # noqa: E402
+
+from . import logs  # noqa: E402
+from .options import StartupCode, StartupError  # noqa: E402
+from .stage import StageSpec, StepFailure  # noqa: E402
+
+log = logging.getLogger("engine_host.core")
+
+
+def _build(spec: StageSpec):
+    return importlib.import_module(spec.module).build_stage(spec)
+
+
+def _serve(index: int, stage, ctrl_in: Connection, ctrl_out: Connection, data_in: Connection,
+           data_out: Connection) -> int:
+    while True:
+        for conn in wait([data_in, ctrl_in]):
+            try:
+                message = conn.recv()
+            except EOFError:
+                log.info("frontend closed the pipe; exiting")
+                return 0
+            if conn is data_in:
+                data_out.send(_step(index, stage, message))
+            elif message == "release":
+                stage.release()
+                ctrl_out.send(("ok", stage.report()))
+            elif message == "reacquire":
+                phases = stage.reacquire()
+                ctrl_out.send(("ok", {**stage.report(), "phases": phases}))
+            elif message == "shutdown":
+                ctrl_out.send(("ok", {}))
+                return 0
+            else:
+                log.error("unknown control message %r", message)
+                ctrl_out.send(("error", f"unknown control message {message!r}"))
+
+
+def _step(index: int, stage, message):
+    if isinstance(message, StepFailure):
+        return message
+    try:
+        return stage.step(message)
+    except Exception as exc:  # a failed step fails its batch, not the engine
+        log.error("step failed:\n%s", traceback.format_exc())
+        return StepFailure(f"core-{index}: {type(exc).__name__}: {exc}")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="engine_host.core")
+    parser.add_argument("--index", type=int, required=True)
+    parser.add_argument("--fds", required=True)
+    args = parser.parse_args(argv)
+    logs.setup(f"core-{args.index}")
+    # The frontend coordinates shutdown; a terminal's Ctrl+C must not kill a core mid-step.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    ctrl_in_fd, ctrl_out_fd, data_in_fd, data_out_fd = (int(fd) for fd in args.fds.split(","))
+    ctrl_in = Connection(ctrl_in_fd, writable=False)
+    ctrl_out = Connection(ctrl_out_fd, readable=False)
+    data_in = Connection(data_in_fd, writable=False)
+    data_out = Connection(data_out_fd, readable=False)
+
+    ctrl_out.send(("started", {"pid": os.getpid(), "import_s": time.monotonic() - _T0}))
+    try:
+        spec = ctrl_in.recv()
+    except EOFError:
+        return 0
+    try:
+        stage = _build(spec)
+    except StartupError as exc:
+        log.error("startup failed: %s: %s", exc.code, exc.message)
+        ctrl_out.send(("failed", {"code": exc.code, "message": exc.message}))
+        return 1
+    except Exception as exc:
+        log.error("startup failed:\n%s", traceback.format_exc())
+        ctrl_out.send(("failed", {"code": StartupCode.STARTUP_FAILED,
+                                  "message": f"core-{args.index}: {type(exc).__name__}: {exc}"}))
+        return 1
+    ctrl_out.send(("ok", stage.report()))
+    return _serve(args.index, stage, ctrl_in, ctrl_out, data_in, data_out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

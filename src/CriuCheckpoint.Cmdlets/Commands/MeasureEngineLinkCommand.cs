@@ -1,0 +1,40 @@
+using System.Management.Automation;
+using CriuCheckpoint.Engine;
+
+namespace CriuCheckpoint.Commands;
+
+/// <summary>Measures the round-trip time of the link to an engine, like Test-Connection does for a host.</summary>
+[Cmdlet(VerbsDiagnostic.Measure, "EngineLink")]
+[OutputType(typeof(LinkLatency))]
+public sealed class MeasureEngineLinkCommand : CriuCheckpointCmdlet
+{
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [EngineTransformation]
+    [ValidateNotNull]
+    public EngineInfo Engine { get; set; } = null!;
+
+    [Parameter]
+    [ValidateRange(1, 1_000_000)]
+    public int Count { get; set; } = 100;
+
+    /// <summary>Seconds to wait for each reply.</summary>
+    [Parameter]
+    [ValidateRange(1, 3600)]
+    public int TimeoutSec { get; set; } = 5;
+
+    protected override void ProcessRecord()
+    {
+        try
+        {
+            WriteObject(Run(async (_, token) =>
+            {
+                using var link = new EngineInspector(Registry).Connect(Engine.Record);
+                return await LinkLatency.MeasureAsync(link, Engine.Name, Count, TimeSpan.FromSeconds(TimeoutSec), token).ConfigureAwait(false);
+            }));
+        }
+        catch (CriuCheckpointException e)
+        {
+            WriteFailure(e);
+        }
+    }
+}
