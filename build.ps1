@@ -76,6 +76,9 @@ function Invoke-Build {
     New-Item -ItemType Directory $ModuleOut | Out-Null
     Copy-Item (Join-Path $bin '*.dll'), (Join-Path $bin 'EngineHost') $ModuleOut -Recurse
     Copy-Item (Join-Path $Root 'module/*') $ModuleOut -Recurse -Exclude 'EngineHost'
+    # Get-Help for the binary cmdlets: MAML from the built DLL + docs/cmdlets/*.md (about_*.help.txt came with module/en-US).
+    $helpFile = & (Join-Path $Root 'scripts/New-MamlHelp.ps1') -AssemblyPath (Join-Path $ModuleOut 'CriuCheckpoint.Cmdlets.dll') -DocsPath (Join-Path $Root 'docs/cmdlets') -OutputPath (Join-Path $ModuleOut 'en-US')
+    Write-Host "build: help written to $helpFile"
     Get-ChildItem $ModuleOut -Recurse -Directory -Filter '__pycache__' | Remove-Item -Recurse -Force
     Write-Host "build: module assembled in $ModuleOut"
 }

@@ -12,6 +12,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from multiprocessing import Pipe
 from multiprocessing.connection import wait
 from typing import Any, Optional
@@ -131,6 +132,10 @@ class Pipeline:
         return f"pid {proc.pid} exited with code {code}"
 
     def _death_report(self) -> str:
+        # A closed pipe can be seen a moment before the exit status: give the kernel that moment.
+        deadline = time.monotonic() + 2.0
+        while all(p.poll() is None for p in self._procs) and time.monotonic() < deadline:
+            time.sleep(0.01)
         dead = [f"core-{i} (pid {p.pid}) exited with code {p.poll()}"
                 for i, p in enumerate(self._procs) if p.poll() is not None]
         return "; ".join(dead) or "a core closed its pipe"

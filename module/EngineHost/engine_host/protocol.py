@@ -204,7 +204,7 @@ class GenerateResult:
     finish_reason: str  # length | stop | abort
     prompt_tokens: int
     completion_tokens: int
-    ttft_s: Optional[float]
+    ttft_s: float  # 0 when no token was generated (aborted before its first step)
     duration_s: float
 
 

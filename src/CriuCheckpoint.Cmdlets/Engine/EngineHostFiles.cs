@@ -1,8 +1,9 @@
 namespace CriuCheckpoint.Engine;
 
-/// <summary>Where the Python engine host ships: the EngineHost folder beside this assembly (the built module folder).</summary>
+/// <summary>Where the module's files are: this assembly's folder (the built module folder) holds the Python engine host.</summary>
 public static class EngineHostFiles
 {
-    public static string Directory { get; } =
-        Path.Combine(Path.GetDirectoryName(typeof(EngineHostFiles).Assembly.Location)!, "EngineHost");
+    public static string ModuleDirectory { get; } = Path.GetDirectoryName(typeof(EngineHostFiles).Assembly.Location)!;
+
+    public static string Directory { get; } = Path.Combine(ModuleDirectory, "EngineHost");
 }

@@ -21,5 +21,17 @@ public static class ErrorIds
     public const string LinkTimeout = "LinkTimeout";
     public const string ProtocolMismatch = "ProtocolMismatch";
     public const string StopFailed = "StopFailed";
-    public const string OperationCancelled = "OperationCancelled";
+    public const string CriuNotFound = "CriuNotFound";
+    public const string CriuTooOld = "CriuTooOld";
+    public const string CriuDumpFailed = "CriuDumpFailed";
+    public const string CriuRestoreFailed = "CriuRestoreFailed";
+    public const string InsufficientPrivilege = "InsufficientPrivilege";
+    public const string InsufficientSpace = "InsufficientSpace";
+    public const string CheckpointPrepareFailed = "CheckpointPrepareFailed";
+    public const string CheckpointNotFound = "CheckpointNotFound";
+    public const string CheckpointCorrupt = "CheckpointCorrupt";
+    public const string CheckpointIncompatible = "CheckpointIncompatible";
+    public const string CheckpointInsecure = "CheckpointInsecure";
+    public const string ResumeFailed = "ResumeFailed";
+    public const string RestoredEngineNotCheckpointable = "RestoredEngineNotCheckpointable";
 }

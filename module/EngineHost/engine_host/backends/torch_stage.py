@@ -1,0 +1,358 @@
+"""The torch backend, core side: a transformers causal LM driven by our own forward pass over its
+modules, with a preallocated KV pool and, on CUDA, the decode step captured as CUDA graphs.
+
+Why our own forward: transformers' caches key positions by batch-wide `cache_position`, which cannot
+express a batch whose sequences sit at different positions (continuous batching), and its cache APIs
+change between releases. The modules themselves (projections, MLP, RMSNorm, rotary tables) are stable,
+so we call those.
+
+KV pool: one tensor [2, layers, slots + 1, kv_heads, max_model_len, head_dim], zero-filled (garbage
+could be NaN, and NaN * 0 attention weight is still NaN). Each running sequence owns one slot; slot 0
+is scratch that padded graph rows write into. Slots = what --gpu-memory-utilization leaves after the
+weights and an activation reserve, capped by max_num_seqs.
+
+Decode: each row writes its new K/V at (slot, position), gathers its slot's whole cache and attends
+with a mask of positions <= its own. Shapes are static, so one CUDA graph per batch-size bucket is
+captured and replayed with the real rows copied into static input buffers. Prefill runs eagerly, one
+sequence at a time, with causal attention over the prompt.
+
+release() drops graphs and pool and empties the CUDA cache (they must not be in a checkpoint image);
+reacquire() allocates and captures again (graphs hold the pool's addresses, so they cannot outlive it).
+"""
+from __future__ import annotations
+
+import gc
+import logging
+import time
+
+import numpy as np
+import torch
+import transformers
+from transformers import AutoConfig, AutoModelForCausalLM
+
+from ..options import StartupCode, StartupError
+from ..sampling import Sampler
+from ..stage import StageSpec, StepRequest, StepResult
+from .torch_backend import TorchStageConfig
+
+log = logging.getLogger("engine_host.torch")
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+_GRAPH_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+_DEFAULT_MAX_NUM_SEQS = {"cuda": 256, "cpu": 8}
+_ACTIVATION_RESERVE_BYTES = 1 << 30
+
+
+def build_stage(spec: StageSpec) -> "TorchStage":
+    return TorchStage(spec.config)
+
+
+def _resolve_device(requested: str) -> torch.device:
+    if requested == "cpu":
+        return torch.device("cpu")
+    if torch.cuda.is_available():
+        return torch.device("cuda", torch.cuda.current_device())
+    if requested == "cuda":
+        raise StartupError(StartupCode.BACKEND_UNAVAILABLE, "--device cuda: CUDA is not available")
+    return torch.device("cpu")
+
+
+def _load_model(c: TorchStageConfig, device: torch.device, dtype: torch.dtype):
+    if c.preset is not None:
+        config = transformers.LlamaConfig(**c.preset)
+        torch.manual_seed(c.seed)
+        previous = torch.get_default_dtype()
+        torch.set_default_dtype(dtype)
+        try:
+            with device:  # initialise the random weights where they will live
+                model = AutoModelForCausalLM.from_config(config)
+        finally:
+            torch.set_default_dtype(previous)
+    else:
+        # transformers renamed torch_dtype to dtype in 4.56.
+        version = tuple(int(p) for p in transformers.__version__.split(".")[:2] if p.isdigit())
+        dtype_kw = "dtype" if version >= (4, 56) else "torch_dtype"
+        AutoConfig.from_pretrained(c.model)  # fails early and clearly on a bad config
+        model = AutoModelForCausalLM.from_pretrained(c.model, **{dtype_kw: dtype})
+    return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+class TorchStage:
+    def __init__(self, c: TorchStageConfig):
+        self._c = c
+        self._phases: dict = {}
+        self.device = _resolve_device(c.device)
+        on_cuda = self.device.type == "cuda"
+        self.dtype = _DTYPES.get(c.dtype) or (torch.bfloat16 if on_cuda else torch.float32)
+        started = time.monotonic()
+        self._model = _load_model(c, self.device, self.dtype)
+        self._bind_modules()
+        with torch.inference_mode():
+            self._cos, self._sin = self._rotary_tables()
+        if on_cuda:
+            torch.cuda.synchronize()
+        self._phases["weights"] = time.monotonic() - started
+        self._weight_bytes = sum(p.numel() * p.element_size() for p in self._model.parameters())
+        self._use_graphs = on_cuda and not c.enforce_eager
+        self._kv = None
+        self._graphs: dict = {}
+        self._slots = self._plan_slots()
+        self._free_slots: list = []
+        self._slot_of: dict = {}
+        self._samplers: dict = {}
+        self._phases.update(self._acquire())
+
+    # ------------------------------------------------------------ model access
+
+    def _bind_modules(self) -> None:
+        m = self._model
+        config = m.config
+        try:
+            inner = m.model
+            self._embed, self._norm, self._layers = inner.embed_tokens, inner.norm, list(inner.layers)
+            self._lm_head = m.get_output_embeddings()
+            for layer in self._layers:
+                a = layer.self_attn
+                (a.q_proj, a.k_proj, a.v_proj, a.o_proj, layer.mlp, layer.input_layernorm,
+                 layer.post_attention_layernorm)
+        except AttributeError as exc:
+            raise StartupError(StartupCode.UNSUPPORTED_MODEL,
+                               f"{type(m).__name__} does not have the Llama block layout: {exc}")
+        self._n_heads = config.num_attention_heads
+        self._n_kv_heads = getattr(config, "num_key_value_heads", None) or self._n_heads
+        self._head_dim = getattr(config, "head_dim", None) or config.hidden_size // self._n_heads
+        self._scaling = getattr(self._layers[0].self_attn, "scaling", self._head_dim ** -0.5)
+
+    def _rotary_tables(self):
+        """cos/sin [max_model_len, head_dim] from the model's own rotary module (rope scaling included)."""
+        positions = torch.arange(self._c.max_model_len, device=self.device)[None]
+        rotary = getattr(self._model.model, "rotary_emb", None)
+        if rotary is not None:
+            probe = torch.zeros(1, device=self.device, dtype=torch.float32)
+            cos, sin = rotary(probe, positions)
+            return cos[0].to(self.dtype), sin[0].to(self.dtype)
+        theta = getattr(self._model.config, "rope_theta", 10000.0)
+        inv_freq = 1.0 / theta ** (torch.arange(0, self._head_dim, 2, device=self.device,
+                                                dtype=torch.float32) / self._head_dim)
+        freqs = positions[0].float()[:, None] * inv_freq[None]
+        emb = torch.cat((freqs, freqs), dim=-1)
+        return emb.cos().to(self.dtype), emb.sin().to(self.dtype)
+
+    # ------------------------------------------------------------ KV pool and graphs
+
+    def _slot_bytes(self) -> int:
+        return (2 * len(self._layers) * self._n_kv_heads * self._c.max_model_len * self._head_dim
+                * torch.tensor([], dtype=self.dtype).element_size())
+
+    def _plan_slots(self) -> int:
+        cap = self._c.max_num_seqs or _DEFAULT_MAX_NUM_SEQS[self.device.type]
+        if self.device.type != "cuda":
+            return cap
+        free, total = torch.cuda.mem_get_info(self.device)
+        # A decode row also gathers its slot's cache (1/layers of a slot per layer, reused).
+        per_slot = self._slot_bytes() * (1 + 1 / len(self._layers))
+        prefill = self._c.max_batched_tokens * (self._model.config.hidden_size * 8
+                                                + self._model.config.intermediate_size * 3) * 4
+        budget = total * self._c.gpu_memory_utilization - (total - free) - prefill \
+            - _ACTIVATION_RESERVE_BYTES
+        slots = min(cap, int(budget // per_slot))
+        if slots < 1:
+            raise StartupError(StartupCode.STARTUP_FAILED,
+                               f"not enough GPU memory for one sequence of {self._c.max_model_len} "
+                               f"tokens: budget {budget / 2**30:.2f} GiB, one slot "
+                               f"{per_slot / 2**30:.2f} GiB (raise --gpu-memory-utilization or lower "
+                               f"--max-model-len)")
+        return slots
+
+    def _acquire(self) -> dict:
+        phases = {}
+        started = time.monotonic()
+        shape = (2, len(self._layers), self._slots + 1, self._n_kv_heads, self._c.max_model_len,
+                 self._head_dim)
+        self._kv = torch.zeros(shape, dtype=self.dtype, device=self.device)
+        self._free_slots = list(range(self._slots, 0, -1))
+        self._slot_of.clear()
+        self._samplers.clear()
+        self._sync()
+        phases["kv_pool"] = time.monotonic() - started
+        if self._use_graphs:
+            started = time.monotonic()
+            self._capture_graphs()
+            phases["cuda_graph"] = time.monotonic() - started
+        log.info("KV pool: %d slots of %d tokens, %.2f GiB; graphs for batch sizes %s",
+                 self._slots, self._c.max_model_len, self._kv.numel() * self._kv.element_size() / 2**30,
+                 sorted(self._graphs) or "none")
+        return phases
+
+    def _capture_graphs(self) -> None:
+        sizes = [b for b in _GRAPH_BATCH_SIZES if b < self._slots] + [self._slots]
+        largest = sizes[-1]
+        self._static_ids = torch.zeros(largest, dtype=torch.long, device=self.device)
+        self._static_pos = torch.zeros(largest, dtype=torch.long, device=self.device)
+        self._static_slots = torch.zeros(largest, dtype=torch.long, device=self.device)
+        pool = torch.cuda.graph_pool_handle()
+        with torch.inference_mode():
+            for b in reversed(sizes):  # largest first, so smaller graphs reuse its memory
+                args = (self._static_ids[:b], self._static_pos[:b], self._static_slots[:b])
+                side = torch.cuda.Stream()
+                side.wait_stream(torch.cuda.current_stream())
+                with torch.cuda.stream(side):
+                    for _ in range(2):  # warm-up outside capture (lazy inits, autotuning)
+                        self._decode_forward(*args)
+                torch.cuda.current_stream().wait_stream(side)
+                graph = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(graph, pool=pool):
+                    logits = self._decode_forward(*args)
+                self._graphs[b] = (graph, logits)
+        torch.cuda.synchronize()
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def release(self) -> None:
+        self._graphs.clear()
+        self._kv = None
+        self._static_ids = self._static_pos = self._static_slots = None
+        self._free_slots, self._slot_of, self._samplers = [], {}, {}
+        gc.collect()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.empty_cache()
+
+    def reacquire(self) -> dict:
+        return self._acquire()
+
+    def report(self) -> dict:
+        on_cuda = self.device.type == "cuda"
+        pool = 0 if self._kv is None else self._kv.numel() * self._kv.element_size()
+        name = torch.cuda.get_device_name(self.device) if on_cuda else "cpu"
+        return {
+            "device": f"{self.device} ({name})" if on_cuda else "cpu",
+            "dtype": str(self.dtype).replace("torch.", ""),
+            "host_memory_bytes": 0 if on_cuda else self._weight_bytes + pool,
+            "gpu_memory_bytes": torch.cuda.memory_reserved(self.device) if on_cuda else 0,
+            "kv_pool_bytes": pool,
+            "max_num_seqs": self._slots,
+            "phases": dict(self._phases),
+        }
+
+    # ------------------------------------------------------------ forward
+
+    def _attention_block(self, layer, x, cos, sin, write, attend):
+        """Shared by prefill and decode: norm, q/k/v, rotary, cache write, attention, o_proj, MLP."""
+        a = layer.self_attn
+        b, t, _ = x.shape
+        r = layer.input_layernorm(x)
+        q = a.q_proj(r).view(b, t, self._n_heads, self._head_dim)
+        k = a.k_proj(r).view(b, t, self._n_kv_heads, self._head_dim)
+        v = a.v_proj(r).view(b, t, self._n_kv_heads, self._head_dim).transpose(1, 2)
+        if hasattr(a, "q_norm"):  # Qwen3 normalises q and k per head before rotary
+            q, k = a.q_norm(q), a.k_norm(k)
+        q, k = q.transpose(1, 2), k.transpose(1, 2)
+        q = q * cos + _rotate_half(q) * sin
+        k = k * cos + _rotate_half(k) * sin
+        write(k, v)
+        o = attend(q, k, v)
+        x = x + a.o_proj(o.transpose(1, 2).reshape(b, t, self._n_heads * self._head_dim))
+        return x + layer.mlp(layer.post_attention_layernorm(x))
+
+    def _decode_forward(self, ids: torch.Tensor, pos: torch.Tensor, slots: torch.Tensor):
+        """One token per row; rows at any positions in any slots. Static shapes (graph-capturable)."""
+        x = self._embed(ids)[:, None, :]
+        cos, sin = self._cos[pos][:, None, None, :], self._sin[pos][:, None, None, :]
+        keys = torch.arange(self._c.max_model_len, device=ids.device)
+        mask = (keys[None, :] <= pos[:, None])[:, None, None, :]
+        for i, layer in enumerate(self._layers):
+            k_pool, v_pool = self._kv[0, i], self._kv[1, i]
+
+            def write(k, v, k_pool=k_pool, v_pool=v_pool):
+                k_pool[slots, :, pos] = k[:, :, 0]
+                v_pool[slots, :, pos] = v[:, :, 0]
+
+            def attend(q, k, v, k_pool=k_pool, v_pool=v_pool):
+                return torch.nn.functional.scaled_dot_product_attention(
+                    q, k_pool[slots], v_pool[slots], attn_mask=mask, scale=self._scaling,
+                    enable_gqa=True)
+
+            x = self._attention_block(layer, x, cos, sin, write, attend)
+        return self._lm_head(self._norm(x[:, 0])).float()
+
+    def _prefill_forward(self, ids: torch.Tensor, slot: int):
+        """A whole prompt of one sequence, positions 0..n-1; logits of its last position."""
+        n = ids.shape[0]
+        x = self._embed(ids)[None]
+        cos, sin = self._cos[:n][None, None], self._sin[:n][None, None]
+        for i, layer in enumerate(self._layers):
+            k_pool, v_pool = self._kv[0, i], self._kv[1, i]
+
+            def write(k, v, k_pool=k_pool, v_pool=v_pool):
+                k_pool[slot, :, :n] = k[0]
+                v_pool[slot, :, :n] = v[0]
+
+            def attend(q, k, v):
+                return torch.nn.functional.scaled_dot_product_attention(
+                    q, k, v, is_causal=True, scale=self._scaling, enable_gqa=True)
+
+            x = self._attention_block(layer, x, cos, sin, write, attend)
+        return self._lm_head(self._norm(x[:, -1])).float()
+
+    def _decode(self, rows: list) -> torch.Tensor:
+        """rows: [(token, position, slot)] → logits [len(rows), vocab]."""
+        n = len(rows)
+        ids, pos, slots = (torch.tensor(col, dtype=torch.long) for col in zip(*rows))
+        if not self._use_graphs:
+            return self._decode_forward(ids.to(self.device), pos.to(self.device),
+                                        slots.to(self.device))
+        size = next(b for b in sorted(self._graphs) if b >= n)
+        graph, logits = self._graphs[size]
+        for static, values in ((self._static_ids, ids), (self._static_pos, pos),
+                               (self._static_slots, slots)):
+            static[:n].copy_(values)
+            static[n:size].zero_()  # padded rows: token 0 at position 0 of scratch slot 0
+        graph.replay()
+        return logits[:n]
+
+    def step(self, request: StepRequest):
+        for seq_id in request.free:
+            slot = self._slot_of.pop(seq_id, None)
+            if slot is not None:
+                self._free_slots.append(slot)
+            self._samplers.pop(seq_id, None)
+        if not request.seqs:
+            return StepResult([])
+        with torch.inference_mode():
+            logits = [None] * len(request.seqs)
+            decode_rows, decode_index = [], []
+            for i, s in enumerate(request.seqs):
+                if s.new is not None:
+                    if not self._free_slots:
+                        raise RuntimeError("KV pool exhausted (scheduler admitted too many sequences)")
+                    self._slot_of[s.seq_id] = self._free_slots.pop()
+                    self._samplers[s.seq_id] = Sampler(s.new.sampling)
+                slot = self._slot_of[s.seq_id]
+                if len(s.token_ids) == 1 and s.start > 0:
+                    decode_rows.append((s.token_ids[0], s.start, slot))
+                    decode_index.append(i)
+                else:
+                    if s.start != 0:
+                        raise RuntimeError("a multi-token chunk must start at position 0")
+                    ids = torch.tensor(s.token_ids, dtype=torch.long, device=self.device)
+                    logits[i] = self._prefill_forward(ids, slot)[0]
+            if decode_rows:
+                batch_logits = self._decode(decode_rows)
+                for row, i in enumerate(decode_index):
+                    logits[i] = batch_logits[row]
+            return StepResult(self._sample(request.seqs, logits))
+
+    def _sample(self, seqs: list, logits: list) -> list:
+        samplers = [self._samplers[s.seq_id] for s in seqs]
+        stacked = torch.stack(logits)
+        greedy = stacked.argmax(dim=-1).tolist()  # first index on ties, as numpy's argmax
+        return [g if sampler.greedy else sampler.sample(row.cpu().numpy().astype(np.float32))
+                for g, sampler, row in zip(greedy, samplers, stacked)]

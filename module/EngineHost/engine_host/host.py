@@ -1,0 +1,234 @@
+"""The engine's life: cold start with timed phases, serving, suspend for a checkpoint and resume, exit.
+
+The main thread starts the cores (before any ZeroMQ context exists, so no zmq thread or socket is
+ever inherited), warms up, binds, writes ready.json, then waits for the scheduler thread. The
+scheduler thread calls suspend() when a prepare_checkpoint has drained: it closes the link, removes
+ready.json and blocks on the resume FIFO; on a resume message it re-acquires, rebinds and writes a new
+ready.json.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from typing import Optional
+
+from . import __version__, backends, logs, protocol, resume, runinfo
+from .frontend import Frontend, Outbox
+from .options import EngineOptions, StartupCode, StartupError
+from .pipeline import Pipeline
+from .scheduler import PREPARED, EngineStatus, Scheduler, StopSignal
+from .stage import NewSequence, SeqInput, StepFailure, StepRequest
+from .sampling import SamplingParams
+
+log = logging.getLogger("engine_host.host")
+
+_WARMUP_PROMPT = "CriuCheckpoint warm-up."
+_EXIT_CORE_DIED = 3
+
+
+class _Timer:
+    """Records named phases in order: with timer.phase('name'): ..."""
+
+    def __init__(self, phases: dict):
+        self.phases = phases
+
+    def phase(self, name: str) -> "_Phase":
+        return _Phase(self.phases, name)
+
+
+class _Phase:
+    def __init__(self, phases: dict, name: str):
+        self._phases, self._name = phases, name
+
+    def __enter__(self):
+        self._started = time.monotonic()
+
+    def __exit__(self, *exc):
+        self._phases[self._name] = round(time.monotonic() - self._started, 4)
+
+
+def _merge_core_phases(phases: dict, reports: list, prefix: str = "") -> None:
+    """Cores work in parallel: each named phase costs what the slowest core spent on it."""
+    for report in reports:
+        for name, seconds in report.get("phases", {}).items():
+            key = prefix + name
+            phases[key] = round(max(phases.get(key, 0.0), seconds), 4)
+
+
+class EngineHost:
+    def __init__(self, options: EngineOptions, import_s: float):
+        self._options = options
+        self._import_s = import_s
+        self._status = EngineStatus()
+        self._plan: Optional[backends.BackendPlan] = None
+        self._pipeline: Optional[Pipeline] = None
+        self._reports: list = []
+        self._frontend: Optional[Frontend] = None
+        self._scheduler: Optional[Scheduler] = None
+        self._exit_code = 0
+        self._failure: Optional[tuple] = None  # (code, message) for failed.json after serving
+        self._fifo = runinfo.resume_fifo_path(options.run_dir)
+
+    # ------------------------------------------------------------ cold start
+
+    def run(self) -> int:
+        runinfo.clear(self._options.run_dir)
+        phases = {"import": round(self._import_s, 4)}
+        try:
+            self._start(_Timer(phases))
+        except StartupError as exc:
+            return self._fail_startup(exc.code, exc.message)
+        except Exception as exc:
+            log.exception("startup failed")
+            return self._fail_startup(StartupCode.STARTUP_FAILED, f"{type(exc).__name__}: {exc}")
+        self._write_ready(phases)
+        log.info("ready on %s after %.2fs: %s", self._frontend.endpoint, sum(phases.values()), phases)
+        return self._serve()
+
+    def _start(self, timer: _Timer) -> None:
+        self._plan = backends.plan(self._options)
+        self._pipeline = Pipeline(self._plan.stage_specs)
+        with timer.phase("spawn_cores"):
+            self._pipeline.spawn()
+        self._reports = self._pipeline.build()
+        _merge_core_phases(timer.phases, self._reports)
+        # A stage may hold fewer sequences than planned (the torch KV pool is sized on the device).
+        self._plan.max_num_seqs = min([self._plan.max_num_seqs] + [
+            r["max_num_seqs"] for r in self._reports if "max_num_seqs" in r])
+        with timer.phase("warmup"):
+            self._warm_up()
+        self._scheduler = Scheduler(
+            self._pipeline, self._plan.tokenizer, self._plan.max_model_len, self._plan.max_num_seqs,
+            self._plan.max_batched_tokens, self._status, self._connect_outbox, self._suspend,
+            self._fifo, lambda: resume.ensure_fifo(self._fifo))
+        with timer.phase("bind"):
+            self._bind(self._options.host, self._options.port)
+
+    def _warm_up(self) -> None:
+        """One real prefill and decode through every core, so the first request pays no first-touch cost."""
+        ids = self._plan.tokenizer.encode(_WARMUP_PROMPT)[: max(1, self._plan.max_model_len - 2)]
+        new = NewSequence(len(ids) + 2, SamplingParams())
+        first = self._pipeline.step(StepRequest([SeqInput(-1, ids, 0, new)]))
+        steps = [first]
+        if not isinstance(first, StepFailure):
+            steps.append(self._pipeline.step(StepRequest([SeqInput(-1, first.tokens[:1], len(ids))])))
+        steps.append(self._pipeline.step(StepRequest([], free=[-1])))
+        failed = [s for s in steps if isinstance(s, StepFailure)]
+        if failed:
+            raise StartupError(StartupCode.STARTUP_FAILED, f"warm-up failed: {failed[0].message}")
+
+    def _fail_startup(self, code: str, message: str) -> int:
+        log.error("startup failed: %s: %s", code, message)
+        if self._pipeline is not None:
+            self._pipeline.stop()
+        runinfo.write_failed(self._options.run_dir, code, message)
+        return 1
+
+    # ------------------------------------------------------------ serving
+
+    def _bind(self, host: str, port: int) -> None:
+        self._frontend = Frontend(host, port, self._scheduler.inbox, self._answer_locally)
+
+    def _connect_outbox(self) -> Outbox:
+        return self._frontend.connect_outbox()
+
+    def _write_ready(self, phases: dict) -> None:
+        runinfo.write_ready(self._options.run_dir, self._frontend.endpoint, self._pids(), phases,
+                            backend=self._plan.backend, model=self._plan.model,
+                            config_hash=self._plan.config_hash)
+
+    def _serve(self) -> int:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._on_signal)
+        thread = threading.Thread(target=self._run_scheduler, name="scheduler")
+        thread.start()
+        thread.join()  # interruptible: signal handlers run on this thread meanwhile
+        if self._frontend is not None:
+            self._frontend.close()
+        self._pipeline.stop()
+        runinfo.remove_ready(self._options.run_dir)
+        if self._failure is not None:
+            runinfo.write_failed(self._options.run_dir, *self._failure)
+        log.info("exiting with code %d", self._exit_code)
+        logs.flush()
+        return self._exit_code
+
+    def _run_scheduler(self) -> None:
+        try:
+            self._exit_code = self._scheduler.run()
+            if self._scheduler.failure is not None:
+                self._failure = (StartupCode.CORE_DIED, self._scheduler.failure)
+        except ResumeFailed as exc:
+            log.exception("resume failed")
+            self._exit_code, self._failure = 1, (ResumeFailed.CODE, str(exc))
+        except Exception as exc:
+            log.exception("scheduler failed")
+            self._exit_code, self._failure = 1, (StartupCode.STARTUP_FAILED,
+                                                 f"scheduler failed: {type(exc).__name__}: {exc}")
+
+    def _on_signal(self, signum: int, _frame) -> None:
+        log.info("received signal %d", signum)
+        if self._status.state == PREPARED:
+            # The scheduler thread is blocked on the resume FIFO and nothing is in flight. The cores
+            # exit on their own when this process's pipe ends close.
+            logs.flush()
+            os._exit(0)
+        self._scheduler.inbox.put(StopSignal())
+
+    # ------------------------------------------------------------ checkpoint
+
+    def _suspend(self) -> None:
+        """Scheduler thread, after prepare_checkpoint replied: close the link, wait, come back."""
+        self._frontend.close()
+        self._frontend = None
+        runinfo.remove_ready(self._options.run_dir)
+        log.info("prepared: no sockets open; waiting for a resume message on %s", self._fifo)
+        logs.flush()
+        message = resume.wait_for_resume(self._fifo)
+        log.info("resume message: host=%s port=%d", message.host, message.port)
+        phases: dict = {}
+        timer = _Timer(phases)
+        try:
+            with timer.phase("resume_reacquire"):
+                replies = self._pipeline.control("reacquire")
+            _merge_core_phases(phases, replies, prefix="resume_")
+            self._reports = [{**old, **new} for old, new in zip(self._reports, replies)]
+            with timer.phase("resume_bind"):
+                self._bind(message.host, message.port)
+        except Exception as exc:
+            raise ResumeFailed(f"{type(exc).__name__}: {exc}") from exc
+        self._write_ready(phases)
+        log.info("resumed on %s: %s", self._frontend.endpoint, phases)
+
+    # ------------------------------------------------------------ hello / health (socket thread)
+
+    def _pids(self) -> list:
+        return [{"pid": os.getpid(), "role": "frontend"}] + [
+            {"pid": pid, "role": f"core-{i}"} for i, pid in enumerate(self._pipeline.pids)]
+
+    def _answer_locally(self, request: protocol.Request):
+        if request.op == "health":
+            s = self._status
+            return protocol.HealthResult(s.state, s.in_flight, time.monotonic() - s.started, s.steps)
+        if request.op == "hello":
+            return self._hello()
+        return None
+
+    def _hello(self) -> protocol.HelloResult:
+        plan, reports = self._plan, self._reports
+        return protocol.HelloResult(
+            protocol=protocol.PROTOCOL_VERSION, engine_version=__version__, backend=plan.backend,
+            model=plan.model, device=reports[-1]["device"], dtype=reports[-1]["dtype"],
+            workers=len(reports), config_hash=plan.config_hash, pids=self._pids(),
+            host_memory_bytes=sum(r["host_memory_bytes"] for r in reports),
+            gpu_memory_bytes=sum(r["gpu_memory_bytes"] for r in reports),
+            capabilities=list(protocol.CAPABILITIES), max_model_len=plan.max_model_len,
+            vocab_size=plan.tokenizer.vocab_size, eos_token_id=plan.tokenizer.eos_token_id,
+            max_num_seqs=plan.max_num_seqs, tokenizer=plan.tokenizer.name, state=self._status.state)
+
+
+class ResumeFailed(Exception):
+    CODE = "resume_failed"

@@ -1,0 +1,355 @@
+"""The compute loop: admits requests, runs one batched step of every active sequence at a time through
+the core pipeline, turns sampled tokens into replies, and carries out abort, prepare_checkpoint and
+shutdown. It runs on its own thread; the socket thread hands it requests through `inbox` and it
+replies through an Outbox (an inproc PUSH socket that only this thread touches).
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import queue
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+from . import protocol
+from .pipeline import CoreDied, Pipeline
+from .protocol import ErrorCode, GenerateArgs
+from .sampling import SamplingParams
+from .stage import NewSequence, SeqInput, StepFailure, StepRequest
+from .textstream import TextStream
+
+log = logging.getLogger("engine_host.scheduler")
+
+_IDLE_CHECK_S = 1.0  # how often an idle loop checks that the cores are alive
+
+READY, DRAINING, PREPARED, STOPPING = "ready", "draining", "prepared", "stopping"
+
+
+class EngineStatus:
+    """Counters the socket thread reads for `health` and `hello` (plain attribute reads under the GIL)."""
+
+    def __init__(self):
+        self.state = READY
+        self.in_flight = 0
+        self.steps = 0
+        self.started = time.monotonic()
+
+
+@dataclass
+class Incoming:
+    """A validated request from a client, as the socket thread hands it over."""
+    identity: bytes
+    request: protocol.Request
+    arrival: float
+
+
+@dataclass
+class StopSignal:
+    """SIGTERM/SIGINT: shut down as `shutdown` would, with no one to reply to."""
+
+
+@dataclass
+class _Sequence:
+    seq_id: int
+    identity: bytes
+    request_id: str
+    args: GenerateArgs
+    prompt_ids: list
+    arrival: float
+    text: TextStream
+    output_ids: list = field(default_factory=list)
+    unstreamed_ids: list = field(default_factory=list)
+    first_token_at: Optional[float] = None
+    admitted: bool = False  # has (or had) caches in the cores
+    prefilled: bool = False
+
+
+@dataclass
+class _PendingPrepare:
+    identity: bytes
+    request_id: str
+    deadline: float
+    aborted: int = 0
+
+
+class Scheduler:
+    def __init__(self, pipeline: Pipeline, tokenizer, max_model_len: int, max_num_seqs: int,
+                 max_batched_tokens: int, status: EngineStatus, connect_outbox: Callable,
+                 suspend: Callable[[], None], resume_fifo: str,
+                 prepare_fifo: Callable[[], None]):
+        self.inbox: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
+        self._pipeline = pipeline
+        self._tokenizer = tokenizer
+        self._max_model_len = max_model_len
+        self._max_num_seqs = max_num_seqs
+        self._max_batched_tokens = max_batched_tokens
+        self._status = status
+        self._connect_outbox = connect_outbox
+        self._suspend = suspend
+        self._resume_fifo = resume_fifo
+        self._prepare_fifo = prepare_fifo
+        self._outbox = None
+        self._waiting: "collections.deque[_Sequence]" = collections.deque()
+        self._running: dict = {}  # seq_id -> _Sequence
+        self._by_key: dict = {}  # (identity, request_id) -> _Sequence
+        self._to_free: list = []
+        self._next_seq_id = 0
+        self._prepare: Optional[_PendingPrepare] = None
+        self._exit_code: Optional[int] = None
+        self.failure: Optional[str] = None  # why the cores died, when they did
+
+    # ------------------------------------------------------------ loop
+
+    def run(self) -> int:
+        """The scheduler thread's body; returns the process exit code."""
+        self._outbox = self._connect_outbox()
+        try:
+            while self._exit_code is None:
+                self._receive()
+                if self._exit_code is not None:
+                    break
+                if self._waiting or self._running:
+                    self._step()
+                if self._prepare is not None:
+                    self._advance_prepare()
+        except CoreDied as exc:
+            self._fail_everything(str(exc))
+            self._exit_code = 3
+        self._outbox.close_link()
+        return self._exit_code
+
+    def _receive(self) -> None:
+        busy = self._waiting or self._running or self._prepare is not None
+        if not busy:
+            try:
+                self._handle(self.inbox.get(timeout=_IDLE_CHECK_S))
+            except queue.Empty:
+                self._pipeline.check_alive()
+                return
+        while self._exit_code is None:
+            try:
+                self._handle(self.inbox.get_nowait())
+            except queue.Empty:
+                return
+
+    def _handle(self, item: Any) -> None:
+        if isinstance(item, StopSignal):
+            log.info("stop signal: shutting down")
+            self._shut_down()
+            return
+        op = item.request.op
+        if op == "generate":
+            self._on_generate(item)
+        elif op == "abort":
+            self._on_abort(item)
+        elif op == "prepare_checkpoint":
+            self._on_prepare(item)
+        elif op == "shutdown":
+            self._shut_down()
+            self._send_final(item.identity, item.request.id, protocol.EmptyResult())
+        else:  # the socket thread answers every other known op itself
+            self._send_error(item.identity, item.request.id, ErrorCode.UNKNOWN_OP,
+                             f"op {op!r} is not handled by the scheduler")
+
+    # ------------------------------------------------------------ ops
+
+    def _on_generate(self, item: Incoming) -> None:
+        rid, args = item.request.id, item.request.args
+        if self._status.state != READY:
+            self._send_error(item.identity, rid, ErrorCode.NOT_READY,
+                             f"engine is {self._status.state}; not accepting work")
+            return
+        key = (item.identity, rid)
+        if key in self._by_key:
+            self._send_error(item.identity, rid, ErrorCode.BAD_REQUEST,
+                             f"request id {rid!r} is already in flight on this connection")
+            return
+        prompt_ids = self._tokenizer.encode(args.prompt)
+        if len(prompt_ids) + args.max_tokens > self._max_model_len:
+            self._send_error(item.identity, rid, ErrorCode.PROMPT_TOO_LONG,
+                             f"prompt tokens ({len(prompt_ids)}) + max_tokens ({args.max_tokens}) "
+                             f"exceed max_model_len ({self._max_model_len})")
+            return
+        seq = _Sequence(self._next_seq_id, item.identity, rid, args, prompt_ids, item.arrival,
+                        TextStream(self._tokenizer.detokenizer(), args.stop))
+        self._next_seq_id += 1
+        self._waiting.append(seq)
+        self._by_key[key] = seq
+        self._status.in_flight = len(self._by_key)
+
+    def _on_abort(self, item: Incoming) -> None:
+        seq = self._by_key.get((item.identity, item.request.args.request_id))
+        if seq is not None:
+            self._finish(seq, "abort")
+        self._send_final(item.identity, item.request.id, protocol.AbortResult(seq is not None))
+
+    def _on_prepare(self, item: Incoming) -> None:
+        if self._status.state != READY:
+            self._send_error(item.identity, item.request.id, ErrorCode.NOT_READY,
+                             f"engine is {self._status.state}")
+            return
+        args = item.request.args
+        log.info("prepare_checkpoint: draining %d request(s) (timeout %.1fs, abort %s)",
+                 len(self._by_key), args.drain_timeout_s, args.abort_in_flight)
+        self._status.state = DRAINING
+        self._prepare = _PendingPrepare(item.identity, item.request.id,
+                                        time.monotonic() + args.drain_timeout_s)
+        if args.abort_in_flight:
+            self._prepare.aborted += self._abort_all()
+
+    def _abort_all(self) -> int:
+        in_flight = list(self._by_key.values())
+        for seq in in_flight:
+            self._finish(seq, "abort")
+        return len(in_flight)
+
+    def _advance_prepare(self) -> None:
+        if self._by_key and time.monotonic() >= self._prepare.deadline:
+            log.warning("prepare_checkpoint: drain timeout; aborting %d request(s)", len(self._by_key))
+            self._prepare.aborted += self._abort_all()
+        if self._by_key:
+            return
+        pending, self._prepare = self._prepare, None
+        started = time.monotonic()
+        # Free the finished sequences' caches, then everything else the image must not hold.
+        self._pipeline.step(StepRequest([], self._take_free()))
+        self._pipeline.control("release")
+        self._prepare_fifo()
+        log.info("prepared for checkpoint in %.3fs; waiting on %s",
+                 time.monotonic() - started, self._resume_fifo)
+        self._send_final(pending.identity, pending.request_id, protocol.PrepareCheckpointResult(
+            "prepared", self._resume_fifo, pending.aborted))
+        self._outbox.close_link()
+        self._status.state = PREPARED
+        self._suspend()  # returns once resumed and serving on a new socket
+        self._outbox = self._connect_outbox()
+        self._status.state = READY
+
+    def _shut_down(self) -> None:
+        self._status.state = STOPPING
+        self._abort_all()
+        if self._prepare is not None:
+            self._send_error(self._prepare.identity, self._prepare.request_id, ErrorCode.NOT_READY,
+                             "engine shut down before the checkpoint was prepared")
+            self._prepare = None
+        self._exit_code = 0
+
+    def _fail_everything(self, reason: str) -> None:
+        log.error("core failure: %s; failing %d request(s)", reason, len(self._by_key))
+        self.failure = reason
+        self._status.state = STOPPING
+        for seq in list(self._by_key.values()):
+            self._drop(seq)
+            self._send_error(seq.identity, seq.request_id, ErrorCode.ENGINE_ERROR, reason)
+        if self._prepare is not None:
+            self._send_error(self._prepare.identity, self._prepare.request_id,
+                             ErrorCode.ENGINE_ERROR, reason)
+            self._prepare = None
+        # Requests still queued to us get the same answer rather than silence.
+        while True:
+            try:
+                item = self.inbox.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, Incoming):
+                self._send_error(item.identity, item.request.id, ErrorCode.ENGINE_ERROR, reason)
+
+    # ------------------------------------------------------------ stepping
+
+    def _admit(self) -> None:
+        budget = self._max_batched_tokens
+        admitted_any = False
+        while self._waiting and len(self._running) < self._max_num_seqs:
+            seq = self._waiting[0]
+            if admitted_any and len(seq.prompt_ids) > budget:
+                break
+            self._waiting.popleft()
+            seq.admitted = True
+            self._running[seq.seq_id] = seq
+            budget -= len(seq.prompt_ids)
+            admitted_any = True
+
+    def _step(self) -> None:
+        self._admit()
+        batch = list(self._running.values())
+        inputs = []
+        for seq in batch:
+            if seq.prefilled:
+                inputs.append(SeqInput(seq.seq_id, [seq.output_ids[-1]],
+                                       len(seq.prompt_ids) + len(seq.output_ids) - 1))
+            else:
+                a = seq.args
+                inputs.append(SeqInput(seq.seq_id, seq.prompt_ids, 0, NewSequence(
+                    len(seq.prompt_ids) + a.max_tokens, SamplingParams(a.temperature, a.top_p, a.seed))))
+        result = self._pipeline.step(StepRequest(inputs, self._take_free()))
+        if isinstance(result, StepFailure):
+            log.error("step failed: %s", result.message)
+            for seq in batch:
+                self._drop(seq)
+                self._send_error(seq.identity, seq.request_id, ErrorCode.ENGINE_ERROR, result.message)
+            return
+        self._status.steps += 1
+        now = time.monotonic()
+        for seq, token in zip(batch, result.tokens):
+            self._advance(seq, token, now)
+
+    def _advance(self, seq: _Sequence, token: int, now: float) -> None:
+        seq.prefilled = True
+        if seq.first_token_at is None:
+            seq.first_token_at = now
+        if token == self._tokenizer.eos_token_id and not seq.args.ignore_eos:
+            self._finish(seq, "stop")
+            return
+        seq.output_ids.append(token)
+        seq.unstreamed_ids.append(token)
+        if seq.text.add(token):
+            self._finish(seq, "stop")
+        elif len(seq.output_ids) >= seq.args.max_tokens:
+            self._finish(seq, "length")
+        elif seq.args.stream:
+            text = seq.text.take_stream_text(final=False)
+            if text:
+                self._send_chunk(seq, text)
+
+    def _finish(self, seq: _Sequence, reason: str) -> None:
+        seq.text.finish()
+        if seq.args.stream:
+            text = seq.text.take_stream_text(final=True)
+            if text or seq.unstreamed_ids:
+                self._send_chunk(seq, text)
+        now = time.monotonic()
+        self._drop(seq)
+        self._send_final(seq.identity, seq.request_id, protocol.GenerateResult(
+            text=seq.text.text, token_ids=list(seq.output_ids), finish_reason=reason,
+            prompt_tokens=len(seq.prompt_ids), completion_tokens=len(seq.output_ids),
+            ttft_s=0.0 if seq.first_token_at is None else seq.first_token_at - seq.arrival,
+            duration_s=now - seq.arrival))
+
+    def _drop(self, seq: _Sequence) -> None:
+        self._by_key.pop((seq.identity, seq.request_id), None)
+        if self._running.pop(seq.seq_id, None) is None:
+            try:
+                self._waiting.remove(seq)
+            except ValueError:
+                pass
+        if seq.admitted:
+            self._to_free.append(seq.seq_id)
+        self._status.in_flight = len(self._by_key)
+
+    def _take_free(self) -> list:
+        free, self._to_free = self._to_free, []
+        return free
+
+    # ------------------------------------------------------------ replies
+
+    def _send_chunk(self, seq: _Sequence, text: str) -> None:
+        self._outbox.send(seq.identity, protocol.encode_chunk(
+            seq.request_id, protocol.GenerateChunk(text, seq.unstreamed_ids)))
+        seq.unstreamed_ids = []
+
+    def _send_final(self, identity: bytes, request_id: str, result: Any) -> None:
+        self._outbox.send(identity, protocol.encode_final(request_id, result))
+
+    def _send_error(self, identity: bytes, request_id: str, code: str, message: str) -> None:
+        self._outbox.send(identity, protocol.encode_error(request_id, code, message))

@@ -1,0 +1,71 @@
+using CriuCheckpoint.Engine;
+using CriuCheckpoint.Native;
+
+namespace CriuCheckpoint.Checkpoint;
+
+/// <summary>manifest.json of a checkpoint: what was saved, from where, with what, and how long each phase took.</summary>
+public sealed class CheckpointManifest
+{
+    public const int CurrentSchemaVersion = 1;
+    public const string FileName = "manifest.json";
+
+    public int SchemaVersion { get; set; } = CurrentSchemaVersion;
+
+    public string ConfigHash { get; set; } = string.Empty;
+
+    public DateTimeOffset CreatedAt { get; set; }
+
+    public string EngineId { get; set; } = string.Empty;
+
+    public string EngineName { get; set; } = string.Empty;
+
+    public EngineSpec Spec { get; set; } = new();
+
+    /// <summary>The backend's own hash of what it loaded (hello's config_hash).</summary>
+    public string? NativeConfigHash { get; set; }
+
+    /// <summary>The engine's run directory at dump: restore mounts the replica's run directory over this path.</summary>
+    public string RunDirectory { get; set; } = string.Empty;
+
+    /// <summary>The engine log's size at dump: CRIU refuses to restore an open file whose size changed.</summary>
+    public long LogSizeAtDump { get; set; }
+
+    public List<ProcessNode> ProcessTree { get; set; } = new();
+
+    public HostFacts Host { get; set; } = new();
+
+    public List<MappedFile> MappedFiles { get; set; } = new();
+
+    public long ImageBytes { get; set; }
+
+    public long GpuBytes { get; set; }
+
+    /// <summary>Save phases in order, in seconds.</summary>
+    public Dictionary<string, double> Timings { get; set; } = new();
+}
+
+/// <summary>Facts of the host a checkpoint was made on, compared with the restoring host.</summary>
+public sealed class HostFacts
+{
+    public string Hostname { get; set; } = string.Empty;
+
+    public string Architecture { get; set; } = string.Empty;
+
+    public string Kernel { get; set; } = string.Empty;
+
+    public string CpuModel { get; set; } = string.Empty;
+
+    public string CriuVersion { get; set; } = string.Empty;
+
+    public string Python { get; set; } = string.Empty;
+
+    public string ModuleVersion { get; set; } = string.Empty;
+}
+
+/// <summary>A file the dumped processes had mapped (binaries, libraries): it must be the same at restore.</summary>
+public sealed class MappedFile
+{
+    public string Path { get; set; } = string.Empty;
+
+    public long Size { get; set; }
+}

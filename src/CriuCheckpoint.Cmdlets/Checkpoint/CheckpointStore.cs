@@ -1,0 +1,156 @@
+using System.Security.Cryptography;
+using CriuCheckpoint.Engine;
+using CriuCheckpoint.Native;
+
+namespace CriuCheckpoint.Checkpoint;
+
+/// <summary>
+/// A directory of checkpoints, one per config hash: &lt;store&gt;/&lt;hash&gt;/{manifest.json, engine.log, images/}.
+/// Checkpoints are built in a staging directory inside the store and published by one atomic rename, so nothing
+/// half-written is ever visible; when two savers race, the first rename wins and the loser adopts the winner.
+/// </summary>
+public sealed class CheckpointStore
+{
+    private const string StagingPrefix = ".staging-";
+    private const UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+
+    public CheckpointStore(string path) => Path = System.IO.Path.GetFullPath(path);
+
+    public string Path { get; }
+
+    public string CheckpointPath(string configHash) => System.IO.Path.Combine(Path, configHash);
+
+    public static string ImagesPath(string checkpointPath) => System.IO.Path.Combine(checkpointPath, "images");
+
+    public static string LogSnapshotPath(string checkpointPath) => System.IO.Path.Combine(checkpointPath, "engine.log");
+
+    public static string ManifestPath(string checkpointPath) => System.IO.Path.Combine(checkpointPath, CheckpointManifest.FileName);
+
+    /// <summary>A new private staging directory inside the store (same filesystem, so publishing is a rename).</summary>
+    public string CreateStaging(string configHash)
+    {
+        Directory.CreateDirectory(Path, Private);
+        var staging = System.IO.Path.Combine(Path, $"{StagingPrefix}{configHash}-{Convert.ToHexString(RandomNumberGenerator.GetBytes(4)).ToLowerInvariant()}");
+        Directory.CreateDirectory(staging, Private);
+        Directory.CreateDirectory(ImagesPath(staging), Private);
+        return staging;
+    }
+
+    /// <summary>Renames staging to its final name; false when another saver published the same hash first.</summary>
+    public bool TryPublish(string staging, string configHash)
+    {
+        try
+        {
+            Directory.Move(staging, CheckpointPath(configHash));
+            return true;
+        }
+        catch (IOException) when (Directory.Exists(CheckpointPath(configHash)))
+        {
+            return false;
+        }
+    }
+
+    public static void DeleteStaging(string staging)
+    {
+        if (Directory.Exists(staging))
+        {
+            Directory.Delete(staging, recursive: true);
+        }
+    }
+
+    public IEnumerable<string> StagingDirectories() =>
+        Directory.Exists(Path) ? Directory.EnumerateDirectories(Path, StagingPrefix + "*") : Enumerable.Empty<string>();
+
+    public IReadOnlyList<EngineCheckpoint> List()
+    {
+        if (!Directory.Exists(Path))
+        {
+            return Array.Empty<EngineCheckpoint>();
+        }
+
+        return Directory.EnumerateDirectories(Path)
+            .Where(d => !System.IO.Path.GetFileName(d).StartsWith(StagingPrefix, StringComparison.Ordinal) && File.Exists(ManifestPath(d)))
+            .Select(d => Open(d))
+            .OrderBy(c => c.CreatedAt)
+            .ToArray();
+    }
+
+    public EngineCheckpoint? Find(string configHash) =>
+        File.Exists(ManifestPath(CheckpointPath(configHash))) ? Open(CheckpointPath(configHash)) : null;
+
+    /// <summary>Reads a checkpoint directory; a missing or unreadable manifest is a corrupt checkpoint.</summary>
+    public static EngineCheckpoint Open(string checkpointPath, IReadOnlyList<CompatibilityIssue>? issues = null)
+    {
+        CheckpointManifest? manifest;
+        try
+        {
+            manifest = RunDirectory.ReadJson<CheckpointManifest>(ManifestPath(checkpointPath));
+        }
+        catch (System.Text.Json.JsonException e)
+        {
+            throw new CriuCheckpointException(ErrorIds.CheckpointCorrupt, FailureKind.InvalidData,
+                $"The manifest of checkpoint {checkpointPath} is not valid JSON: {e.Message}", checkpointPath, e);
+        }
+
+        if (manifest is null)
+        {
+            throw new CriuCheckpointException(Directory.Exists(checkpointPath) ? ErrorIds.CheckpointCorrupt : ErrorIds.CheckpointNotFound,
+                Directory.Exists(checkpointPath) ? FailureKind.InvalidData : FailureKind.ObjectNotFound,
+                Directory.Exists(checkpointPath) ? $"{checkpointPath} has no {CheckpointManifest.FileName}: it is not a checkpoint." : $"No checkpoint at {checkpointPath}.",
+                checkpointPath);
+        }
+
+        var timings = new PhaseTimings { Total = TimeSpan.FromSeconds(manifest.Timings.Values.Sum()) };
+        foreach (var (phase, seconds) in manifest.Timings)
+        {
+            timings.Add(phase, TimeSpan.FromSeconds(seconds));
+        }
+
+        return new EngineCheckpoint
+        {
+            Path = checkpointPath,
+            ConfigHash = manifest.ConfigHash,
+            CreatedAt = manifest.CreatedAt,
+            Backend = manifest.Spec.Backend,
+            Model = manifest.Spec.Model,
+            EngineName = manifest.EngineName,
+            SizeBytes = DirectorySize(checkpointPath),
+            GpuBytes = manifest.GpuBytes,
+            ProcessTree = manifest.ProcessTree,
+            Timings = timings,
+            Manifest = manifest,
+            CompatibilityIssues = issues,
+        };
+    }
+
+    public static void Remove(EngineCheckpoint checkpoint) => Directory.Delete(checkpoint.Path, recursive: true);
+
+    /// <summary>
+    /// Refuses a checkpoint another user could have altered: CRIU restores as root whatever the images say, so an
+    /// image writable by group or others, or owned by someone else, is a way to run code as root.
+    /// </summary>
+    public static void EnsureSecure(string checkpointPath)
+    {
+        var me = FileOwner.EffectiveUserId;
+        foreach (var entry in new[] { checkpointPath }.Concat(Directory.EnumerateFileSystemEntries(checkpointPath, "*", SearchOption.AllDirectories)))
+        {
+            var (uid, mode) = FileOwner.Stat(entry);
+            if (uid != me)
+            {
+                throw Insecure(entry, $"is owned by uid {uid}, not by the restoring user (uid {me})");
+            }
+
+            if ((mode & 0b000_010_010) != 0)
+            {
+                throw Insecure(entry, $"is writable by group or others (mode {Convert.ToString(mode & 0xfff, 8)})");
+            }
+        }
+    }
+
+    public static long DirectorySize(string path) =>
+        Directory.Exists(path) ? Directory.EnumerateFiles(path, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length) : 0;
+
+    private static CriuCheckpointException Insecure(string entry, string why) =>
+        new(ErrorIds.CheckpointInsecure, FailureKind.PermissionDenied,
+            $"Refusing to restore: {entry} {why}. Fix it with chown/chmod (checkpoints are created 0700), or restore a checkpoint you made.", entry);
+}

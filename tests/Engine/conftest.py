@@ -1,0 +1,201 @@
+"""Fixtures that run real engine subprocesses and talk to them over a real pyzmq DEALER.
+
+Every engine is started in its own session and stopped by PID in teardown (its process group and
+each pid it reported), never by name.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import msgpack
+import pytest
+import zmq
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ENGINE_ROOT = os.path.join(REPO, "module", "EngineHost")
+sys.path.insert(0, ENGINE_ROOT)  # unit tests import engine_host directly
+
+START_TIMEOUT_S = 60.0
+REPLY_TIMEOUT_S = 30.0
+
+# Small and fast, with room for long generations (abort tests need them).
+TINY_ARGS = ["--model", "tiny-4m", "--max-model-len", "4096"]
+
+
+class Client:
+    """One DEALER connection; many requests may be in flight on it."""
+
+    def __init__(self, context: zmq.Context, endpoint: str):
+        self.socket = context.socket(zmq.DEALER)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket.connect(endpoint)
+        self._backlog: list = []  # replies read while waiting for another request's
+
+    def send(self, op: str, args: dict = None, request_id: str = None, v: int = 1) -> str:
+        request_id = request_id or uuid.uuid4().hex[:12]
+        self.send_raw(msgpack.packb({"v": v, "id": request_id, "op": op, "args": args or {}}))
+        return request_id
+
+    def send_raw(self, payload: bytes) -> None:
+        self.socket.send_multipart([b"", payload])
+
+    def recv_any(self, timeout: float = REPLY_TIMEOUT_S) -> dict:
+        if self._backlog:
+            return self._backlog.pop(0)
+        if not self.socket.poll(int(timeout * 1000)):
+            raise TimeoutError(f"no reply within {timeout}s")
+        frames = self.socket.recv_multipart()
+        assert frames[0] == b"", frames
+        return msgpack.unpackb(frames[1], raw=False)
+
+    def replies(self, request_id: str, timeout: float = REPLY_TIMEOUT_S) -> list:
+        """Every reply to request_id up to and including its final or error reply."""
+        deadline = time.monotonic() + timeout
+        got, others = [], []
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"request {request_id} unfinished after {timeout}s: {got}")
+                reply = self.recv_any(left)
+                if reply.get("id") != request_id:
+                    others.append(reply)
+                    continue
+                got.append(reply)
+                if reply["kind"] in ("final", "error"):
+                    return got
+        finally:
+            self._backlog.extend(others)
+
+    def call(self, op: str, args: dict = None, timeout: float = REPLY_TIMEOUT_S, **kw) -> dict:
+        return self.replies(self.send(op, args, **kw), timeout)[-1]
+
+    def generate(self, prompt: str, **args) -> dict:
+        return self.call("generate", {"prompt": prompt, **args})
+
+    def close(self) -> None:
+        self.socket.close(linger=0)
+
+
+class Engine:
+    def __init__(self, run_dir: str, args: list, context: zmq.Context):
+        self.run_dir = run_dir
+        self.args = args
+        self.context = context
+        self.log_path = os.path.join(run_dir, "engine.log")
+        os.makedirs(run_dir, exist_ok=True)
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "engine_host", "--run-dir", run_dir, *args],
+            cwd=ENGINE_ROOT, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+            start_new_session=True)
+        self.pids = [self.proc.pid]
+        self.ready: dict = {}
+        self._clients: list = []
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.run_dir, name)
+
+    def wait_ready(self, timeout: float = START_TIMEOUT_S) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if os.path.exists(self.path("ready.json")):
+                with open(self.path("ready.json")) as f:
+                    self.ready = json.load(f)
+                self.pids = sorted(set(self.pids) | {p["pid"] for p in self.ready["pids"]})
+                return self.ready
+            if self.proc.poll() is not None:
+                raise AssertionError(f"engine exited with {self.proc.returncode}:\n{self.log()}")
+            time.sleep(0.02)
+        raise TimeoutError(f"engine not ready after {timeout}s:\n{self.log()}")
+
+    def wait_exit(self, timeout: float = 30.0) -> int:
+        return self.proc.wait(timeout)
+
+    def client(self) -> Client:
+        c = Client(self.context, self.ready["endpoint"])
+        self._clients.append(c)
+        return c
+
+    def log(self) -> str:
+        self._log.flush()
+        with open(self.log_path, errors="replace") as f:
+            return f.read()[-6000:]
+
+    def stop(self) -> None:
+        for c in self._clients:
+            c.close()
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for pid in self.pids:
+            if pid != self.proc.pid:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        self.proc.wait(10)
+        self._log.close()
+
+
+@pytest.fixture(scope="session")
+def zmq_context():
+    context = zmq.Context()
+    yield context
+    context.term()
+
+
+@pytest.fixture
+def start_engine(tmp_path, zmq_context):
+    """start_engine(*args, wait=True) -> Engine; every engine started is stopped in teardown."""
+    engines = []
+
+    def start(*args, wait=True, run_dir=None):
+        engine = Engine(run_dir or str(tmp_path / f"run{len(engines)}"), list(args), zmq_context)
+        engines.append(engine)
+        if wait:
+            engine.wait_ready()
+        return engine
+
+    yield start
+    for engine in engines:
+        engine.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_engine(tmp_path_factory, zmq_context):
+    """One tiny engine for the tests of a module that leave it as they found it."""
+    engine = Engine(str(tmp_path_factory.mktemp("shared")), TINY_ARGS, zmq_context)
+    try:
+        engine.wait_ready()
+        yield engine
+    finally:
+        engine.stop()
+
+
+@pytest.fixture
+def client(shared_engine) -> Client:
+    c = shared_engine.client()
+    yield c
+    c.close()
+
+
+def pid_alive(pid: int) -> bool:
+    """True while pid exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -1,0 +1,185 @@
+"""prepare_checkpoint → (CRIU would dump here) → resume through the FIFO, without CRIU."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import time
+
+from conftest import TINY_ARGS, pid_alive
+
+PROMPTS = ["Hello", "The quick brown fox", "Once upon a time"]
+
+
+def _wait_for(predicate, timeout=20.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise TimeoutError(f"timed out waiting for {what}")
+
+
+def _greedy(client):
+    return [client.generate(p, max_tokens=25, ignore_eos=True)["text"] for p in PROMPTS]
+
+
+def _sockets(pid: int) -> list:
+    fd_dir = f"/proc/{pid}/fd"
+    links = []
+    for fd in os.listdir(fd_dir):
+        try:
+            links.append(os.readlink(os.path.join(fd_dir, fd)))
+        except FileNotFoundError:
+            pass
+    return [link for link in links if link.startswith("socket:")]
+
+
+def _tcp_inodes() -> set:
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        if os.path.exists(table):
+            with open(table) as f:
+                inodes.update(line.split()[9] for line in list(f)[1:])
+    return inodes
+
+
+def _threads(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+def _prepare(client, **args) -> dict:
+    return client.call("prepare_checkpoint", args)
+
+
+def _wait_prepared(engine):
+    _wait_for(lambda: not os.path.exists(engine.path("ready.json")), what="ready.json removed")
+    # The link is closed and the zmq context terminated: main + scheduler threads remain.
+    _wait_for(lambda: _threads(engine.pid) == 2, what="zmq threads gone")
+
+
+def _resume(engine, host="127.0.0.1", port=0) -> dict:
+    with open(engine.path("resume.fifo"), "w") as fifo:
+        fifo.write(json.dumps({"host": host, "port": port}) + "\n")
+    _wait_for(lambda: os.path.exists(engine.path("ready.json")), what="ready.json after resume")
+    return engine.wait_ready()
+
+
+def test_prepare_then_resume_serves_identical_greedy_output(start_engine):
+    engine = start_engine(*TINY_ARGS, "--workers", "2")
+    pids = [p["pid"] for p in engine.ready["pids"]]
+    first_endpoint = engine.ready["endpoint"]
+    c = engine.client()
+    before = _greedy(c)
+
+    reply = _prepare(c)
+    assert reply["kind"] == "final" and reply["state"] == "prepared" and reply["aborted"] == 0
+    assert reply["resume_fifo"] == engine.path("resume.fifo")
+    assert stat.S_ISFIFO(os.stat(reply["resume_fifo"]).st_mode)
+    assert stat.S_IMODE(os.stat(reply["resume_fifo"]).st_mode) == 0o600
+    _wait_prepared(engine)
+
+    # No socket at all in the process tree (cores talk over pipes), so certainly no TCP socket.
+    tcp = _tcp_inodes()
+    for pid in pids:
+        sockets = _sockets(pid)
+        assert sockets == [], (pid, sockets)
+        assert not {s[len("socket:["):-1] for s in sockets} & tcp
+    assert all(pid_alive(p) for p in pids)
+
+    ready = _resume(engine)
+    assert list(ready["phases"]) and all(k.startswith("resume_") for k in ready["phases"])
+    assert [p["pid"] for p in ready["pids"]] == pids
+    c2 = engine.client()
+    health = c2.call("health")
+    assert health["state"] == "ready" and health["in_flight"] == 0
+    assert _greedy(c2) == before
+    if ready["endpoint"] == first_endpoint:  # the same ephemeral port may come back; usually not
+        return
+    assert c2.call("hello")["pids"] == engine.ready["pids"]
+
+
+def test_prepare_drains_in_flight_requests_and_refuses_new_work(start_engine):
+    engine = start_engine(*TINY_ARGS)
+    c = engine.client()
+    running = c.send("generate", {"prompt": "finish me", "max_tokens": 300, "ignore_eos": True})
+    prepare = c.send("prepare_checkpoint", {"drain_timeout_s": 30})
+    late = c.send("generate", {"prompt": "too late"})
+    assert c.replies(late)[-1]["code"] == "not_ready"
+    assert c.replies(running)[-1]["finish_reason"] == "length"
+    reply = c.replies(prepare)[-1]
+    assert reply["state"] == "prepared" and reply["aborted"] == 0
+    _wait_prepared(engine)
+    _resume(engine)
+    assert engine.client().generate("back", max_tokens=3)["kind"] == "final"
+
+
+def test_prepare_can_abort_in_flight_requests(start_engine):
+    engine = start_engine(*TINY_ARGS)
+    c = engine.client()
+    running = c.send("generate", {"prompt": "abort me", "max_tokens": 4000, "ignore_eos": True})
+    reply = _prepare(c, abort_in_flight=True)
+    assert reply["state"] == "prepared" and reply["aborted"] == 1
+    assert c.replies(running)[-1]["finish_reason"] == "abort"
+
+
+def test_drain_timeout_aborts_what_is_left(start_engine):
+    engine = start_engine(*TINY_ARGS)
+    c = engine.client()
+    running = c.send("generate", {"prompt": "too slow", "max_tokens": 4000, "ignore_eos": True})
+    started = time.monotonic()
+    reply = _prepare(c, drain_timeout_s=0.3)
+    assert reply["state"] == "prepared" and reply["aborted"] == 1
+    assert time.monotonic() - started >= 0.3
+    assert c.replies(running)[-1]["finish_reason"] == "abort"
+
+
+def test_second_prepare_while_draining_is_refused(start_engine):
+    engine = start_engine(*TINY_ARGS)
+    c = engine.client()
+    running = c.send("generate", {"prompt": "slow", "max_tokens": 600, "ignore_eos": True})
+    first = c.send("prepare_checkpoint", {})
+    second = c.send("prepare_checkpoint", {})
+    assert c.replies(second)[-1]["code"] == "not_ready"
+    assert c.replies(running)[-1]["finish_reason"] == "length"
+    assert c.replies(first)[-1]["state"] == "prepared"
+
+
+def test_bad_resume_messages_are_skipped(start_engine):
+    engine = start_engine(*TINY_ARGS)
+    assert _prepare(engine.client())["state"] == "prepared"
+    _wait_prepared(engine)
+    for junk in ("not json\n", "\n", json.dumps({"port": "x"}) + "\n"):
+        with open(engine.path("resume.fifo"), "w") as fifo:
+            fifo.write(junk)
+        time.sleep(0.1)
+        assert not os.path.exists(engine.path("ready.json"))
+    ready = _resume(engine)
+    assert engine.client().call("health")["state"] == "ready"
+    assert ready["endpoint"].startswith("tcp://127.0.0.1:")
+
+
+def test_resume_reopens_the_fifo_by_path(start_engine):
+    """After a restore the run dir is another directory bind-mounted over the old one: the FIFO at
+    the path is a different FIFO. The engine never keeps the FIFO open across a wait."""
+    engine = start_engine(*TINY_ARGS)
+    assert _prepare(engine.client())["state"] == "prepared"
+    _wait_prepared(engine)
+    fifo = engine.path("resume.fifo")
+    with open(fifo, "w"):  # the engine's open() of the old FIFO completes...
+        os.unlink(fifo)
+        os.mkfifo(fifo, 0o600)
+    # ... reads nothing, and waits again on whatever FIFO is at the path now.
+    _resume(engine)
+    assert engine.client().generate("x", max_tokens=2)["kind"] == "final"
+
+
+def test_sigterm_while_prepared_exits_0(start_engine):
+    engine = start_engine(*TINY_ARGS)
+    pids = [p["pid"] for p in engine.ready["pids"]]
+    assert _prepare(engine.client())["state"] == "prepared"
+    _wait_prepared(engine)
+    os.kill(engine.pid, signal.SIGTERM)
+    assert engine.wait_exit(30) == 0
+    _wait_for(lambda: not any(pid_alive(p) for p in pids), what="cores to exit")
