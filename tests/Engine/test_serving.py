@@ -29,7 +29,8 @@ def test_hello_describes_the_engine(client, shared_engine):
 def test_ready_json_reports_endpoint_pids_and_phases(shared_engine):
     r = shared_engine.ready
     assert r["endpoint"].startswith("tcp://127.0.0.1:") and not r["endpoint"].endswith(":0")
-    assert list(r["phases"]) == ["import", "spawn_cores", "weights", "warmup", "bind"]
+    assert list(r["phases"]) == ["import", "plan", "spawn_cores", "import_backend", "weights",
+                                 "warmup", "bind"]
     assert all(isinstance(s, float) and s >= 0 for s in r["phases"].values())
     assert r["backend"] == "tiny" and r["model"] == "tiny-4m"
 

@@ -28,7 +28,14 @@ log = logging.getLogger("engine_host.core")
 
 
 def _build(spec: StageSpec):
-    return importlib.import_module(spec.module).build_stage(spec)
+    """Build the stage; its report's phases start with the import of the backend (torch: seconds)."""
+    started = time.monotonic()
+    module = importlib.import_module(spec.module)
+    import_s = time.monotonic() - started
+    stage = module.build_stage(spec)
+    report = stage.report()
+    report["phases"] = {"import_backend": import_s, **report["phases"]}
+    return stage, report
 
 
 def _serve(index: int, stage, ctrl_in: Connection, ctrl_out: Connection, data_in: Connection,
@@ -86,7 +93,7 @@ def main(argv=None) -> int:
     except EOFError:
         return 0
     try:
-        stage = _build(spec)
+        stage, report = _build(spec)
     except StartupError as exc:
         log.error("startup failed: %s: %s", exc.code, exc.message)
         ctrl_out.send(("failed", {"code": exc.code, "message": exc.message}))
@@ -96,7 +103,7 @@ def main(argv=None) -> int:
         ctrl_out.send(("failed", {"code": StartupCode.STARTUP_FAILED,
                                   "message": f"core-{args.index}: {type(exc).__name__}: {exc}"}))
         return 1
-    ctrl_out.send(("ok", stage.report()))
+    ctrl_out.send(("ok", report))
     return _serve(args.index, stage, ctrl_in, ctrl_out, data_in, data_out)
 
 

@@ -33,7 +33,8 @@ _READ_BATCH = 256  # requests read before replies are forwarded again
 class Outbox:
     """The scheduler thread's reply socket; create and use it on that thread only."""
 
-    def __init__(self, context: zmq.Context):
+    def __init__(self, context: zmq.Context, close_requested: threading.Event):
+        self._close_requested = close_requested
         self._socket: Optional[zmq.Socket] = context.socket(zmq.PUSH)
         self._socket.setsockopt(zmq.SNDHWM, 0)
         self._socket.connect(_REPLIES_ENDPOINT)
@@ -51,6 +52,7 @@ class Outbox:
         self._socket.send(_CLOSE)
         self._socket.close(linger=_OUTBOX_LINGER_MS)
         self._socket = None
+        self._close_requested.set()
 
 
 class Frontend:
@@ -60,6 +62,7 @@ class Frontend:
                  answer_locally: Callable[[protocol.Request], Optional[object]]):
         self._inbox = inbox
         self._answer_locally = answer_locally
+        self._close_requested = threading.Event()
         self._context = zmq.Context(io_threads=1)
         try:
             self._router = self._context.socket(zmq.ROUTER)
@@ -80,13 +83,16 @@ class Frontend:
         log.info("listening on %s", self.endpoint)
 
     def connect_outbox(self) -> Outbox:
-        return Outbox(self._context)
+        return Outbox(self._context, self._close_requested)
 
     def close(self) -> None:
         """Stop the I/O thread (after it flushed queued replies) and terminate the context."""
-        if self._thread.is_alive():
-            Outbox(self._context).close_link()
-            self._thread.join()
+        # Normally the scheduler's outbox already queued the close marker behind its last replies.
+        # A second marker from another PUSH could overtake those replies (PULL reads its peers in
+        # turn), so one is only sent when the scheduler did not.
+        if not self._close_requested.is_set():
+            self.connect_outbox().close_link()
+        self._thread.join()
         # term() waits for the ROUTER's linger, i.e. until the last replies reached the peers' TCP.
         self._context.term()
         log.info("closed %s", self.endpoint)

@@ -26,7 +26,6 @@ from .sampling import SamplingParams
 log = logging.getLogger("engine_host.host")
 
 _WARMUP_PROMPT = "CriuCheckpoint warm-up."
-_EXIT_CORE_DIED = 3
 
 
 class _Timer:
@@ -89,7 +88,8 @@ class EngineHost:
         return self._serve()
 
     def _start(self, timer: _Timer) -> None:
-        self._plan = backends.plan(self._options)
+        with timer.phase("plan"):  # options checked, tokenizer loaded
+            self._plan = backends.plan(self._options)
         self._pipeline = Pipeline(self._plan.stage_specs)
         with timer.phase("spawn_cores"):
             self._pipeline.spawn()

@@ -22,6 +22,7 @@ from .textstream import TextStream
 log = logging.getLogger("engine_host.scheduler")
 
 _IDLE_CHECK_S = 1.0  # how often an idle loop checks that the cores are alive
+EXIT_CORE_DIED = 3
 
 READY, DRAINING, PREPARED, STOPPING = "ready", "draining", "prepared", "stopping"
 
@@ -115,8 +116,9 @@ class Scheduler:
                     self._advance_prepare()
         except CoreDied as exc:
             self._fail_everything(str(exc))
-            self._exit_code = 3
-        self._outbox.close_link()
+            self._exit_code = EXIT_CORE_DIED
+        finally:
+            self._outbox.close_link()  # behind the last replies, so they are flushed first
         return self._exit_code
 
     def _receive(self) -> None:

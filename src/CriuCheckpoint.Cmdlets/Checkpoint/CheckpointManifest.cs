@@ -38,6 +38,9 @@ public sealed class CheckpointManifest
 
     public long ImageBytes { get; set; }
 
+    /// <summary>Every file of images/ with its size: CRIU 4.2 hangs on a truncated pages image, so restore checks first.</summary>
+    public List<MappedFile> Images { get; set; } = new();
+
     public long GpuBytes { get; set; }
 
     /// <summary>Save phases in order, in seconds.</summary>
@@ -62,7 +65,7 @@ public sealed class HostFacts
     public string ModuleVersion { get; set; } = string.Empty;
 }
 
-/// <summary>A file the dumped processes had mapped (binaries, libraries): it must be the same at restore.</summary>
+/// <summary>A file and its size: the files the dumped processes had mapped, or the images themselves.</summary>
 public sealed class MappedFile
 {
     public string Path { get; set; } = string.Empty;

@@ -4,7 +4,7 @@ using CriuCheckpoint.Native;
 namespace CriuCheckpoint.Checkpoint;
 
 /// <summary>A published checkpoint as the pipeline sees it (PowerShell type CriuCheckpoint.Checkpoint.EngineCheckpoint).</summary>
-public sealed class EngineCheckpoint
+public sealed record EngineCheckpoint
 {
     public string Path { get; init; } = string.Empty;
 

@@ -3,7 +3,7 @@ using CriuCheckpoint.Native;
 namespace CriuCheckpoint.Engine;
 
 /// <summary>An engine as the pipeline sees it (PowerShell type name CriuCheckpoint.Engine).</summary>
-public sealed class EngineInfo
+public sealed record EngineInfo
 {
     public string Id { get; init; } = string.Empty;
 

@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using CliWrap;
-using CliWrap.Buffered;
 using CriuCheckpoint.Native;
 
 namespace CriuCheckpoint.Engine;
@@ -13,9 +11,6 @@ namespace CriuCheckpoint.Engine;
 /// </summary>
 public sealed class EngineLauncher
 {
-    // $0 is the pid file and $1 the log: the shell records its own PID, then execs the engine in place,
-    // so the recorded PID is the engine frontend's and the session leader's.
-    private const string DetachScript = "echo $$ > \"$0\"; log=$1; shift; exec \"$@\" < /dev/null > \"$log\" 2>&1";
     private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(25);
 
     private readonly EngineRegistry registry;
@@ -45,8 +40,7 @@ public sealed class EngineLauncher
         {
             observer.Progress(activity, "Launching the engine host", 0);
             var phase = Stopwatch.StartNew();
-            await LaunchDetachedAsync(record, runDirectory, cancellationToken).ConfigureAwait(false);
-            var pid = await WaitForPidAsync(runDirectory, cancellationToken).ConfigureAwait(false);
+            var pid = await LaunchDetachedAsync(record, runDirectory, cancellationToken).ConfigureAwait(false);
             record.RootProcessId = pid;
             record.RootStartTime = procFs.ReadStat(pid)?.StartTime ?? 0;
             registry.Save(record);
@@ -138,30 +132,20 @@ public sealed class EngineLauncher
         }
     }
 
-    private static async Task LaunchDetachedAsync(EngineRecord record, RunDirectory runDirectory, CancellationToken cancellationToken)
+    private static Task<int> LaunchDetachedAsync(EngineRecord record, RunDirectory runDirectory, CancellationToken cancellationToken)
     {
-        var setsid = Executables.Find("setsid") ?? throw new CriuCheckpointException(ErrorIds.EngineStartupFailed,
-            FailureKind.NotInstalled, "setsid (util-linux) was not found on PATH.", "setsid");
-        var arguments = new List<string> { "-f", "sh", "-c", DetachScript, runDirectory.PidFile, runDirectory.LogFile, record.Python, "-m", "engine_host" };
-        arguments.AddRange(EngineCommandLine(record));
+        var command = new List<string> { record.Python, "-m", "engine_host" };
+        command.AddRange(EngineCommandLine(record));
         var pythonPath = Environment.GetEnvironmentVariable("PYTHONPATH");
-        var result = await Cli.Wrap(setsid)
-            .WithArguments(arguments)
-            .WithWorkingDirectory(record.RunDirectory)
-            .WithEnvironmentVariables(env => env
-                .Set("PYTHONPATH", string.IsNullOrEmpty(pythonPath) ? EngineHostFiles.Directory : $"{EngineHostFiles.Directory}:{pythonPath}")
-                .Set("PYTHONUNBUFFERED", "1")
-                .Set("PYTHONDONTWRITEBYTECODE", "1")
-                .Set("UV_USE_IO_URING", "0"))
-            .WithValidation(CommandResultValidation.None)
-            .ExecuteBufferedAsync(cancellationToken)
-            .ConfigureAwait(false);
-        if (result.ExitCode != 0)
+        var environment = new Dictionary<string, string?>
         {
-            throw new CriuCheckpointException(ErrorIds.EngineStartupFailed, FailureKind.InvalidOperation,
-                $"'{setsid} {string.Join(' ', arguments)}' exited with code {result.ExitCode}.", record.Name,
-                details: result.StandardError);
-        }
+            ["PYTHONPATH"] = string.IsNullOrEmpty(pythonPath) ? EngineHostFiles.Directory : $"{EngineHostFiles.Directory}:{pythonPath}",
+            ["PYTHONUNBUFFERED"] = "1",
+            ["PYTHONDONTWRITEBYTECODE"] = "1",
+            // CRIU cannot dump io_uring (DESIGN.md §8).
+            ["UV_USE_IO_URING"] = "0",
+        };
+        return DetachedProcess.StartAsync(command, runDirectory.PidFile, runDirectory.LogFile, record.RunDirectory, environment, cancellationToken);
     }
 
     /// <summary>The engine host's command line (docs/protocol.md): everything in the spec, nothing else.</summary>
@@ -186,23 +170,6 @@ public sealed class EngineLauncher
         }
 
         return arguments;
-    }
-
-    private async Task<int> WaitForPidAsync(RunDirectory runDirectory, CancellationToken cancellationToken)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
-        while (DateTime.UtcNow < deadline)
-        {
-            if (runDirectory.ReadPid() is { } pid)
-            {
-                return pid;
-            }
-
-            await Task.Delay(Poll, cancellationToken).ConfigureAwait(false);
-        }
-
-        throw new CriuCheckpointException(ErrorIds.EngineStartupFailed, FailureKind.OperationTimeout,
-            $"The detached launcher did not record the engine's PID in {runDirectory.PidFile} within 10 s.", runDirectory.Path);
     }
 
     private async Task<ReadyInfo> WaitForReadyAsync(EngineRecord record, RunDirectory runDirectory, string activity, TimeSpan timeout, CancellationToken cancellationToken)

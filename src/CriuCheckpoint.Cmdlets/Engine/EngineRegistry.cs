@@ -9,6 +9,8 @@ namespace CriuCheckpoint.Engine;
 /// </summary>
 public sealed class EngineRegistry
 {
+    private const UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+
     public EngineRegistry(string root)
     {
         Root = root;
@@ -16,7 +18,14 @@ public sealed class EngineRegistry
 
     public string Root { get; }
 
+    /// <summary>Run directories of engines started cold.</summary>
     public string EnginesDirectory => Path.Combine(Root, "engines");
+
+    /// <summary>
+    /// Run directories of restored engines. Kept apart from engines/ because a restore mounts a private tmpfs over
+    /// the checkpointed engine's engines/ folder inside its mount namespace, which must not hide its own directory.
+    /// </summary>
+    public string ReplicasDirectory => Path.Combine(Root, "replicas");
 
     public static EngineRegistry Default => new(DefaultRoot());
 
@@ -38,19 +47,21 @@ public sealed class EngineRegistry
     }
 
     /// <summary>Creates a private run directory and records the engine in it.</summary>
-    public EngineRecord Create(EngineSpec spec, string? name, StartSource source)
+    public EngineRecord Create(EngineSpec spec, string? name, StartSource source, string? configHash = null)
     {
-        Directory.CreateDirectory(EnginesDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var parent = source == StartSource.Checkpoint ? ReplicasDirectory : EnginesDirectory;
+        Directory.CreateDirectory(Root, Private);
+        Directory.CreateDirectory(parent, Private);
         var id = Convert.ToHexString(RandomNumberGenerator.GetBytes(6)).ToLowerInvariant();
-        var runDirectory = Path.Combine(EnginesDirectory, id);
-        Directory.CreateDirectory(runDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var runDirectory = Path.Combine(parent, id);
+        Directory.CreateDirectory(runDirectory, Private);
         var record = new EngineRecord
         {
             Id = id,
             Name = string.IsNullOrEmpty(name) ? $"{spec.Backend}-{id[..6]}" : name,
             Spec = spec,
             Python = spec.Python,
-            ConfigHash = ConfigHash.Compute(spec),
+            ConfigHash = configHash ?? ConfigHash.Compute(spec),
             RunDirectory = runDirectory,
             CreatedAt = DateTimeOffset.UtcNow,
             StartedFrom = source,
@@ -64,13 +75,8 @@ public sealed class EngineRegistry
 
     public IReadOnlyList<EngineRecord> List()
     {
-        if (!Directory.Exists(EnginesDirectory))
-        {
-            return Array.Empty<EngineRecord>();
-        }
-
         var records = new List<EngineRecord>();
-        foreach (var dir in Directory.EnumerateDirectories(EnginesDirectory))
+        foreach (var dir in new[] { EnginesDirectory, ReplicasDirectory }.Where(Directory.Exists).SelectMany(Directory.EnumerateDirectories))
         {
             // A directory without a complete record is an engine being created right now, or debris: skip it.
             if (RunDirectory.ReadJson<EngineRecord>(new RunDirectory(dir).RecordFile) is { } record)

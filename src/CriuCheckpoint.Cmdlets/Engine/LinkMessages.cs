@@ -173,3 +173,21 @@ public static class LinkProtocol
     public static MessagePackSerializerOptions SerializerOptions { get; } =
         MessagePackSerializerOptions.Standard.WithSecurity(MessagePackSecurity.UntrustedData);
 }
+
+[MessagePackObject]
+public sealed class PrepareCheckpointArgs
+{
+    [Key("drain_timeout_s")] public double DrainTimeoutSeconds { get; set; } = 30;
+
+    [Key("abort_in_flight")] public bool AbortInFlight { get; set; }
+}
+
+[MessagePackObject]
+public sealed class PrepareCheckpointReply
+{
+    [Key("state")] public string State { get; set; } = string.Empty;
+
+    [Key("resume_fifo")] public string ResumeFifo { get; set; } = string.Empty;
+
+    [Key("aborted")] public int Aborted { get; set; }
+}

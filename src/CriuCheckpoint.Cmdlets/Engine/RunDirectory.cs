@@ -1,4 +1,5 @@
 using System.Text.Json;
+using CriuCheckpoint.Native;
 using System.Text.Json.Serialization;
 
 namespace CriuCheckpoint.Engine;
@@ -36,17 +37,7 @@ public sealed class RunDirectory
 
     public FailedInfo? ReadFailed() => ReadJson<FailedInfo>(FailedFile);
 
-    public int? ReadPid()
-    {
-        try
-        {
-            return int.TryParse(File.ReadAllText(PidFile).Trim(), out var pid) ? pid : null;
-        }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
-        {
-            return null;
-        }
-    }
+    public int? ReadPid() => DetachedProcess.ReadPid(PidFile);
 
     /// <summary>The last lines of the engine log, for error messages.</summary>
     public string LogTail(int lines = 25)

@@ -1,0 +1,23 @@
+using CriuCheckpoint.Engine;
+
+namespace CriuCheckpoint.Checkpoint;
+
+public sealed record SaveOptions
+{
+    /// <summary>Resume the engine after the dump instead of letting CRIU end it.</summary>
+    public bool LeaveRunning { get; init; }
+
+    /// <summary>Replace a checkpoint that already exists for this config hash.</summary>
+    public bool Force { get; init; }
+
+    public string? CriuPath { get; init; }
+
+    public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    public bool AbortInFlight { get; init; }
+
+    public TimeSpan DumpTimeout { get; init; } = TimeSpan.FromMinutes(10);
+}
+
+/// <summary>What a save produced: the checkpoint, and the engine when it serves on (-LeaveRunning, or nothing was dumped).</summary>
+public sealed record SaveResult(EngineCheckpoint Checkpoint, EngineInfo? Engine);

@@ -1,0 +1,90 @@
+using System.Diagnostics;
+using System.Text.Json;
+using CriuCheckpoint.Native;
+
+namespace CriuCheckpoint.Engine;
+
+/// <summary>
+/// The two halves of the checkpoint handshake with the engine host (docs/protocol.md): prepare it (it drains, releases
+/// what must not be saved, closes its sockets and blocks on its resume FIFO) and resume it through that FIFO.
+/// </summary>
+public sealed class EngineResumer
+{
+    private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(5);
+    private readonly ProcFs procFs;
+
+    public EngineResumer(ProcFs? procFs = null) => this.procFs = procFs ?? ProcFs.Host;
+
+    /// <summary>Asks a serving engine to prepare, then waits until it is blocked on its FIFO (ready.json removed).</summary>
+    public async Task PrepareAsync(EngineRecord record, EngineLink link, TimeSpan drainTimeout, bool abortInFlight, CancellationToken cancellationToken)
+    {
+        var args = new PrepareCheckpointArgs { DrainTimeoutSeconds = drainTimeout.TotalSeconds, AbortInFlight = abortInFlight };
+        try
+        {
+            await link.CallAsync<PrepareCheckpointArgs, PrepareCheckpointReply>(LinkProtocol.Ops.PrepareCheckpoint, args, drainTimeout + TimeSpan.FromSeconds(30), cancellationToken)
+                .ConfigureAwait(false);
+        }
+        catch (CriuCheckpointException e) when (e.ErrorId != ErrorIds.EngineDied)
+        {
+            throw new CriuCheckpointException(ErrorIds.CheckpointPrepareFailed, FailureKind.InvalidOperation,
+                $"Engine {record.Name} could not prepare for a checkpoint: {e.Message}", record.Name, e, new RunDirectory(record.RunDirectory).LogTail());
+        }
+
+        var runDirectory = new RunDirectory(record.RunDirectory);
+        var deadline = Stopwatch.StartNew();
+        while (File.Exists(runDirectory.ReadyFile))
+        {
+            if (deadline.Elapsed > TimeSpan.FromSeconds(30) || !procFs.IsAlive(record.RootProcessId, record.RootStartTime))
+            {
+                throw new CriuCheckpointException(ErrorIds.CheckpointPrepareFailed, FailureKind.InvalidOperation,
+                    $"Engine {record.Name} acknowledged prepare_checkpoint but did not reach its resume FIFO.", record.Name,
+                    details: runDirectory.LogTail());
+            }
+
+            await Task.Delay(Poll, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Writes the resume message once the engine reads its FIFO, then waits for its new ready.json.
+    /// <paramref name="stillAlive"/> tells whether the process that should read the FIFO can still do so.
+    /// </summary>
+    public async Task<ReadyInfo> ResumeAsync(EngineRecord record, Func<bool> stillAlive, TimeSpan timeout, CancellationToken cancellationToken, Action? onDelivered = null)
+    {
+        var runDirectory = new RunDirectory(record.RunDirectory);
+        var message = JsonSerializer.Serialize(new { host = "127.0.0.1", port = 0 }) + "\n";
+        var watch = Stopwatch.StartNew();
+        if (!await Fifo.WriteWhenReadAsync(runDirectory.ResumeFifo, message, timeout, stillAlive, cancellationToken).ConfigureAwait(false))
+        {
+            throw new CriuCheckpointException(ErrorIds.ResumeFailed, stillAlive() ? FailureKind.OperationTimeout : FailureKind.InvalidOperation,
+                stillAlive()
+                    ? $"Engine {record.Name} did not open its resume FIFO within {timeout.TotalSeconds:0} s."
+                    : $"Engine {record.Name} exited before it read its resume FIFO.",
+                record.Name, details: runDirectory.LogTail());
+        }
+
+        onDelivered?.Invoke();
+        while (true)
+        {
+            if (runDirectory.ReadReady() is { } ready)
+            {
+                return ready;
+            }
+
+            if (runDirectory.ReadFailed() is { } failed)
+            {
+                throw new CriuCheckpointException(ErrorIds.ResumeFailed, FailureKind.InvalidOperation,
+                    $"Engine {record.Name} failed to resume: {failed.Message} ({failed.Code}).", record.Name, details: runDirectory.LogTail());
+            }
+
+            if (!stillAlive() || watch.Elapsed > timeout)
+            {
+                throw new CriuCheckpointException(ErrorIds.ResumeFailed, stillAlive() ? FailureKind.OperationTimeout : FailureKind.InvalidOperation,
+                    $"Engine {record.Name} read its resume message but {(stillAlive() ? $"was not serving within {timeout.TotalSeconds:0} s" : "exited")}.",
+                    record.Name, details: runDirectory.LogTail());
+            }
+
+            await Task.Delay(Poll, cancellationToken).ConfigureAwait(false);
+        }
+    }
+}
