@@ -16,6 +16,11 @@
         'Get-VllmEngine'
         'Invoke-EngineGenerate'
         'Measure-EngineLink'
+        'Save-EngineCheckpoint'
+        'Restore-EngineCheckpoint'
+        'Get-EngineCheckpoint'
+        'Remove-EngineCheckpoint'
+        'Test-EngineCheckpointSupport'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()

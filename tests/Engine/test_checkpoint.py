@@ -175,6 +175,20 @@ def test_resume_reopens_the_fifo_by_path(start_engine):
     assert engine.client().generate("x", max_tokens=2)["kind"] == "final"
 
 
+def test_resume_that_cannot_bind_writes_failed_json(start_engine):
+    engine = start_engine(*TINY_ARGS)
+    pids = [p["pid"] for p in engine.ready["pids"]]
+    assert _prepare(engine.client())["state"] == "prepared"
+    _wait_prepared(engine)
+    with open(engine.path("resume.fifo"), "w") as fifo:
+        fifo.write(json.dumps({"host": "192.0.2.1", "port": 0}) + "\n")  # not an address of ours
+    assert engine.wait_exit(30) == 1
+    with open(engine.path("failed.json")) as f:
+        assert json.load(f)["code"] == "resume_failed"
+    assert not os.path.exists(engine.path("ready.json"))
+    _wait_for(lambda: not any(pid_alive(p) for p in pids), what="cores to exit")
+
+
 def test_sigterm_while_prepared_exits_0(start_engine):
     engine = start_engine(*TINY_ARGS)
     pids = [p["pid"] for p in engine.ready["pids"]]

@@ -1,6 +1,7 @@
 """Engine lifecycle: startup failures, --workers, shutdown, signals, a core's death."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -42,14 +43,18 @@ def test_startup_failure_writes_failed_json_and_exits_non_zero(start_engine, arg
     assert failed["code"] == code and failed["message"]
 
 
+@pytest.mark.skipif(importlib.util.find_spec("torch") is not None, reason="torch is installed")
 def test_torch_backend_unavailable_without_torch(start_engine):
-    try:
-        import torch  # noqa: F401
-        pytest.skip("torch is installed here")
-    except ImportError:
-        pass
     engine = start_engine("--backend", "torch", "--model", "llama-tiny", wait=False)
     assert _failed(engine)["code"] == "backend_unavailable"
+
+
+def test_a_port_in_use_fails_startup(start_engine):
+    first = start_engine(*TINY_ARGS)
+    port = first.ready["endpoint"].rsplit(":", 1)[1]
+    second = start_engine(*TINY_ARGS, "--port", port, wait=False)
+    failed = _failed(second)
+    assert failed["code"] == "startup_failed" and "in use" in failed["message"]
 
 
 def test_a_failed_core_start_leaves_no_process(start_engine):

@@ -17,14 +17,14 @@ import sys  # noqa: E402
 
 from . import logs, runinfo  # noqa: E402
 from .host import EngineHost  # noqa: E402
-from .options import EngineOptions, StartupCode, StartupError  # noqa: E402
+from .options import EngineOptions, FailureCode, StartupError  # noqa: E402
 
 log = logging.getLogger("engine_host")
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
-        raise StartupError(StartupCode.BAD_ENGINE_ARGS, f"command line: {message}")
+        raise StartupError(FailureCode.BAD_ENGINE_ARGS, f"command line: {message}")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,17 +48,17 @@ def _options(argv: list) -> EngineOptions:
     try:
         engine_args = json.loads(a.engine_args)
     except json.JSONDecodeError as exc:
-        raise StartupError(StartupCode.BAD_ENGINE_ARGS, f"--engine-args is not JSON: {exc}")
+        raise StartupError(FailureCode.BAD_ENGINE_ARGS, f"--engine-args is not JSON: {exc}")
     if not isinstance(engine_args, dict):
-        raise StartupError(StartupCode.BAD_ENGINE_ARGS, "--engine-args must be a JSON object")
+        raise StartupError(FailureCode.BAD_ENGINE_ARGS, "--engine-args must be a JSON object")
     if a.workers < 1:
-        raise StartupError(StartupCode.BAD_ENGINE_ARGS, "--workers must be >= 1")
+        raise StartupError(FailureCode.BAD_ENGINE_ARGS, "--workers must be >= 1")
     if a.max_model_len is not None and a.max_model_len < 2:
-        raise StartupError(StartupCode.BAD_ENGINE_ARGS, "--max-model-len must be >= 2")
+        raise StartupError(FailureCode.BAD_ENGINE_ARGS, "--max-model-len must be >= 2")
     if not 0 < a.gpu_memory_utilization <= 1:
-        raise StartupError(StartupCode.BAD_ENGINE_ARGS, "--gpu-memory-utilization must be in (0, 1]")
+        raise StartupError(FailureCode.BAD_ENGINE_ARGS, "--gpu-memory-utilization must be in (0, 1]")
     if not 0 <= a.port <= 65535:
-        raise StartupError(StartupCode.BAD_ENGINE_ARGS, "--port must be in [0, 65535]")
+        raise StartupError(FailureCode.BAD_ENGINE_ARGS, "--port must be in [0, 65535]")
     return EngineOptions(run_dir=os.path.abspath(a.run_dir), backend=a.backend, model=a.model,
                          workers=a.workers, device=a.device, dtype=a.dtype,
                          max_model_len=a.max_model_len,

@@ -21,7 +21,7 @@ import traceback  # noqa: E402
 from multiprocessing.connection import Connection, wait  # noqa: E402
 
 from . import logs  # noqa: E402
-from .options import StartupCode, StartupError  # noqa: E402
+from .options import FailureCode, StartupError  # noqa: E402
 from .stage import StageSpec, StepFailure  # noqa: E402
 
 log = logging.getLogger("engine_host.core")
@@ -100,7 +100,7 @@ def main(argv=None) -> int:
         return 1
     except Exception as exc:
         log.error("startup failed:\n%s", traceback.format_exc())
-        ctrl_out.send(("failed", {"code": StartupCode.STARTUP_FAILED,
+        ctrl_out.send(("failed", {"code": FailureCode.STARTUP_FAILED,
                                   "message": f"core-{args.index}: {type(exc).__name__}: {exc}"}))
         return 1
     ctrl_out.send(("ok", report))

@@ -8,6 +8,7 @@ ready.json.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -17,7 +18,7 @@ from typing import Optional
 
 from . import __version__, backends, logs, protocol, resume, runinfo
 from .frontend import Frontend, Outbox
-from .options import EngineOptions, StartupCode, StartupError
+from .options import EngineOptions, FailureCode, StartupError
 from .pipeline import Pipeline
 from .scheduler import PREPARED, EngineStatus, Scheduler, StopSignal
 from .stage import NewSequence, SeqInput, StepFailure, StepRequest
@@ -28,25 +29,16 @@ log = logging.getLogger("engine_host.host")
 _WARMUP_PROMPT = "CriuCheckpoint warm-up."
 
 
-class _Timer:
-    """Records named phases in order: with timer.phase('name'): ..."""
-
-    def __init__(self, phases: dict):
-        self.phases = phases
-
-    def phase(self, name: str) -> "_Phase":
-        return _Phase(self.phases, name)
+class ResumeFailed(Exception):
+    pass
 
 
-class _Phase:
-    def __init__(self, phases: dict, name: str):
-        self._phases, self._name = phases, name
-
-    def __enter__(self):
-        self._started = time.monotonic()
-
-    def __exit__(self, *exc):
-        self._phases[self._name] = round(time.monotonic() - self._started, 4)
+@contextlib.contextmanager
+def _timed(phases: dict, name: str):
+    """Record how long the block took as phases[name] (phases keep the order they ran in)."""
+    started = time.monotonic()
+    yield
+    phases[name] = round(time.monotonic() - started, 4)
 
 
 def _merge_core_phases(phases: dict, reports: list, prefix: str = "") -> None:
@@ -77,34 +69,31 @@ class EngineHost:
         runinfo.clear(self._options.run_dir)
         phases = {"import": round(self._import_s, 4)}
         try:
-            self._start(_Timer(phases))
+            self._start(phases)
         except StartupError as exc:
             return self._fail_startup(exc.code, exc.message)
         except Exception as exc:
             log.exception("startup failed")
-            return self._fail_startup(StartupCode.STARTUP_FAILED, f"{type(exc).__name__}: {exc}")
+            return self._fail_startup(FailureCode.STARTUP_FAILED, f"{type(exc).__name__}: {exc}")
         self._write_ready(phases)
         log.info("ready on %s after %.2fs: %s", self._frontend.endpoint, sum(phases.values()), phases)
         return self._serve()
 
-    def _start(self, timer: _Timer) -> None:
-        with timer.phase("plan"):  # options checked, tokenizer loaded
+    def _start(self, phases: dict) -> None:
+        with _timed(phases, "plan"):  # options checked, tokenizer loaded
             self._plan = backends.plan(self._options)
         self._pipeline = Pipeline(self._plan.stage_specs)
-        with timer.phase("spawn_cores"):
+        with _timed(phases, "spawn_cores"):
             self._pipeline.spawn()
         self._reports = self._pipeline.build()
-        _merge_core_phases(timer.phases, self._reports)
+        _merge_core_phases(phases, self._reports)
         # A stage may hold fewer sequences than planned (the torch KV pool is sized on the device).
         self._plan.max_num_seqs = min([self._plan.max_num_seqs] + [
             r["max_num_seqs"] for r in self._reports if "max_num_seqs" in r])
-        with timer.phase("warmup"):
+        with _timed(phases, "warmup"):
             self._warm_up()
-        self._scheduler = Scheduler(
-            self._pipeline, self._plan.tokenizer, self._plan.max_model_len, self._plan.max_num_seqs,
-            self._plan.max_batched_tokens, self._status, self._connect_outbox, self._suspend,
-            self._fifo, lambda: resume.ensure_fifo(self._fifo))
-        with timer.phase("bind"):
+        self._scheduler = Scheduler(self._pipeline, self._plan, self._status, self)
+        with _timed(phases, "bind"):
             self._bind(self._options.host, self._options.port)
 
     def _warm_up(self) -> None:
@@ -118,7 +107,7 @@ class EngineHost:
         steps.append(self._pipeline.step(StepRequest([], free=[-1])))
         failed = [s for s in steps if isinstance(s, StepFailure)]
         if failed:
-            raise StartupError(StartupCode.STARTUP_FAILED, f"warm-up failed: {failed[0].message}")
+            raise StartupError(FailureCode.STARTUP_FAILED, f"warm-up failed: {failed[0].message}")
 
     def _fail_startup(self, code: str, message: str) -> int:
         log.error("startup failed: %s: %s", code, message)
@@ -132,7 +121,7 @@ class EngineHost:
     def _bind(self, host: str, port: int) -> None:
         self._frontend = Frontend(host, port, self._scheduler.inbox, self._answer_locally)
 
-    def _connect_outbox(self) -> Outbox:
+    def connect_outbox(self) -> Outbox:
         return self._frontend.connect_outbox()
 
     def _write_ready(self, phases: dict) -> None:
@@ -160,13 +149,13 @@ class EngineHost:
         try:
             self._exit_code = self._scheduler.run()
             if self._scheduler.failure is not None:
-                self._failure = (StartupCode.CORE_DIED, self._scheduler.failure)
+                self._failure = (FailureCode.CORE_DIED, self._scheduler.failure)
         except ResumeFailed as exc:
             log.exception("resume failed")
-            self._exit_code, self._failure = 1, (ResumeFailed.CODE, str(exc))
+            self._exit_code, self._failure = 1, (FailureCode.RESUME_FAILED, str(exc))
         except Exception as exc:
             log.exception("scheduler failed")
-            self._exit_code, self._failure = 1, (StartupCode.STARTUP_FAILED,
+            self._exit_code, self._failure = 1, (FailureCode.ENGINE_FAILED,
                                                  f"scheduler failed: {type(exc).__name__}: {exc}")
 
     def _on_signal(self, signum: int, _frame) -> None:
@@ -178,9 +167,13 @@ class EngineHost:
             os._exit(0)
         self._scheduler.inbox.put(StopSignal())
 
-    # ------------------------------------------------------------ checkpoint
+    # ------------------------------------------------------------ checkpoint (scheduler.Lifecycle)
 
-    def _suspend(self) -> None:
+    def create_resume_fifo(self) -> str:
+        resume.ensure_fifo(self._fifo)
+        return self._fifo
+
+    def suspend(self) -> None:
         """Scheduler thread, after prepare_checkpoint replied: close the link, wait, come back."""
         self._frontend.close()
         self._frontend = None
@@ -190,13 +183,12 @@ class EngineHost:
         message = resume.wait_for_resume(self._fifo)
         log.info("resume message: host=%s port=%d", message.host, message.port)
         phases: dict = {}
-        timer = _Timer(phases)
         try:
-            with timer.phase("resume_reacquire"):
+            with _timed(phases, "resume_reacquire"):
                 replies = self._pipeline.control("reacquire")
             _merge_core_phases(phases, replies, prefix="resume_")
             self._reports = [{**old, **new} for old, new in zip(self._reports, replies)]
-            with timer.phase("resume_bind"):
+            with _timed(phases, "resume_bind"):
                 self._bind(message.host, message.port)
         except Exception as exc:
             raise ResumeFailed(f"{type(exc).__name__}: {exc}") from exc
@@ -228,7 +220,3 @@ class EngineHost:
             capabilities=list(protocol.CAPABILITIES), max_model_len=plan.max_model_len,
             vocab_size=plan.tokenizer.vocab_size, eos_token_id=plan.tokenizer.eos_token_id,
             max_num_seqs=plan.max_num_seqs, tokenizer=plan.tokenizer.name, state=self._status.state)
-
-
-class ResumeFailed(Exception):
-    CODE = "resume_failed"

@@ -1,18 +1,22 @@
-"""Engine options as parsed from the command line, and the startup failure codes of failed.json."""
+"""Engine options as parsed from the command line, and the failure codes of failed.json."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Optional
 
 
-class StartupCode:
+class FailureCode:
+    # startup
     UNKNOWN_BACKEND = "unknown_backend"
     MODEL_NOT_FOUND = "model_not_found"
     UNSUPPORTED_MODEL = "unsupported_model"
     BAD_ENGINE_ARGS = "bad_engine_args"
     BACKEND_UNAVAILABLE = "backend_unavailable"
     STARTUP_FAILED = "startup_failed"
+    # after serving began
     CORE_DIED = "core_died"
+    RESUME_FAILED = "resume_failed"
+    ENGINE_FAILED = "engine_failed"
 
 
 class StartupError(Exception):

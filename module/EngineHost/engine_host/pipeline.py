@@ -17,8 +17,8 @@ from multiprocessing import Pipe
 from multiprocessing.connection import wait
 from typing import Any, Optional
 
-from .options import StartupCode, StartupError
-from .stage import StageSpec, StepRequest
+from .options import FailureCode, StartupError
+from .stage import StepRequest
 
 log = logging.getLogger("engine_host.pipeline")
 
@@ -80,7 +80,7 @@ class Pipeline:
             try:
                 status, body = conn.recv()
             except EOFError:
-                raise StartupError(StartupCode.STARTUP_FAILED,
+                raise StartupError(FailureCode.STARTUP_FAILED,
                                    f"core-{i} exited while {doing}: {self._exit_description(i)}")
             if status == "failed":
                 raise StartupError(body["code"], body["message"])

@@ -10,7 +10,7 @@ import logging
 import queue
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Optional, Protocol
 
 from . import protocol
 from .pipeline import CoreDied, Pipeline
@@ -66,6 +66,19 @@ class _Sequence:
     prefilled: bool = False
 
 
+class Lifecycle(Protocol):
+    """What the scheduler needs from the engine host around a checkpoint."""
+
+    def connect_outbox(self):
+        """A new Outbox on the current link, for the calling (scheduler) thread."""
+
+    def create_resume_fifo(self) -> str:
+        """Make sure the resume FIFO exists; its path."""
+
+    def suspend(self) -> None:
+        """Close the link, wait for a resume message, re-acquire, serve on a new link."""
+
+
 @dataclass
 class _PendingPrepare:
     identity: bytes
@@ -75,21 +88,15 @@ class _PendingPrepare:
 
 
 class Scheduler:
-    def __init__(self, pipeline: Pipeline, tokenizer, max_model_len: int, max_num_seqs: int,
-                 max_batched_tokens: int, status: EngineStatus, connect_outbox: Callable,
-                 suspend: Callable[[], None], resume_fifo: str,
-                 prepare_fifo: Callable[[], None]):
+    def __init__(self, pipeline: Pipeline, plan, status: EngineStatus, lifecycle: Lifecycle):
         self.inbox: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
         self._pipeline = pipeline
-        self._tokenizer = tokenizer
-        self._max_model_len = max_model_len
-        self._max_num_seqs = max_num_seqs
-        self._max_batched_tokens = max_batched_tokens
+        self._tokenizer = plan.tokenizer
+        self._max_model_len = plan.max_model_len
+        self._max_num_seqs = plan.max_num_seqs
+        self._max_batched_tokens = plan.max_batched_tokens
         self._status = status
-        self._connect_outbox = connect_outbox
-        self._suspend = suspend
-        self._resume_fifo = resume_fifo
-        self._prepare_fifo = prepare_fifo
+        self._lifecycle = lifecycle
         self._outbox = None
         self._waiting: "collections.deque[_Sequence]" = collections.deque()
         self._running: dict = {}  # seq_id -> _Sequence
@@ -104,7 +111,7 @@ class Scheduler:
 
     def run(self) -> int:
         """The scheduler thread's body; returns the process exit code."""
-        self._outbox = self._connect_outbox()
+        self._outbox = self._lifecycle.connect_outbox()
         try:
             while self._exit_code is None:
                 self._receive()
@@ -214,18 +221,16 @@ class Scheduler:
             return
         pending, self._prepare = self._prepare, None
         started = time.monotonic()
-        # Free the finished sequences' caches, then everything else the image must not hold.
-        self._pipeline.step(StepRequest([], self._take_free()))
+        self._to_free = []  # release drops every sequence's caches anyway
         self._pipeline.control("release")
-        self._prepare_fifo()
-        log.info("prepared for checkpoint in %.3fs; waiting on %s",
-                 time.monotonic() - started, self._resume_fifo)
+        fifo = self._lifecycle.create_resume_fifo()
+        log.info("prepared for checkpoint in %.3fs", time.monotonic() - started)
         self._send_final(pending.identity, pending.request_id, protocol.PrepareCheckpointResult(
-            "prepared", self._resume_fifo, pending.aborted))
+            "prepared", fifo, pending.aborted))
         self._outbox.close_link()
         self._status.state = PREPARED
-        self._suspend()  # returns once resumed and serving on a new socket
-        self._outbox = self._connect_outbox()
+        self._lifecycle.suspend()  # returns once resumed and serving on a new socket
+        self._outbox = self._lifecycle.connect_outbox()
         self._status.state = READY
 
     def _shut_down(self) -> None:

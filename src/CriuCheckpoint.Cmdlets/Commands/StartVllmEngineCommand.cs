@@ -1,5 +1,6 @@
 using System.Collections;
 using System.Management.Automation;
+using CriuCheckpoint.Checkpoint;
 using CriuCheckpoint.Engine;
 
 namespace CriuCheckpoint.Commands;
@@ -55,6 +56,17 @@ public sealed class StartVllmEngineCommand : CriuCheckpointCmdlet
     [ValidateRange(1, 86400)]
     public int ReadyTimeout { get; set; } = 300;
 
+    /// <summary>
+    /// A checkpoint store: restore from it when it holds this configuration, else cold start and save into it.
+    /// </summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? CheckpointStore { get; set; }
+
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? CriuPath { get; set; }
+
     protected override void ProcessRecord()
     {
         var spec = new EngineSpec
@@ -76,8 +88,11 @@ public sealed class StartVllmEngineCommand : CriuCheckpointCmdlet
 
         try
         {
-            var engine = Run((observer, token) =>
-                new EngineLauncher(Registry, observer).StartAsync(spec, Name, TimeSpan.FromSeconds(ReadyTimeout), token));
+            var readyTimeout = TimeSpan.FromSeconds(ReadyTimeout);
+            var engine = CheckpointStore is null
+                ? Run((observer, token) => new EngineLauncher(Registry, observer).StartAsync(spec, Name, readyTimeout, token))
+                : Run((observer, token) => new EngineProvisioner(Registry, observer).StartAsync(
+                    spec, Name, new CheckpointStore(GetUnresolvedProviderPathFromPSPath(CheckpointStore)), readyTimeout, CriuPath, token));
             WriteTimings($"Engine {engine.Name} started", engine.StartupTime!);
             WriteObject(engine);
         }

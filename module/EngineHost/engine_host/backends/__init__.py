@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ..options import EngineOptions, StartupCode, StartupError
+from ..options import EngineOptions, FailureCode, StartupError
 
 MODULES = {
     "tiny": "engine_host.backends.tiny",
@@ -34,7 +34,7 @@ class BackendPlan:
 def plan(options: EngineOptions) -> BackendPlan:
     module = MODULES.get(options.backend)
     if module is None:
-        raise StartupError(StartupCode.UNKNOWN_BACKEND,
+        raise StartupError(FailureCode.UNKNOWN_BACKEND,
                            f"unknown backend {options.backend!r}; known: {', '.join(MODULES)}")
     return importlib.import_module(module).plan(options)
 
@@ -49,12 +49,12 @@ def check_engine_args(engine_args: dict, allowed: dict) -> dict:
     """Validate engine args against {name: type}; returns them. Raises bad_engine_args."""
     unknown = sorted(set(engine_args) - set(allowed))
     if unknown:
-        raise StartupError(StartupCode.BAD_ENGINE_ARGS,
+        raise StartupError(FailureCode.BAD_ENGINE_ARGS,
                            f"unknown engine arg(s) {', '.join(unknown)}; known: {', '.join(allowed)}")
     for name, value in engine_args.items():
         kind = allowed[name]
         ok = isinstance(value, kind) and not (isinstance(value, bool) and kind is not bool)
         if not ok:
-            raise StartupError(StartupCode.BAD_ENGINE_ARGS,
+            raise StartupError(FailureCode.BAD_ENGINE_ARGS,
                                f"engine arg {name} must be {kind.__name__}, got {value!r}")
     return engine_args

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..options import EngineOptions, StartupCode, StartupError
+from ..options import EngineOptions, FailureCode, StartupError
 from ..sampling import Sampler
 from ..stage import StageSpec, StepRequest, StepResult
 from ..tokenizer import ByteTokenizer
@@ -78,13 +78,13 @@ class TinyStageConfig:
 def plan(options: EngineOptions) -> BackendPlan:
     model = options.model or DEFAULT_MODEL
     if model not in PRESETS:
-        raise StartupError(StartupCode.MODEL_NOT_FOUND,
+        raise StartupError(FailureCode.MODEL_NOT_FOUND,
                            f"tiny has no model {model!r}; presets: {', '.join(PRESETS)}")
     args = check_engine_args(options.engine_args, ENGINE_ARGS)
     if options.device not in ("auto", "cpu"):
-        raise StartupError(StartupCode.BAD_ENGINE_ARGS, "the tiny backend runs on the CPU only")
+        raise StartupError(FailureCode.BAD_ENGINE_ARGS, "the tiny backend runs on the CPU only")
     if options.dtype not in ("auto", "float32"):
-        raise StartupError(StartupCode.BAD_ENGINE_ARGS, "the tiny backend computes in float32 only")
+        raise StartupError(FailureCode.BAD_ENGINE_ARGS, "the tiny backend computes in float32 only")
     shape = {**PRESETS[model], **{k: v for k, v in args.items() if k in PRESETS[model]}}
     config = TinyConfig(seed=args.get("seed", 0),
                         max_model_len=options.max_model_len or DEFAULT_MAX_MODEL_LEN, **shape)
@@ -118,7 +118,7 @@ def _validate(c: TinyConfig, workers: int) -> None:
     if c.seed < 0:
         problems.append("seed must be >= 0")
     if problems:
-        raise StartupError(StartupCode.BAD_ENGINE_ARGS, "; ".join(problems))
+        raise StartupError(FailureCode.BAD_ENGINE_ARGS, "; ".join(problems))
 
 
 # ---------------------------------------------------------------- core side

@@ -13,7 +13,7 @@ import os
 from dataclasses import asdict, dataclass
 from typing import Optional
 
-from ..options import EngineOptions, StartupCode, StartupError
+from ..options import EngineOptions, FailureCode, StartupError
 from ..stage import StageSpec
 from ..tokenizer import ByteTokenizer, HFTokenizer
 from . import BackendPlan, check_engine_args, config_hash
@@ -76,25 +76,25 @@ def plan(options: EngineOptions) -> BackendPlan:
             identity = {"path": model, "config_sha256": hashlib.sha256(f.read()).hexdigest()}
     model_type = hf_config.get("model_type", "llama")
     if model_type not in SUPPORTED_MODEL_TYPES:
-        raise StartupError(StartupCode.UNSUPPORTED_MODEL,
+        raise StartupError(FailureCode.UNSUPPORTED_MODEL,
                            f"model_type {model_type!r} is not supported; supported: "
                            f"{', '.join(SUPPORTED_MODEL_TYPES)}")
     missing = [m for m in ("torch", "transformers") if importlib.util.find_spec(m) is None]
     if missing:
-        raise StartupError(StartupCode.BACKEND_UNAVAILABLE,
+        raise StartupError(FailureCode.BACKEND_UNAVAILABLE,
                            f"the torch backend needs {' and '.join(missing)}, which cannot be imported")
     if options.workers != 1:
-        raise StartupError(StartupCode.BAD_ENGINE_ARGS, "the torch backend runs one core (--workers 1)")
+        raise StartupError(FailureCode.BAD_ENGINE_ARGS, "the torch backend runs one core (--workers 1)")
     positions = hf_config.get("max_position_embeddings", DEFAULT_MAX_MODEL_LEN)
     max_model_len = options.max_model_len or min(positions, DEFAULT_MAX_MODEL_LEN)
     if max_model_len > positions:
-        raise StartupError(StartupCode.BAD_ENGINE_ARGS,
+        raise StartupError(FailureCode.BAD_ENGINE_ARGS,
                            f"--max-model-len {max_model_len} exceeds the model's {positions} positions")
     for name in ("max_num_seqs", "max_batched_tokens"):
         if args.get(name, 1) < 1:
-            raise StartupError(StartupCode.BAD_ENGINE_ARGS, f"{name} must be >= 1")
+            raise StartupError(FailureCode.BAD_ENGINE_ARGS, f"{name} must be >= 1")
     if args.get("seed", 0) < 0:
-        raise StartupError(StartupCode.BAD_ENGINE_ARGS, "seed must be >= 0")
+        raise StartupError(FailureCode.BAD_ENGINE_ARGS, "seed must be >= 0")
 
     vocab_size = hf_config["vocab_size"]
     eos = hf_config.get("eos_token_id")
@@ -123,13 +123,13 @@ def _read_config(path: str) -> dict:
     config_path = os.path.join(path, "config.json")
     if not os.path.isfile(config_path):
         what = "directory has no config.json" if os.path.isdir(path) else "no such directory"
-        raise StartupError(StartupCode.MODEL_NOT_FOUND,
+        raise StartupError(FailureCode.MODEL_NOT_FOUND,
                            f"model {path!r}: {what}; presets: {', '.join(PRESETS)}")
     try:
         with open(config_path, encoding="utf-8") as f:
             config = json.load(f)
     except (OSError, ValueError) as exc:
-        raise StartupError(StartupCode.MODEL_NOT_FOUND, f"cannot read {config_path}: {exc}")
+        raise StartupError(FailureCode.MODEL_NOT_FOUND, f"cannot read {config_path}: {exc}")
     if not isinstance(config, dict) or not isinstance(config.get("vocab_size"), int):
-        raise StartupError(StartupCode.MODEL_NOT_FOUND, f"{config_path} has no integer vocab_size")
+        raise StartupError(FailureCode.MODEL_NOT_FOUND, f"{config_path} has no integer vocab_size")
     return config

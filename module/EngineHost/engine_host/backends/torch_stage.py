@@ -30,7 +30,7 @@ import torch
 import transformers
 from transformers import AutoConfig, AutoModelForCausalLM
 
-from ..options import StartupCode, StartupError
+from ..options import FailureCode, StartupError
 from ..sampling import Sampler
 from ..stage import StageSpec, StepRequest, StepResult
 from .torch_backend import TorchStageConfig
@@ -53,7 +53,7 @@ def _resolve_device(requested: str) -> torch.device:
     if torch.cuda.is_available():
         return torch.device("cuda", torch.cuda.current_device())
     if requested == "cuda":
-        raise StartupError(StartupCode.BACKEND_UNAVAILABLE, "--device cuda: CUDA is not available")
+        raise StartupError(FailureCode.BACKEND_UNAVAILABLE, "--device cuda: CUDA is not available")
     return torch.device("cpu")
 
 
@@ -121,7 +121,7 @@ class TorchStage:
                 (a.q_proj, a.k_proj, a.v_proj, a.o_proj, layer.mlp, layer.input_layernorm,
                  layer.post_attention_layernorm)
         except AttributeError as exc:
-            raise StartupError(StartupCode.UNSUPPORTED_MODEL,
+            raise StartupError(FailureCode.UNSUPPORTED_MODEL,
                                f"{type(m).__name__} does not have the Llama block layout: {exc}")
         self._n_heads = config.num_attention_heads
         self._n_kv_heads = getattr(config, "num_key_value_heads", None) or self._n_heads
@@ -162,7 +162,7 @@ class TorchStage:
             - _ACTIVATION_RESERVE_BYTES
         slots = min(cap, int(budget // per_slot))
         if slots < 1:
-            raise StartupError(StartupCode.STARTUP_FAILED,
+            raise StartupError(FailureCode.STARTUP_FAILED,
                                f"not enough GPU memory for one sequence of {self._c.max_model_len} "
                                f"tokens: budget {budget / 2**30:.2f} GiB, one slot "
                                f"{per_slot / 2**30:.2f} GiB (raise --gpu-memory-utilization or lower "

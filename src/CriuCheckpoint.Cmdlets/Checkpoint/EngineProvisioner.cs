@@ -1,0 +1,47 @@
+using CriuCheckpoint.Engine;
+
+namespace CriuCheckpoint.Checkpoint;
+
+/// <summary>
+/// Start-VllmEngine -CheckpointStore: restore when the store has a checkpoint of this configuration, otherwise cold
+/// start, save with -LeaveRunning and serve from the engine just started (the seed's three paths in one switch).
+/// </summary>
+public sealed class EngineProvisioner
+{
+    private readonly EngineRegistry registry;
+    private readonly IOperationObserver observer;
+
+    public EngineProvisioner(EngineRegistry registry, IOperationObserver observer)
+    {
+        this.registry = registry;
+        this.observer = observer;
+    }
+
+    public async Task<EngineInfo> StartAsync(EngineSpec spec, string? name, CheckpointStore store, TimeSpan readyTimeout, string? criuPath, CancellationToken cancellationToken)
+    {
+        var configHash = ConfigHash.Compute(spec);
+        if (store.Find(configHash) is { } checkpoint)
+        {
+            observer.Verbose($"{checkpoint.Path} holds this configuration ({configHash}): restoring it.");
+            var outcome = (await new CheckpointRestorer(registry, observer).RestoreAsync(checkpoint,
+                new RestoreOptions { Name = name, CriuPath = criuPath, Timeout = readyTimeout }, cancellationToken).ConfigureAwait(false))[0];
+            return outcome.Engine ?? throw outcome.Failure!;
+        }
+
+        observer.Verbose($"{store.Path} has no checkpoint of this configuration ({configHash}): cold start, then save.");
+        var engine = await new EngineLauncher(registry, observer).StartAsync(spec, name, readyTimeout, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var saved = await new CheckpointSaver(registry, observer).SaveAsync(engine, store, new SaveOptions { LeaveRunning = true, CriuPath = criuPath }, cancellationToken)
+                .ConfigureAwait(false);
+            observer.Verbose($"Saved {saved.Checkpoint.Path}; engine {engine.Name} serves on.");
+            return (saved.Engine ?? engine) with { StartupTime = engine.StartupTime };
+        }
+        catch (CriuCheckpointException e)
+        {
+            // The engine serves either way; the next start simply cannot restore yet.
+            observer.Warning($"Engine {engine.Name} serves, but saving it to {store.Path} failed ({e.ErrorId}): {e.Message}");
+            return engine;
+        }
+    }
+}

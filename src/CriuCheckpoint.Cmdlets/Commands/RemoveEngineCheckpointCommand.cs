@@ -1,0 +1,46 @@
+using System.Management.Automation;
+using CriuCheckpoint.Checkpoint;
+using CriuCheckpoint.Engine;
+
+namespace CriuCheckpoint.Commands;
+
+/// <summary>Deletes checkpoints. Engines already restored from them are not affected.</summary>
+[Cmdlet(VerbsCommon.Remove, "EngineCheckpoint", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High, DefaultParameterSetName = ByCheckpoint)]
+[OutputType(typeof(void))]
+public sealed class RemoveEngineCheckpointCommand : CriuCheckpointCmdlet
+{
+    private const string ByCheckpoint = "Checkpoint";
+    private const string ByPath = "Path";
+
+    [Parameter(Mandatory = true, ValueFromPipeline = true, ParameterSetName = ByCheckpoint)]
+    [ValidateNotNull]
+    public EngineCheckpoint[] Checkpoint { get; set; } = Array.Empty<EngineCheckpoint>();
+
+    /// <summary>A checkpoint directory (one with a manifest.json).</summary>
+    [Parameter(Mandatory = true, Position = 0, ParameterSetName = ByPath)]
+    [ValidateNotNullOrEmpty]
+    public string[] Path { get; set; } = Array.Empty<string>();
+
+    protected override void ProcessRecord()
+    {
+        var targets = ParameterSetName == ByCheckpoint
+            ? Checkpoint.Select(c => c.Path)
+            : Path.Select(GetUnresolvedProviderPathFromPSPath);
+        foreach (var path in targets)
+        {
+            try
+            {
+                var checkpoint = CheckpointStore.Open(path);
+                if (ShouldProcess($"checkpoint {checkpoint.Path} ({checkpoint.Backend} {checkpoint.Model}, {checkpoint.SizeBytes >> 20} MiB)", "Remove"))
+                {
+                    CheckpointStore.Remove(checkpoint);
+                    WriteVerbose($"Removed {checkpoint.Path}.");
+                }
+            }
+            catch (CriuCheckpointException e)
+            {
+                WriteFailure(e);
+            }
+        }
+    }
+}

@@ -1,0 +1,81 @@
+using System.Management.Automation;
+using CriuCheckpoint.Checkpoint;
+using CriuCheckpoint.Engine;
+
+namespace CriuCheckpoint.Commands;
+
+/// <summary>Restores engines from a checkpoint, each replica in a fresh PID namespace, all replicas at once.</summary>
+[Cmdlet(VerbsData.Restore, "EngineCheckpoint", SupportsShouldProcess = true, DefaultParameterSetName = ByCheckpoint)]
+[OutputType(typeof(EngineInfo))]
+public sealed class RestoreEngineCheckpointCommand : CriuCheckpointCmdlet
+{
+    private const string ByCheckpoint = "Checkpoint";
+    private const string ByPath = "Path";
+
+    [Parameter(Mandatory = true, ValueFromPipeline = true, ParameterSetName = ByCheckpoint)]
+    [ValidateNotNull]
+    public EngineCheckpoint Checkpoint { get; set; } = null!;
+
+    /// <summary>A checkpoint directory, or a store holding exactly one checkpoint.</summary>
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = ByPath)]
+    [ValidateNotNullOrEmpty]
+    public string Path { get; set; } = string.Empty;
+
+    [Parameter]
+    [ValidateRange(1, 64)]
+    public int Count { get; set; } = 1;
+
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? Name { get; set; }
+
+    [Parameter]
+    public SwitchParameter Force { get; set; }
+
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? CriuPath { get; set; }
+
+    /// <summary>Seconds each replica may take to restore and resume before it is killed and reported.</summary>
+    [Parameter]
+    [ValidateRange(1, 86400)]
+    public int TimeoutSec { get; set; } = 300;
+
+    protected override void ProcessRecord()
+    {
+        try
+        {
+            var checkpoint = ParameterSetName == ByCheckpoint ? Checkpoint : CheckpointLocator.Open(GetUnresolvedProviderPathFromPSPath(Path));
+            if (!ShouldProcess($"{checkpoint.Path} ({Count} replica(s))", "Restore"))
+            {
+                return;
+            }
+
+            var options = new RestoreOptions
+            {
+                Count = Count,
+                Name = Name,
+                Force = Force,
+                CriuPath = CriuPath,
+                Timeout = TimeSpan.FromSeconds(TimeoutSec),
+            };
+            var outcomes = Run((observer, token) => new CheckpointRestorer(Registry, observer).RestoreAsync(checkpoint, options, token));
+            foreach (var outcome in outcomes)
+            {
+                if (outcome.Engine is { } engine)
+                {
+                    WriteTimings($"Engine {engine.Name} restored", engine.StartupTime!);
+                    WriteObject(engine);
+                }
+                else
+                {
+                    WriteFailure(outcome.Failure!);
+                }
+            }
+        }
+        catch (CriuCheckpointException e)
+        {
+            WriteFailure(e);
+        }
+    }
+}

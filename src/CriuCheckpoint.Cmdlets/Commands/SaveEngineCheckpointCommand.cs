@@ -1,0 +1,78 @@
+using System.Management.Automation;
+using CriuCheckpoint.Checkpoint;
+using CriuCheckpoint.Engine;
+
+namespace CriuCheckpoint.Commands;
+
+/// <summary>Checkpoints a serving engine's whole process tree into a store, published atomically under its config hash.</summary>
+[Cmdlet(VerbsData.Save, "EngineCheckpoint", SupportsShouldProcess = true)]
+[OutputType(typeof(EngineCheckpoint))]
+public sealed class SaveEngineCheckpointCommand : CriuCheckpointCmdlet
+{
+    [Parameter(Mandatory = true, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [EngineTransformation]
+    [ValidateNotNull]
+    public EngineInfo Engine { get; set; } = null!;
+
+    /// <summary>The checkpoint store: a directory holding one checkpoint per config hash.</summary>
+    [Parameter(Mandatory = true, Position = 0)]
+    [Alias("Store", "CheckpointStore")]
+    [ValidateNotNullOrEmpty]
+    public string Path { get; set; } = string.Empty;
+
+    [Parameter]
+    public SwitchParameter LeaveRunning { get; set; }
+
+    [Parameter]
+    public SwitchParameter Force { get; set; }
+
+    /// <summary>Abort requests in flight instead of letting them finish before the dump.</summary>
+    [Parameter]
+    public SwitchParameter AbortInFlight { get; set; }
+
+    /// <summary>Seconds in-flight requests get to finish before they are aborted.</summary>
+    [Parameter]
+    [ValidateRange(0, 86400)]
+    public int DrainTimeout { get; set; } = 30;
+
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? CriuPath { get; set; }
+
+    /// <summary>With -LeaveRunning, also outputs the engine (serving again on a new endpoint).</summary>
+    [Parameter]
+    public SwitchParameter PassThru { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        var store = new CheckpointStore(GetUnresolvedProviderPathFromPSPath(Path));
+        var action = LeaveRunning ? "Checkpoint (engine keeps serving)" : "Checkpoint (engine ends after the dump)";
+        if (!ShouldProcess($"engine {Engine.Name} ({Engine.Id}) into {store.Path}", action))
+        {
+            return;
+        }
+
+        try
+        {
+            var options = new SaveOptions
+            {
+                LeaveRunning = LeaveRunning,
+                Force = Force,
+                CriuPath = CriuPath,
+                DrainTimeout = TimeSpan.FromSeconds(DrainTimeout),
+                AbortInFlight = AbortInFlight,
+            };
+            var result = Run((observer, token) => new CheckpointSaver(Registry, observer).SaveAsync(Engine, store, options, token));
+            WriteTimings($"Checkpoint {result.Checkpoint.Path}", result.Checkpoint.Timings);
+            WriteObject(result.Checkpoint);
+            if (PassThru && result.Engine is not null)
+            {
+                WriteObject(result.Engine);
+            }
+        }
+        catch (CriuCheckpointException e)
+        {
+            WriteFailure(e);
+        }
+    }
+}
