@@ -27,6 +27,7 @@ Set-StrictMode -Version Latest
 $Root = $PSScriptRoot
 $ModuleOut = Join-Path $Root 'out/CriuCheckpoint'
 $PesterVersion = '6.2.0'
+$CriuPrefix = Join-Path $Root 'tools/criu'
 $AptPackages = 'python3-zmq', 'python3-msgpack', 'python3-numpy', 'python3-pytest'
 
 function Invoke-Native {
@@ -45,6 +46,7 @@ function Install-Deps {
     }
     Invoke-Native dotnet @('restore', (Join-Path $Root 'CriuCheckpoint.sln'), '--verbosity', 'quiet')
     Invoke-Native dotnet @('restore', (Join-Path $Root 'tests/Pester/Pester.Dependencies.csproj'), '--verbosity', 'quiet')
+    Invoke-Native bash @((Join-Path $Root 'scripts/install-criu.sh'), $CriuPrefix)
     Set-EnginePython
 }
 
@@ -76,6 +78,11 @@ function Invoke-Build {
     New-Item -ItemType Directory $ModuleOut | Out-Null
     Copy-Item (Join-Path $bin '*.dll'), (Join-Path $bin 'EngineHost') $ModuleOut -Recurse
     Copy-Item (Join-Path $Root 'module/*') $ModuleOut -Recurse -Exclude 'EngineHost'
+    if (Test-Path $CriuPrefix) {
+        # The module finds criu in its own tools folder, so the built module works without CRIU_PATH.
+        New-Item -ItemType Directory (Join-Path $ModuleOut 'tools') | Out-Null
+        Copy-Item $CriuPrefix (Join-Path $ModuleOut 'tools/criu') -Recurse
+    }
     # Get-Help for the binary cmdlets: MAML from the built DLL + docs/cmdlets/*.md (about_*.help.txt came with module/en-US).
     $helpFile = & (Join-Path $Root 'scripts/New-MamlHelp.ps1') -AssemblyPath (Join-Path $ModuleOut 'CriuCheckpoint.Cmdlets.dll') -DocsPath (Join-Path $Root 'docs/cmdlets') -OutputPath (Join-Path $ModuleOut 'en-US')
     Write-Host "build: help written to $helpFile"

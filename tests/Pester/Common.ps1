@@ -5,6 +5,9 @@ $script:ModuleManifest = Join-Path $RepoRoot 'out/CriuCheckpoint/CriuCheckpoint.
 
 Import-Module $ModuleManifest -Force
 
+# The criu the module itself would find first: $env:CRIU_PATH, else the one shipped in its tools folder.
+$script:RealCriu = if ($env:CRIU_PATH) { $env:CRIU_PATH } else { Join-Path (Split-Path $ModuleManifest) 'tools/criu/bin/criu' }
+
 # A private registry per test file, so tests see only their own engines and leave nothing in the host's.
 function New-TestHome {
     $dir = Join-Path ([IO.Path]::GetTempPath()) ("criu-pester-" + [guid]::NewGuid().ToString('N').Substring(0, 8))
@@ -57,4 +60,26 @@ function Start-Stoppable([scriptblock] $Script, [hashtable] $Parameters = @{}) {
     $null = $ps.AddScript($Script.ToString())
     foreach ($key in $Parameters.Keys) { $null = $ps.AddParameter($key, $Parameters[$key]) }
     [pscustomobject]@{ PowerShell = $ps; Handle = $ps.BeginInvoke() }
+}
+
+# Mounts a test could leak: anything under the test home, or a restore's private tmpfs left on the host.
+function Get-TestHomeMount([string] $TestHome) {
+    Get-Content /proc/self/mountinfo | Where-Object { $_.Contains($TestHome) -or $_ -match ' criu-checkpoint ' }
+}
+
+# Nothing a test started may outlive it: no process, no mount, no staging directory.
+function Assert-NothingLeft([string] $TestHome, [string] $Store) {
+    Get-TestHomeProcess $TestHome | Should -BeNullOrEmpty
+    Get-TestHomeMount $TestHome | Should -BeNullOrEmpty
+    if ($Store -and (Test-Path $Store)) {
+        Get-ChildItem -Force $Store -Filter '.staging-*' | Should -BeNullOrEmpty
+    }
+}
+
+# Runs a copy of criu that a test controls: $Script runs instead of criu for the given subcommand.
+function New-CriuWrapper([string] $Directory, [string] $Name, [string] $Script) {
+    $path = Join-Path $Directory $Name
+    Set-Content -LiteralPath $path -Value "#!/bin/sh`n$Script`n"
+    chmod +x $path
+    $path
 }

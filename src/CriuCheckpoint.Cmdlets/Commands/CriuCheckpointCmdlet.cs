@@ -48,12 +48,25 @@ public abstract class CriuCheckpointCmdlet : PSCmdlet, IDisposable
             var observer = new QueuedObserver(queue, this);
             var task = Task.Run(() => work(observer, CancellationToken), CancellationToken);
             task.ContinueWith(_ => queue.CompleteAdding(), TaskScheduler.Default);
+            var stopping = false;
             foreach (var report in queue.GetConsumingEnumerable())
             {
-                report();
+                try
+                {
+                    if (!stopping)
+                    {
+                        report();
+                    }
+                }
+                catch (PipelineStoppedException)
+                {
+                    // Ctrl+C: streams are closed, but the service is still cleaning up (resuming an engine, killing
+                    // a half-started one); wait for it so nothing is left behind when the pipeline stops.
+                    stopping = true;
+                }
             }
 
-            return task.GetAwaiter().GetResult();
+            return stopping ? throw new PipelineStoppedException() : task.GetAwaiter().GetResult();
         }
         catch (OperationCanceledException) when (CancellationToken.IsCancellationRequested)
         {
