@@ -5,7 +5,7 @@ BeforeAll {
     $script:TestHome = New-TestHome
     $script:Store = Join-Path $TestHome 'store'
     $script:Prompt = 'Once upon a time'
-    if (-not (Test-Path $RealCriu)) { throw "No criu at $RealCriu: run the tests through ./build.ps1 test, which installs CRIU 4.2." }
+    if (-not (Test-Path $RealCriu)) { throw "No criu at ${RealCriu}: run the tests through ./build.ps1 test, which installs CRIU 4.2." }
 }
 
 AfterAll {
