@@ -45,8 +45,12 @@ def _tcp_inodes() -> set:
     return inodes
 
 
-def _threads(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/task"))
+def _threads(pid: int) -> list:
+    names = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/comm") as f:
+            names.append(f.read().strip())
+    return names
 
 
 def _prepare(client, **args) -> dict:
@@ -55,8 +59,10 @@ def _prepare(client, **args) -> dict:
 
 def _wait_prepared(engine):
     _wait_for(lambda: not os.path.exists(engine.path("ready.json")), what="ready.json removed")
-    # The link is closed and the zmq context terminated: main + scheduler threads remain.
-    _wait_for(lambda: _threads(engine.pid) == 2, what="zmq threads gone")
+    # The link is closed and the zmq context terminated (libzmq names its threads ZMQbg/...):
+    # only the main and the scheduler threads remain.
+    _wait_for(lambda: len(_threads(engine.pid)) == 2, what="zmq threads gone")
+    assert not [t for t in _threads(engine.pid) if t.startswith("ZMQ")]
 
 
 def _resume(engine, host="127.0.0.1", port=0) -> dict:

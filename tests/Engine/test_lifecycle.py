@@ -34,7 +34,7 @@ def _failed(engine) -> dict:
     (["--model", "tiny-4m", "--workers", "10"], "bad_engine_args"),
     (["--model", "tiny-4m", "--device", "cuda"], "bad_engine_args"),
     (["--model", "tiny-4m", "--port", "http"], "bad_engine_args"),
-    (["--model", "tiny-4m", "--engine-args", '{"d_model": 100000000, "n_heads": 1}'],
+    (["--model", "tiny-4m", "--engine-args", '{"d_model": 1000000000000, "n_heads": 1}'],
      "startup_failed"),
 ])
 def test_startup_failure_writes_failed_json_and_exits_non_zero(start_engine, args, code):
@@ -59,7 +59,7 @@ def test_a_port_in_use_fails_startup(start_engine):
 
 def test_a_failed_core_start_leaves_no_process(start_engine):
     engine = start_engine("--model", "tiny-4m", "--workers", "2", "--engine-args",
-                          '{"d_model": 100000000, "n_heads": 1}', wait=False)
+                          '{"d_model": 1000000000000, "n_heads": 1}', wait=False)
     assert _failed(engine)["code"] == "startup_failed"
     children = os.popen(f"ps -o pid= --ppid {engine.pid}").read().split()
     assert children == []

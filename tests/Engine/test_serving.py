@@ -193,6 +193,11 @@ def test_health_answers_while_a_long_generation_runs(client, shared_engine):
     client.replies(rid)
 
 
+def test_the_frontend_runs_no_model_code(shared_engine):
+    with open(f"/proc/{shared_engine.pid}/maps") as f:
+        assert "numpy" not in f.read()
+
+
 def test_cores_get_no_stdin(shared_engine):
     for p in shared_engine.ready["pids"]:
         assert os.readlink(f"/proc/{p['pid']}/fd/0") == "/dev/null"

@@ -21,8 +21,7 @@ from .frontend import Frontend, Outbox
 from .options import EngineOptions, FailureCode, StartupError
 from .pipeline import Pipeline
 from .scheduler import PREPARED, EngineStatus, Scheduler, StopSignal
-from .stage import NewSequence, SeqInput, StepFailure, StepRequest
-from .sampling import SamplingParams
+from .stage import NewSequence, SamplingParams, SeqInput, StepFailure, StepRequest
 
 log = logging.getLogger("engine_host.host")
 

@@ -5,17 +5,9 @@ tokens whatever else shares its batch. Greedy is argmax (first index on ties).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional
-
 import numpy as np
 
-
-@dataclass(frozen=True)
-class SamplingParams:
-    temperature: float = 0.0
-    top_p: float = 1.0
-    seed: Optional[int] = None
+from .stage import SamplingParams
 
 
 class Sampler:

@@ -15,8 +15,7 @@ from typing import Any, Optional, Protocol
 from . import protocol
 from .pipeline import CoreDied, Pipeline
 from .protocol import ErrorCode, GenerateArgs
-from .sampling import SamplingParams
-from .stage import NewSequence, SeqInput, StepFailure, StepRequest
+from .stage import NewSequence, SamplingParams, SeqInput, StepFailure, StepRequest
 from .textstream import TextStream
 
 log = logging.getLogger("engine_host.scheduler")

@@ -29,6 +29,12 @@ public sealed class CheckpointRestorer
         Preflight.EnsurePrivileges();
         var criu = await CriuTool.LocateAsync(options.CriuPath, cancellationToken).ConfigureAwait(false);
         Validate(checkpoint, criu, options.Force);
+        var inspector = new EngineInspector(registry, procFs);
+        foreach (var index in Enumerable.Range(1, options.Count))
+        {
+            inspector.EnsureNameFree(ReplicaName(options, index));
+        }
+
         var validated = validation.Elapsed;
         observer.Verbose($"Checkpoint {checkpoint.Path} validated in {validated.TotalSeconds:0.000} s (criu {criu.Version}).");
 

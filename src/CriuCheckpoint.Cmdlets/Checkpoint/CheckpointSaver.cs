@@ -140,8 +140,7 @@ public sealed class CheckpointSaver
         if (force && Directory.Exists(target))
         {
             // Out of the way in one rename, so readers see the old checkpoint or the new one, never a mix.
-            var retired = store.CreateStaging(configHash);
-            Directory.Delete(retired);
+            var retired = store.NewStagingName(configHash);
             Directory.Move(target, retired);
             CheckpointStore.DeleteStaging(retired);
         }

@@ -26,11 +26,15 @@ public sealed class CheckpointStore
 
     public static string ManifestPath(string checkpointPath) => System.IO.Path.Combine(checkpointPath, CheckpointManifest.FileName);
 
+    /// <summary>A fresh name for a directory inside the store, hidden from listings like a staging directory.</summary>
+    public string NewStagingName(string configHash) =>
+        System.IO.Path.Combine(Path, $"{StagingPrefix}{configHash}-{Convert.ToHexString(RandomNumberGenerator.GetBytes(4)).ToLowerInvariant()}");
+
     /// <summary>A new private staging directory inside the store (same filesystem, so publishing is a rename).</summary>
     public string CreateStaging(string configHash)
     {
         Directory.CreateDirectory(Path, Private);
-        var staging = System.IO.Path.Combine(Path, $"{StagingPrefix}{configHash}-{Convert.ToHexString(RandomNumberGenerator.GetBytes(4)).ToLowerInvariant()}");
+        var staging = NewStagingName(configHash);
         Directory.CreateDirectory(staging, Private);
         Directory.CreateDirectory(ImagesPath(staging), Private);
         return staging;
@@ -61,19 +65,16 @@ public sealed class CheckpointStore
     public IEnumerable<string> StagingDirectories() =>
         Directory.Exists(Path) ? Directory.EnumerateDirectories(Path, StagingPrefix + "*") : Enumerable.Empty<string>();
 
-    public IReadOnlyList<EngineCheckpoint> List()
-    {
-        if (!Directory.Exists(Path))
-        {
-            return Array.Empty<EngineCheckpoint>();
-        }
+    /// <summary>Published checkpoint directories (those with a manifest); staging directories are never listed.</summary>
+    public IEnumerable<string> CheckpointDirectories() =>
+        Directory.Exists(Path)
+            ? Directory.EnumerateDirectories(Path)
+                .Where(d => !System.IO.Path.GetFileName(d).StartsWith(StagingPrefix, StringComparison.Ordinal) && File.Exists(ManifestPath(d)))
+                .Order(StringComparer.Ordinal)
+            : Enumerable.Empty<string>();
 
-        return Directory.EnumerateDirectories(Path)
-            .Where(d => !System.IO.Path.GetFileName(d).StartsWith(StagingPrefix, StringComparison.Ordinal) && File.Exists(ManifestPath(d)))
-            .Select(d => Open(d))
-            .OrderBy(c => c.CreatedAt)
-            .ToArray();
-    }
+    public IReadOnlyList<EngineCheckpoint> List() =>
+        CheckpointDirectories().Select(d => Open(d)).OrderBy(c => c.CreatedAt).ToArray();
 
     public EngineCheckpoint? Find(string configHash) =>
         File.Exists(ManifestPath(CheckpointPath(configHash))) ? Open(CheckpointPath(configHash)) : null;

@@ -41,20 +41,30 @@ public sealed class GetEngineCheckpointCommand : CriuCheckpointCmdlet
 
         foreach (var path in Path.Select(GetUnresolvedProviderPathFromPSPath))
         {
-            try
+            var directories = File.Exists(CheckpointStore.ManifestPath(path)) ? new[] { path }
+                : Directory.Exists(path) ? new CheckpointStore(path).CheckpointDirectories().ToArray()
+                : null;
+            if (directories is null)
             {
-                var checkpoints = File.Exists(CheckpointStore.ManifestPath(path))
-                    ? new[] { CheckpointStore.Open(path) }
-                    : Directory.Exists(path) ? new CheckpointStore(path).List()
-                    : throw new CriuCheckpointException(ErrorIds.CheckpointNotFound, FailureKind.ObjectNotFound, $"No checkpoint or store at {path}.", path);
-                foreach (var checkpoint in checkpoints.Where(c => ConfigHash is null || c.ConfigHash == ConfigHash))
-                {
-                    WriteObject(checkpoint with { CompatibilityIssues = Compatibility.Check(checkpoint.Manifest, host) });
-                }
+                WriteFailure(new CriuCheckpointException(ErrorIds.CheckpointNotFound, FailureKind.ObjectNotFound, $"No checkpoint or store at {path}.", path));
+                continue;
             }
-            catch (CriuCheckpointException e)
+
+            foreach (var directory in directories)
             {
-                WriteFailure(e);
+                try
+                {
+                    var checkpoint = CheckpointStore.Open(directory);
+                    if (ConfigHash is null || checkpoint.ConfigHash == ConfigHash)
+                    {
+                        WriteObject(checkpoint with { CompatibilityIssues = Compatibility.Check(checkpoint.Manifest, host) });
+                    }
+                }
+                catch (CriuCheckpointException e)
+                {
+                    // One damaged checkpoint must not hide the others of the store.
+                    WriteFailure(e);
+                }
             }
         }
     }

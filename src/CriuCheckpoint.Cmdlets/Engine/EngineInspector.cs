@@ -19,6 +19,21 @@ public sealed class EngineInspector
 
     public Func<bool> Liveness(EngineRecord record) => () => IsAlive(record);
 
+    /// <summary>Names identify engines across sessions: a running engine's name is not given to another.</summary>
+    public void EnsureNameFree(string? name)
+    {
+        if (string.IsNullOrEmpty(name))
+        {
+            return;
+        }
+
+        if (registry.List().FirstOrDefault(r => string.Equals(r.Name, name, StringComparison.OrdinalIgnoreCase) && IsAlive(r)) is { } taken)
+        {
+            throw new CriuCheckpointException(ErrorIds.EngineNameInUse, FailureKind.ResourceExists,
+                $"An engine named '{name}' is already running (id {taken.Id}, PID {taken.RootProcessId}).", name);
+        }
+    }
+
     /// <summary>Opens a link to a serving engine; fails with a clear error when it is not serving.</summary>
     public EngineLink Connect(EngineRecord record)
     {

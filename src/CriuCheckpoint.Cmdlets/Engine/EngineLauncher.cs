@@ -31,7 +31,7 @@ public sealed class EngineLauncher
         var activity = $"Starting engine {name ?? spec.Model}";
         Validate(spec);
         var python = PythonLocator.Resolve(spec.Python);
-        EnsureNameFree(name);
+        new EngineInspector(registry, procFs).EnsureNameFree(name);
 
         var record = registry.Create(spec with { Python = python }, name, StartSource.Cold);
         var runDirectory = new RunDirectory(record.RunDirectory);
@@ -114,21 +114,6 @@ public sealed class EngineLauncher
         {
             throw new CriuCheckpointException(ErrorIds.BadEngineArgs, FailureKind.InvalidArgument,
                 $"Workers must be at least 1, not {spec.Workers}.", spec.Workers);
-        }
-    }
-
-    private void EnsureNameFree(string? name)
-    {
-        if (string.IsNullOrEmpty(name))
-        {
-            return;
-        }
-
-        var inspector = new EngineInspector(registry, procFs);
-        if (registry.List().FirstOrDefault(r => string.Equals(r.Name, name, StringComparison.OrdinalIgnoreCase) && inspector.IsAlive(r)) is { } taken)
-        {
-            throw new CriuCheckpointException(ErrorIds.EngineNameInUse, FailureKind.ResourceExists,
-                $"An engine named '{name}' is already running (id {taken.Id}, PID {taken.RootProcessId}).", name);
         }
     }
 
