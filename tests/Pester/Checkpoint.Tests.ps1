@@ -78,7 +78,7 @@ Describe 'Save and restore' {
         $paths = foreach ($run in $runs) {
             $run.PowerShell.EndInvoke($run.Handle).Path
             $run.PowerShell.Streams.Error | Should -BeNullOrEmpty
-            $run.PowerShell.Dispose()
+            Stop-Stoppable $run
         }
         $paths.Count | Should -Be 2
         ($paths | Sort-Object -Unique) | Should -Be (Join-Path $Store $a.ConfigHash)
@@ -183,8 +183,7 @@ exec "$RealCriu" "`$@"
         do { Start-Sleep -Milliseconds 50 } until ((Get-VllmEngine -Name stopped-save).State -eq 'Prepared' -or [DateTime]::UtcNow -gt $deadline)
         (Get-VllmEngine -Name stopped-save).State | Should -Be 'Prepared'
         $watch = [Diagnostics.Stopwatch]::StartNew()
-        $run.PowerShell.Stop()
-        $run.PowerShell.Dispose()
+        Stop-Stoppable $run
         $watch.Elapsed.TotalSeconds | Should -BeLessThan 20
         $now = Get-VllmEngine -Name stopped-save
         $now.State | Should -Be 'Ready'

@@ -53,13 +53,22 @@ function Invoke-ChildPwsh([string] $Command) {
     }
 }
 
-# Runs a command in a separate runspace so a test can press Ctrl+C on it (PowerShell.Stop) mid-flight.
+# Runs a command in a separate runspace (same process, so same environment) so a test can press Ctrl+C on it
+# (PowerShell.Stop) mid-flight, or run two at once. Dispose with Stop-Stoppable.
 function Start-Stoppable([scriptblock] $Script, [hashtable] $Parameters = @{}) {
-    $ps = [powershell]::Create()
-    $null = $ps.AddScript("Import-Module '$ModuleManifest'; `$env:CRIUCHECKPOINT_HOME = '$env:CRIUCHECKPOINT_HOME'").AddStatement()
-    $null = $ps.AddScript($Script.ToString())
-    foreach ($key in $Parameters.Keys) { $null = $ps.AddParameter($key, $Parameters[$key]) }
-    [pscustomobject]@{ PowerShell = $ps; Handle = $ps.BeginInvoke() }
+    $state = [initialsessionstate]::CreateDefault2()
+    $state.ImportPSModule($ModuleManifest)
+    $runspace = [runspacefactory]::CreateRunspace($state)
+    $runspace.Open()
+    $ps = [powershell]::Create($runspace)
+    $null = $ps.AddScript($Script.ToString()).AddParameters($Parameters)
+    [pscustomobject]@{ PowerShell = $ps; Runspace = $runspace; Handle = $ps.BeginInvoke() }
+}
+
+function Stop-Stoppable($Run) {
+    $Run.PowerShell.Stop()
+    $Run.PowerShell.Dispose()
+    $Run.Runspace.Dispose()
 }
 
 # Mounts a test could leak: anything under the test home, or a restore's private tmpfs left on the host.

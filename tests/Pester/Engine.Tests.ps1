@@ -76,8 +76,7 @@ Describe 'A tiny engine with two workers' {
         $deadline = [DateTime]::UtcNow.AddSeconds(20)
         do { Start-Sleep -Milliseconds 100 } until ((Get-VllmEngine -Name pester-tiny).InFlightRequests -ge 2 -or [DateTime]::UtcNow -gt $deadline)
         (Get-VllmEngine -Name pester-tiny).InFlightRequests | Should -Be 2
-        $run.PowerShell.Stop()
-        $run.PowerShell.Dispose()
+        Stop-Stoppable $run
         $deadline = [DateTime]::UtcNow.AddSeconds(5)
         do { Start-Sleep -Milliseconds 100 } until ((Get-VllmEngine -Name pester-tiny).InFlightRequests -eq 0 -or [DateTime]::UtcNow -gt $deadline)
         (Get-VllmEngine -Name pester-tiny).InFlightRequests | Should -Be 0
