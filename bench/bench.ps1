@@ -2,7 +2,8 @@
 <#
 .SYNOPSIS
     Measures the tiny CPU engine in one run and prints each figure with its ratio: cold start by phase, link
-    round trip, and generation throughput with 1 vs 16 prompts in flight. Writes the figures as JSON too.
+    round trip, generation throughput with 1 vs 16 prompts in flight, then save and restore-to-first-token by
+    phase with the image size, as ratios to the cold start. Writes the figures as JSON too.
 #>
 [CmdletBinding()]
 param(
@@ -14,6 +15,11 @@ param(
     [int] $Workers = 2,
 
     [int] $MaxTokens = 32,
+
+    # Where checkpoints go; the default is on the same filesystem as /tmp, with the page cache warm after the save.
+    [string] $Store = (Join-Path ([IO.Path]::GetTempPath()) "criu-bench-$PID"),
+
+    [int] $Restores = 5,
 
     [string] $ResultPath = (Join-Path $PSScriptRoot "../out/bench/cpu-$(Get-Date -Format yyyyMMdd-HHmmss).json")
 )
@@ -64,6 +70,56 @@ try {
 }
 finally {
     $engine | Stop-VllmEngine
+}
+
+function Get-Median([double[]] $Values) { ($Values | Sort-Object)[[int][math]::Floor(($Values.Count - 1) / 2)] }
+
+Write-Host "`n== Save (criu dump of the whole tree; the engine ends with the dump)"
+$cold = $result.cold_start.total_s
+$prompt = 'Once upon a time'
+$engine = Start-VllmEngine -Model $Model -Workers $Workers -Name "bench-save-$PID"
+$expected = (Invoke-EngineGenerate -Engine $engine -Prompt $prompt -MaxTokens 8).Text
+$checkpoint = $engine | Save-EngineCheckpoint -Path $Store
+try {
+    foreach ($phase in $checkpoint.Timings.Phases) {
+        Write-Host ('{0,-16} {1}' -f $phase.Key, (Format-Seconds $phase.Value))
+    }
+    Write-Host ('{0,-16} {1}  {2:0.00}x cold start   image {3:N1} MiB' -f 'total', (Format-Seconds $checkpoint.Timings.Total), ($checkpoint.Timings.Total.TotalSeconds / $cold), ($checkpoint.SizeBytes / 1MB))
+    $result.save = [ordered]@{ total_s = $checkpoint.Timings.Total.TotalSeconds; image_bytes = $checkpoint.SizeBytes; ratio_to_cold_start = $checkpoint.Timings.Total.TotalSeconds / $cold; phases = [ordered]@{} }
+    foreach ($phase in $checkpoint.Timings.Phases) { $result.save.phases[$phase.Key] = $phase.Value.TotalSeconds }
+
+    Write-Host "`n== Restore to first token ($Restores runs, median; image in page cache)"
+    $runs = foreach ($i in 1..$Restores) {
+        $watch = [Diagnostics.Stopwatch]::StartNew()
+        $restored = $checkpoint | Restore-EngineCheckpoint
+        $first = Invoke-EngineGenerate -Engine $restored -Prompt $prompt -MaxTokens 1
+        $watch.Stop()
+        $answer = (Invoke-EngineGenerate -Engine $restored -Prompt $prompt -MaxTokens 8).Text
+        $restored | Stop-VllmEngine
+        if ($answer -ne $expected) { throw "Restored engine answered '$answer', not '$expected'." }
+        [pscustomobject]@{ Total = $watch.Elapsed.TotalSeconds; Phases = $restored.StartupTime.Phases; FirstToken = $first.Duration.TotalSeconds }
+    }
+    $median = Get-Median $runs.Total
+    $phases = [ordered]@{}
+    foreach ($name in $runs[0].Phases.Key) { $phases[$name] = Get-Median ($runs | ForEach-Object { ($_.Phases | Where-Object Key -EQ $name).Value.TotalSeconds }) }
+    $phases['first-token'] = Get-Median $runs.FirstToken
+    foreach ($name in $phases.Keys) { Write-Host ('{0,-16} {1,8:0.000} s' -f $name, $phases[$name]) }
+    Write-Host ('{0,-16} {1,8:0.000} s  {2:0.00}x cold start ({3:0.0}x faster)   all runs: {4}' -f 'to first token', $median, ($median / $cold), ($cold / $median), (($runs.Total | ForEach-Object { '{0:0.000}' -f $_ }) -join ' '))
+    $result.restore = [ordered]@{ to_first_token_s = $median; ratio_to_cold_start = $median / $cold; runs_s = @($runs.Total); phases = $phases }
+
+    Write-Host "`n== Replicas restored at once (to all answering)"
+    foreach ($count in 2, 3) {
+        $watch = [Diagnostics.Stopwatch]::StartNew()
+        $replicas = $checkpoint | Restore-EngineCheckpoint -Count $count
+        $null = $replicas | Invoke-EngineGenerate -Prompt $prompt -MaxTokens 1
+        $watch.Stop()
+        $replicas | Stop-VllmEngine
+        Write-Host ('{0} replicas: {1,8:0.000} s  {2:0.00}x one restore' -f $count, $watch.Elapsed.TotalSeconds, ($watch.Elapsed.TotalSeconds / $median))
+        $result.restore["replicas_$count"] = $watch.Elapsed.TotalSeconds
+    }
+}
+finally {
+    Remove-Item -Recurse -Force $Store -ErrorAction Ignore
 }
 
 New-Item -ItemType Directory -Force (Split-Path $ResultPath) | Out-Null

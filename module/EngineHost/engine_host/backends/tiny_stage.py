@@ -63,6 +63,14 @@ class _KVCache:
         self.v = np.empty((n_layers, capacity, n_heads, head_dim), np.float32)
 
 
+def _linear(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """x @ w with every row on the GEMM path: OpenBLAS sends a one-row product to GEMV, whose summation
+    order differs, so a lone sequence would round differently than the same sequence in a batch."""
+    if x.shape[0] != 1:
+        return x @ w
+    return (np.concatenate([x, x]) @ w)[:1]
+
+
 def _rms_norm(x: np.ndarray, gain: np.ndarray) -> np.ndarray:
     return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + np.float32(RMS_EPS)) * gain
 
@@ -150,7 +158,7 @@ class TinyStage:
             request.hidden = x
             return request
         last_rows = np.cumsum(lengths) - 1
-        logits = _rms_norm(x[last_rows], self._final_norm) @ self._head + self._head_bias
+        logits = _linear(_rms_norm(x[last_rows], self._final_norm), self._head) + self._head_bias
         return StepResult([self._samplers[s.seq_id].sample(logits[i])
                            for i, s in enumerate(request.seqs)])
 
@@ -158,7 +166,7 @@ class TinyStage:
                cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
         c = self._model
         t, d, h, hd = x.shape[0], c.d_model, c.n_heads, c.head_dim
-        qkv = _rms_norm(x, layer.norm1) @ layer.wqkv
+        qkv = _linear(_rms_norm(x, layer.norm1), layer.wqkv)
         q = _rope(qkv[:, :d].reshape(t, h, hd), cos, sin)
         k = _rope(qkv[:, d:2 * d].reshape(t, h, hd), cos, sin)
         v = qkv[:, 2 * d:].reshape(t, h, hd)
@@ -170,5 +178,5 @@ class TinyStage:
             cache.v[j, s.start:end] = v[row:row + n]
             out[row:row + n] = _attention(q[row:row + n], cache.k[j, :end], cache.v[j, :end], s.start)
             row += n
-        x = x + out.reshape(t, d) @ layer.wo
-        return x + np.maximum(_rms_norm(x, layer.norm2) @ layer.w1, np.float32(0)) @ layer.w2
+        x = x + _linear(out.reshape(t, d), layer.wo)
+        return x + _linear(np.maximum(_linear(_rms_norm(x, layer.norm2), layer.w1), np.float32(0)), layer.w2)
