@@ -16,7 +16,6 @@ import os  # noqa: E402
 import sys  # noqa: E402
 
 from . import logs, runinfo  # noqa: E402
-from .host import EngineHost  # noqa: E402
 from .options import EngineOptions, FailureCode, StartupError  # noqa: E402
 
 log = logging.getLogger("engine_host")
@@ -88,11 +87,28 @@ def _process_age() -> float:
         return time.monotonic() - _T0
 
 
+# The third-party packages every backend needs; a missing one is the user's environment, not a bug.
+_DEPENDENCIES = ("zmq", "msgpack", "numpy")
+
+
+def _import_host():
+    try:
+        from .host import EngineHost
+    except ModuleNotFoundError as exc:
+        if exc.name not in _DEPENDENCIES:
+            raise
+        raise StartupError(FailureCode.MISSING_DEPENDENCY,
+                           f"{sys.executable} cannot import {exc.name}; the engine host needs pyzmq, msgpack "
+                           "and numpy (Debian: apt-get install python3-zmq python3-msgpack python3-numpy)")
+    return EngineHost
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     logs.setup("frontend")
     try:
         options = _options(argv)
+        engine_host = _import_host()
     except StartupError as exc:
         log.error("startup failed: %s: %s", exc.code, exc.message)
         run_dir = _run_dir_from(argv)
@@ -102,7 +118,7 @@ def main(argv=None) -> int:
         return 2
     os.makedirs(options.run_dir, exist_ok=True)
     log.info("engine_host pid %d: %s", os.getpid(), options)
-    return EngineHost(options, _process_age()).run()
+    return engine_host(options, _process_age()).run()
 
 
 if __name__ == "__main__":

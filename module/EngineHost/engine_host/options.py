@@ -12,6 +12,7 @@ class FailureCode:
     UNSUPPORTED_MODEL = "unsupported_model"
     BAD_ENGINE_ARGS = "bad_engine_args"
     BACKEND_UNAVAILABLE = "backend_unavailable"
+    MISSING_DEPENDENCY = "missing_dependency"
     STARTUP_FAILED = "startup_failed"
     # after serving began
     CORE_DIED = "core_died"

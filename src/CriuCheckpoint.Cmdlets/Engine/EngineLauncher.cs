@@ -201,6 +201,7 @@ public sealed class EngineLauncher
         {
             "unknown_backend" => (ErrorIds.UnknownBackend, FailureKind.InvalidArgument),
             "model_not_found" => (ErrorIds.ModelNotFound, FailureKind.ObjectNotFound),
+            "unsupported_model" => (ErrorIds.UnsupportedModel, FailureKind.InvalidArgument),
             "bad_engine_args" => (ErrorIds.BadEngineArgs, FailureKind.InvalidArgument),
             "backend_unavailable" => (ErrorIds.BackendUnavailable, FailureKind.NotInstalled),
             "missing_dependency" => (ErrorIds.PythonPackageMissing, FailureKind.NotInstalled),

@@ -5,6 +5,7 @@ public static class ErrorIds
 {
     public const string UnknownBackend = "UnknownBackend";
     public const string ModelNotFound = "ModelNotFound";
+    public const string UnsupportedModel = "UnsupportedModel";
     public const string BadEngineArgs = "BadEngineArgs";
     public const string PythonNotFound = "PythonNotFound";
     public const string PythonPackageMissing = "PythonPackageMissing";
