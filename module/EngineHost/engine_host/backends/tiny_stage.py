@@ -7,13 +7,19 @@ causal attention with rotary positions and a per-sequence KV cache, ReLU MLP; fi
 Two invariants the tests hold us to:
 - The model does not depend on --workers: layer i's weights come from a Generator seeded by
   (seed, LAYER, i), so whichever core builds layer i builds the same numbers.
-- Greedy output does not depend on batch composition: no computation mixes rows of different
-  sequences. Linear layers are row-independent GEMMs, attention runs per sequence on that sequence's
-  own cache, and elementwise ops are exact (ReLU rather than an exp-based activation, whose SIMD and
+- Greedy output does not depend on batch composition, bit for bit. No computation mixes rows of
+  different sequences, but that is not enough: a BLAS may round a row differently depending on how
+  many rows share the product (OpenBLAS uses GEMV for one row and small-matrix kernels for a few rows,
+  each adding in its own order). So linear layers multiply integers: weights and each activation row
+  are scaled by a power of two and rounded to integers small enough that every partial sum is exact
+  in float32, which makes the product independent of the order of additions, hence of the batch and
+  of the BLAS. Attention runs per sequence on that sequence's own cache (the same shapes alone or in
+  a batch), and elementwise ops are exact (ReLU rather than an exp-based activation, whose SIMD and
   scalar paths could round differently depending on where a row lands in the batch).
 """
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -43,32 +49,50 @@ def _normal(seed: int, stream: int, index: int, shapes: list, scales: list) -> l
             for shape, scale in zip(shapes, scales)]
 
 
+def _to_integers(x: np.ndarray, levels: int, axis):
+    """x = ints * scale with ints in [-levels, levels] and scale a power of two (per row for axis=-1)."""
+    peak = np.abs(x).max(axis=axis, keepdims=True)
+    _, exponent = np.frexp(peak / np.float32(levels))  # 2**exponent >= peak / levels
+    scale = np.ldexp(np.float32(1), exponent)
+    return np.rint(x / scale), scale
+
+
+class _Linear:
+    """x @ w computed exactly on integers (see the module docstring), scaled back by powers of two."""
+
+    def __init__(self, w: np.ndarray):
+        # Integers in [-L, L] with L*L*k <= 2**24: any sum of k products is an exact float32.
+        self._levels = max(1, math.isqrt((1 << 24) // w.shape[0]))
+        self._w, self._scale = _to_integers(w, self._levels, axis=None)
+
+    @property
+    def nbytes(self) -> int:
+        return self._w.nbytes
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        ints, scale = _to_integers(x, self._levels, axis=-1)
+        return (ints @ self._w) * (scale * self._scale)
+
+
 class _Layer:
     def __init__(self, c: TinyConfig, index: int):
         d, f = c.d_model, c.d_ff
-        self.wqkv, self.wo, self.w1, self.w2 = _normal(
+        self.qkv, self.out, self.up, self.down = (_Linear(w) for w in _normal(
             c.seed, _LAYER, index, [(d, 3 * d), (d, d), (d, f), (f, d)],
-            [d ** -0.5, d ** -0.5, d ** -0.5, f ** -0.5])
+            [d ** -0.5, d ** -0.5, d ** -0.5, f ** -0.5]))
         self.norm1 = np.ones(d, np.float32)
         self.norm2 = np.ones(d, np.float32)
 
     @property
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.wqkv, self.wo, self.w1, self.w2, self.norm1, self.norm2))
+        return (sum(m.nbytes for m in (self.qkv, self.out, self.up, self.down))
+                + self.norm1.nbytes + self.norm2.nbytes)
 
 
 class _KVCache:
     def __init__(self, n_layers: int, capacity: int, n_heads: int, head_dim: int):
         self.k = np.empty((n_layers, capacity, n_heads, head_dim), np.float32)
         self.v = np.empty((n_layers, capacity, n_heads, head_dim), np.float32)
-
-
-def _linear(x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """x @ w with every row on the GEMM path: OpenBLAS sends a one-row product to GEMV, whose summation
-    order differs, so a lone sequence would round differently than the same sequence in a batch."""
-    if x.shape[0] != 1:
-        return x @ w
-    return (np.concatenate([x, x]) @ w)[:1]
 
 
 def _rms_norm(x: np.ndarray, gain: np.ndarray) -> np.ndarray:
@@ -104,7 +128,8 @@ class TinyStage:
         self._layers = [_Layer(c, i) for i in range(config.first_layer, config.end_layer)]
         if config.last:
             self._final_norm = np.ones(c.d_model, np.float32)
-            self._head = _normal(c.seed, _HEAD, 0, [(c.d_model, VOCAB_SIZE)], [c.d_model ** -0.5])[0]
+            self._head = _Linear(_normal(c.seed, _HEAD, 0, [(c.d_model, VOCAB_SIZE)],
+                                         [c.d_model ** -0.5])[0])
             self._head_bias = np.zeros(VOCAB_SIZE, np.float32)
             self._head_bias[[10, *range(32, 127)]] = _PRINTABLE_BIAS
         half = c.head_dim // 2
@@ -158,7 +183,7 @@ class TinyStage:
             request.hidden = x
             return request
         last_rows = np.cumsum(lengths) - 1
-        logits = _linear(_rms_norm(x[last_rows], self._final_norm), self._head) + self._head_bias
+        logits = self._head(_rms_norm(x[last_rows], self._final_norm)) + self._head_bias
         return StepResult([self._samplers[s.seq_id].sample(logits[i])
                            for i, s in enumerate(request.seqs)])
 
@@ -166,7 +191,7 @@ class TinyStage:
                cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
         c = self._model
         t, d, h, hd = x.shape[0], c.d_model, c.n_heads, c.head_dim
-        qkv = _linear(_rms_norm(x, layer.norm1), layer.wqkv)
+        qkv = layer.qkv(_rms_norm(x, layer.norm1))
         q = _rope(qkv[:, :d].reshape(t, h, hd), cos, sin)
         k = _rope(qkv[:, d:2 * d].reshape(t, h, hd), cos, sin)
         v = qkv[:, 2 * d:].reshape(t, h, hd)
@@ -178,5 +203,5 @@ class TinyStage:
             cache.v[j, s.start:end] = v[row:row + n]
             out[row:row + n] = _attention(q[row:row + n], cache.k[j, :end], cache.v[j, :end], s.start)
             row += n
-        x = x + _linear(out.reshape(t, d), layer.wo)
-        return x + _linear(np.maximum(_linear(_rms_norm(x, layer.norm2), layer.w1), np.float32(0)), layer.w2)
+        x = x + layer.out(out.reshape(t, d))
+        return x + layer.down(np.maximum(layer.up(_rms_norm(x, layer.norm2)), np.float32(0)))
