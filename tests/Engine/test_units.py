@@ -97,7 +97,7 @@ def test_byte_detokenizer_matches_a_whole_decode():
     for _ in range(200):
         data = bytes(rng.choice([rng.randrange(256), rng.randrange(0x80, 0x100)])
                      for _ in range(rng.randrange(1, 40)))
-        d = ByteDetokenizer()
+        d = ByteDetokenizer(256)
         pieces = [d.add(b) for b in data] + [d.flush()]
         assert "".join(pieces) == data.decode("utf-8", errors="replace")
 

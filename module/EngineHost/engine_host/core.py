@@ -98,6 +98,12 @@ def main(argv=None) -> int:
         log.error("startup failed: %s: %s", exc.code, exc.message)
         ctrl_out.send(("failed", {"code": exc.code, "message": exc.message}))
         return 1
+    except ModuleNotFoundError as exc:  # numpy for tiny; the backend's own packages
+        log.error("startup failed: %s cannot import %s", sys.executable, exc.name)
+        ctrl_out.send(("failed", {"code": FailureCode.MISSING_DEPENDENCY,
+                                  "message": f"core-{args.index}: {sys.executable} cannot import "
+                                             f"{exc.name}"}))
+        return 1
     except Exception as exc:
         log.error("startup failed:\n%s", traceback.format_exc())
         ctrl_out.send(("failed", {"code": FailureCode.STARTUP_FAILED,

@@ -20,16 +20,19 @@ class ByteTokenizer:
         return [b % self.vocab_size for b in text.encode("utf-8")]
 
     def detokenizer(self) -> "ByteDetokenizer":
-        return ByteDetokenizer()
+        return ByteDetokenizer(self.eos_token_id)
 
 
 class ByteDetokenizer:
-    def __init__(self):
+    def __init__(self, eos_token_id: int):
+        self._eos_token_id = eos_token_id  # generated under ignore_eos; it is no byte, so no text
         # The incremental decoder holds back an incomplete UTF-8 tail and replaces invalid bytes
         # exactly as bytes.decode(errors='replace') would on the whole output.
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
     def add(self, token_id: int) -> str:
+        if token_id == self._eos_token_id:
+            return ""
         return self._decoder.decode(bytes((token_id % 256,)))
 
     def flush(self) -> str:
