@@ -19,6 +19,8 @@ public sealed class EngineProvisioner
 
     public async Task<EngineInfo> StartAsync(EngineSpec spec, string? name, CheckpointStore store, TimeSpan readyTimeout, string? criuPath, CancellationToken cancellationToken)
     {
+        var launcher = new EngineLauncher(registry, observer);
+        spec = await launcher.ResolveAsync(spec, cancellationToken).ConfigureAwait(false);
         var configHash = ConfigHash.Compute(spec);
         if (store.Find(configHash) is { } checkpoint)
         {
@@ -29,7 +31,7 @@ public sealed class EngineProvisioner
         }
 
         observer.Verbose($"{store.Path} has no checkpoint of this configuration ({configHash}): cold start, then save.");
-        var engine = await new EngineLauncher(registry, observer).StartAsync(spec, name, readyTimeout, cancellationToken).ConfigureAwait(false);
+        var engine = await launcher.StartAsync(spec, name, readyTimeout, cancellationToken).ConfigureAwait(false);
         try
         {
             var saved = await new CheckpointSaver(registry, observer).SaveAsync(engine, store, new SaveOptions { LeaveRunning = true, CriuPath = criuPath }, cancellationToken)

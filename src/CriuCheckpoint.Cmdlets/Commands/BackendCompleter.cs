@@ -9,7 +9,7 @@ namespace CriuCheckpoint.Commands;
 public sealed class BackendCompleter : IArgumentCompleter
 {
     public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete, CommandAst commandAst, IDictionary fakeBoundParameters) =>
-        EngineBackends.Known
+        EngineBackends.Accepted
             .Where(b => b.StartsWith(wordToComplete, StringComparison.OrdinalIgnoreCase))
             .Select(b => new CompletionResult(b));
 }

@@ -10,14 +10,15 @@ namespace CriuCheckpoint.Commands;
 [OutputType(typeof(EngineInfo))]
 public sealed class StartVllmEngineCommand : CriuCheckpointCmdlet
 {
+    /// <summary>A model directory, a preset, or a hub name; omitted, the backend's default (tiny-256m, llama-1b).</summary>
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
-    public string Model { get; set; } = "tiny-256m";
+    public string? Model { get; set; }
 
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [ArgumentCompleter(typeof(BackendCompleter))]
     [ValidateNotNullOrEmpty]
-    public string Backend { get; set; } = "tiny";
+    public string Backend { get; set; } = EngineBackends.Auto;
 
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
@@ -72,7 +73,7 @@ public sealed class StartVllmEngineCommand : CriuCheckpointCmdlet
         var spec = new EngineSpec
         {
             Backend = Backend,
-            Model = EngineBackends.LooksLikePath(Model) ? GetUnresolvedProviderPathFromPSPath(Model) : Model,
+            Model = Model is not null && EngineBackends.LooksLikePath(Model) ? GetUnresolvedProviderPathFromPSPath(Model) : Model ?? string.Empty,
             Workers = Workers,
             Device = Device,
             Dtype = Dtype,
@@ -81,7 +82,7 @@ public sealed class StartVllmEngineCommand : CriuCheckpointCmdlet
             EngineArgs = ToArgs(EngineArgs),
             Python = PythonPath ?? string.Empty,
         };
-        if (!ShouldProcess($"{spec.Backend} engine for model '{spec.Model}' ({Workers} worker(s))", "Start"))
+        if (!ShouldProcess($"{spec.Backend} engine for model '{(Model ?? "(the backend's default)")}' ({Workers} worker(s))", "Start"))
         {
             return;
         }

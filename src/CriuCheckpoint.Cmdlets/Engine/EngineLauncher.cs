@@ -29,11 +29,10 @@ public sealed class EngineLauncher
         var total = Stopwatch.StartNew();
         var timings = new PhaseTimings();
         var activity = $"Starting engine {name ?? spec.Model}";
-        Validate(spec);
-        var python = PythonLocator.Resolve(spec.Python);
+        spec = await ResolveAsync(spec, cancellationToken).ConfigureAwait(false);
         new EngineInspector(registry, procFs).EnsureNameFree(name);
 
-        var record = registry.Create(spec with { Python = python }, name, StartSource.Cold);
+        var record = registry.Create(spec, name, StartSource.Cold);
         var runDirectory = new RunDirectory(record.RunDirectory);
         var succeeded = false;
         try
@@ -82,6 +81,29 @@ public sealed class EngineLauncher
         }
     }
 
+    /// <summary>
+    /// The spec as it will run: the Python found, <c>auto</c> resolved to a backend, the backend's default model filled
+    /// in, and validated. Its config hash is the engine's.
+    /// </summary>
+    public async Task<EngineSpec> ResolveAsync(EngineSpec spec, CancellationToken cancellationToken)
+    {
+        var python = PythonLocator.Resolve(spec.Python);
+        var backend = await EngineBackends.ResolveAsync(spec.Backend, python, cancellationToken).ConfigureAwait(false);
+        if (backend != spec.Backend)
+        {
+            observer.Verbose($"-Backend auto chose {backend}.");
+        }
+
+        var resolved = spec with
+        {
+            Python = python,
+            Backend = backend,
+            Model = string.IsNullOrEmpty(spec.Model) ? EngineBackends.DefaultModel(backend) ?? string.Empty : spec.Model,
+        };
+        Validate(resolved);
+        return resolved;
+    }
+
     /// <summary>Kills whatever the failed start left running (by PID) and removes its run directory.</summary>
     public void Abandon(EngineRecord record)
     {
@@ -101,7 +123,13 @@ public sealed class EngineLauncher
         if (!EngineBackends.Known.Contains(spec.Backend))
         {
             throw new CriuCheckpointException(ErrorIds.UnknownBackend, FailureKind.InvalidArgument,
-                $"Unknown backend '{spec.Backend}'. Known backends: {string.Join(", ", EngineBackends.Known)}.", spec.Backend);
+                $"Unknown backend '{spec.Backend}'. Known backends: {string.Join(", ", EngineBackends.Accepted)}.", spec.Backend);
+        }
+
+        if (string.IsNullOrEmpty(spec.Model))
+        {
+            throw new CriuCheckpointException(ErrorIds.ModelNotFound, FailureKind.InvalidArgument,
+                $"The {spec.Backend} backend has no default model: pass -Model (a model directory or a hub name).", spec.Backend);
         }
 
         if (EngineBackends.LooksLikePath(spec.Model) && !Directory.Exists(spec.Model) && !File.Exists(spec.Model))

@@ -35,4 +35,9 @@ public static class ErrorIds
     public const string CheckpointInsecure = "CheckpointInsecure";
     public const string ResumeFailed = "ResumeFailed";
     public const string RestoredEngineNotCheckpointable = "RestoredEngineNotCheckpointable";
+    public const string GpuDriverNotFound = "GpuDriverNotFound";
+    public const string GpuDriverTooOld = "GpuDriverTooOld";
+    public const string CudaLockTimeout = "CudaLockTimeout";
+    public const string CudaCheckpointFailed = "CudaCheckpointFailed";
+    public const string CudaRestoreFailed = "CudaRestoreFailed";
 }

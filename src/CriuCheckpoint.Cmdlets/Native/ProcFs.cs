@@ -58,6 +58,32 @@ public sealed class ProcFs
         return text is null ? string.Empty : text.TrimEnd('\0').Replace('\0', ' ');
     }
 
+    /// <summary>
+    /// What the process's open file descriptors point at (the /proc/PID/fd links: paths, or "socket:[…]" and the like);
+    /// empty when the process is gone or its descriptors are not this user's to read.
+    /// </summary>
+    public IReadOnlyList<string> ReadFileDescriptorTargets(int pid)
+    {
+        var targets = new List<string>();
+        try
+        {
+            foreach (var link in Directory.EnumerateFileSystemEntries(Path.Combine(Root, pid.ToString(CultureInfo.InvariantCulture), "fd")))
+            {
+                // A descriptor closed since the listing has no link any more.
+                if (new FileInfo(link).LinkTarget is { } target)
+                {
+                    targets.Add(target);
+                }
+            }
+        }
+        catch (Exception e) when (e is DirectoryNotFoundException or IOException or UnauthorizedAccessException)
+        {
+            // Gone, or another user's process: nothing to report.
+        }
+
+        return targets;
+    }
+
     /// <summary>True when the process exists, is not a zombie and (when given) started at the recorded time.</summary>
     public bool IsAlive(int pid, ulong? startTime = null)
     {

@@ -1,0 +1,49 @@
+using System.Management.Automation;
+using CriuCheckpoint.Engine;
+using CriuCheckpoint.Gpu;
+
+namespace CriuCheckpoint.Commands;
+
+/// <summary>Lists the processes that use the GPUs of this host, with their GPU memory, CUDA state and engine.</summary>
+[Cmdlet(VerbsCommon.Get, "GpuProcess")]
+[OutputType(typeof(GpuProcess))]
+public sealed class GetGpuProcessCommand : CriuCheckpointCmdlet
+{
+    private GpuInventory? inventory;
+    private bool driverMissing;
+
+    /// <summary>Only the processes of this engine's tree.</summary>
+    [Parameter(Position = 0, ValueFromPipeline = true)]
+    [EngineTransformation]
+    [ValidateNotNull]
+    public EngineInfo? Engine { get; set; }
+
+    [Parameter]
+    [Alias("PID")]
+    [ValidateNotNullOrEmpty]
+    public int[]? ProcessId { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        // Without a driver every engine of the pipeline would fail alike: say it once.
+        if (driverMissing)
+        {
+            return;
+        }
+
+        try
+        {
+            var processes = Run((_, _) =>
+            {
+                inventory ??= GpuInventory.ForHost();
+                return Task.FromResult(new GpuProcessQuery(Registry, inventory).Find(Engine?.Record, ProcessId));
+            });
+            WriteObject(processes, enumerateCollection: true);
+        }
+        catch (CriuCheckpointException e)
+        {
+            driverMissing = e.ErrorId == ErrorIds.GpuDriverNotFound;
+            WriteFailure(e);
+        }
+    }
+}
