@@ -164,10 +164,11 @@ public sealed class CheckpointRestorer
     {
         var inspector = new EngineInspector(registry, procFs);
         var ready = await resumer.ResumeAsync(record, inspector.Liveness(record), timeout, cancellationToken,
-            onDelivered: () =>
+            beforeResume: () =>
             {
                 timings.Add("criu-restore", phase.Elapsed);
                 phase.Restart();
+                return Task.CompletedTask;
             }).ConfigureAwait(false);
         timings.Add("resume", phase.Elapsed);
         return $"restored and serving at {ready.Endpoint}.";

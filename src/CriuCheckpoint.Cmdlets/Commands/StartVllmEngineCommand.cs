@@ -48,6 +48,13 @@ public sealed class StartVllmEngineCommand : CriuCheckpointCmdlet
     [Parameter]
     public Hashtable? EngineArgs { get; set; }
 
+    /// <summary>
+    /// torch backend, model directory with safetensors: checkpoints leave the weights out (released before the dump,
+    /// reloaded from the model's files on resume), so images hold neither KV cache nor weights.
+    /// </summary>
+    [Parameter]
+    public SwitchParameter WeightsFromSource { get; set; }
+
     [Parameter]
     [ValidateNotNullOrEmpty]
     public string? PythonPath { get; set; }
@@ -79,7 +86,7 @@ public sealed class StartVllmEngineCommand : CriuCheckpointCmdlet
             Dtype = Dtype,
             MaxModelLen = MaxModelLen > 0 ? MaxModelLen : null,
             GpuMemoryUtilization = GpuMemoryUtilization,
-            EngineArgs = ToArgs(EngineArgs),
+            EngineArgs = WithWeightsFromSource(ToArgs(EngineArgs)),
             Python = PythonPath ?? string.Empty,
         };
         if (!ShouldProcess($"{spec.Backend} engine for model '{(Model ?? "(the backend's default)")}' ({Workers} worker(s))", "Start"))
@@ -101,6 +108,16 @@ public sealed class StartVllmEngineCommand : CriuCheckpointCmdlet
         {
             WriteFailure(e);
         }
+    }
+
+    private SortedDictionary<string, object?> WithWeightsFromSource(SortedDictionary<string, object?> args)
+    {
+        if (WeightsFromSource)
+        {
+            args["weights_from_source"] = true;
+        }
+
+        return args;
     }
 
     internal static SortedDictionary<string, object?> ToArgs(Hashtable? table)

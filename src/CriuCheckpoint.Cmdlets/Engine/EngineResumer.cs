@@ -49,21 +49,31 @@ public sealed class EngineResumer
     /// Writes the resume message once the engine reads its FIFO, then waits for its new ready.json.
     /// <paramref name="stillAlive"/> tells whether the process that should read the FIFO can still do so.
     /// </summary>
-    public async Task<ReadyInfo> ResumeAsync(EngineRecord record, Func<bool> stillAlive, TimeSpan timeout, CancellationToken cancellationToken, Action? onDelivered = null)
+    public async Task<ReadyInfo> ResumeAsync(EngineRecord record, Func<bool> stillAlive, TimeSpan timeout, CancellationToken cancellationToken, Func<Task>? beforeResume = null)
     {
         var runDirectory = new RunDirectory(record.RunDirectory);
         var message = JsonSerializer.Serialize(new { host = "127.0.0.1", port = 0 }) + "\n";
         var watch = Stopwatch.StartNew();
-        if (!await Fifo.WriteWhenReadAsync(runDirectory.ResumeFifo, message, timeout, stillAlive, cancellationToken).ConfigureAwait(false))
+        using (var writer = await Fifo.OpenWhenReadAsync(runDirectory.ResumeFifo, timeout, stillAlive, cancellationToken).ConfigureAwait(false))
         {
-            throw new CriuCheckpointException(ErrorIds.ResumeFailed, stillAlive() ? FailureKind.OperationTimeout : FailureKind.InvalidOperation,
-                stillAlive()
-                    ? $"Engine {record.Name} did not open its resume FIFO within {timeout.TotalSeconds:0} s."
-                    : $"Engine {record.Name} exited before it read its resume FIFO.",
-                record.Name, details: runDirectory.LogTail());
+            if (writer is null)
+            {
+                throw new CriuCheckpointException(ErrorIds.ResumeFailed, stillAlive() ? FailureKind.OperationTimeout : FailureKind.InvalidOperation,
+                    stillAlive()
+                        ? $"Engine {record.Name} did not open its resume FIFO within {timeout.TotalSeconds:0} s."
+                        : $"Engine {record.Name} exited before it read its resume FIFO.",
+                    record.Name, details: runDirectory.LogTail());
+            }
+
+            // The engine is running and waiting on us: the moment to hand its GPU state back before it may use it.
+            if (beforeResume is not null)
+            {
+                await beforeResume().ConfigureAwait(false);
+            }
+
+            writer.Write(message);
         }
 
-        onDelivered?.Invoke();
         while (true)
         {
             if (runDirectory.ReadReady() is { } ready)

@@ -22,11 +22,11 @@ public static partial class Fifo
     }
 
     /// <summary>
-    /// Writes a message once a reader has the FIFO open. A non-blocking open fails with ENXIO until then, so this
+    /// Opens the FIFO for writing once a reader has it open. A non-blocking open fails with ENXIO until then, so this
     /// polls: the wait is bounded, cancellable, and gives up early when <paramref name="stillWorthWaiting"/> says so.
-    /// Returns false when the reader never came.
+    /// Returns null when the reader never came.
     /// </summary>
-    public static async Task<bool> WriteWhenReadAsync(string path, string message, TimeSpan timeout, Func<bool> stillWorthWaiting, CancellationToken cancellationToken)
+    public static async Task<FifoWriter?> OpenWhenReadAsync(string path, TimeSpan timeout, Func<bool> stillWorthWaiting, CancellationToken cancellationToken)
     {
         var deadline = DateTime.UtcNow + timeout;
         while (true)
@@ -34,20 +34,7 @@ public static partial class Fifo
             var fd = Open(path, OpenWriteOnly | OpenNonBlocking | OpenCloseOnExec);
             if (fd >= 0)
             {
-                try
-                {
-                    var bytes = Encoding.UTF8.GetBytes(message);
-                    if (Write(fd, bytes, (nint)bytes.Length) != bytes.Length)
-                    {
-                        throw new IOException($"Writing to {path} failed: {Marshal.GetLastPInvokeErrorMessage()}");
-                    }
-
-                    return true;
-                }
-                finally
-                {
-                    Close(fd);
-                }
+                return new FifoWriter(path, fd);
             }
 
             var error = Marshal.GetLastPInvokeError();
@@ -58,10 +45,41 @@ public static partial class Fifo
 
             if (DateTime.UtcNow >= deadline || !stillWorthWaiting())
             {
-                return false;
+                return null;
             }
 
             await Task.Delay(Poll, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The write end of a FIFO whose reader is present; closing it ends the reader's message.</summary>
+    public sealed class FifoWriter : IDisposable
+    {
+        private readonly string path;
+        private int fd;
+
+        internal FifoWriter(string path, int fd)
+        {
+            this.path = path;
+            this.fd = fd;
+        }
+
+        public void Write(string message)
+        {
+            var bytes = Encoding.UTF8.GetBytes(message);
+            if (Fifo.Write(fd, bytes, bytes.Length) != bytes.Length)
+            {
+                throw new IOException($"Writing to {path} failed: {Marshal.GetLastPInvokeErrorMessage()}");
+            }
+        }
+
+        public void Dispose()
+        {
+            if (fd >= 0)
+            {
+                Close(fd);
+                fd = -1;
+            }
         }
     }
 

@@ -1,0 +1,119 @@
+# GPU validation (tag GPU): torch engines on CUDA, checkpointed through the NVIDIA driver and CRIU, restored into
+# fresh PID namespaces. Skipped where there is no NVIDIA GPU or no torch. On a GPU host:
+#   $env:CRIUCHECKPOINT_GPU_RESULTS = '<file.json>'; Invoke-Pester tests/Pester/Gpu.Tests.ps1
+# records every figure measured (cold start, save and restore phases, image and GPU bytes) into that file.
+
+BeforeDiscovery {
+    $script:HasGpu = (Test-Path /dev/nvidia0) -and [bool](Get-Command nvidia-smi -ErrorAction Ignore)
+}
+
+Describe 'GPU checkpoint and restore of torch engines' -Tag GPU -Skip:(-not $HasGpu) {
+    BeforeAll {
+        . (Join-Path $PSScriptRoot 'Common.ps1')
+        $script:TestHome = New-TestHome
+        $script:Store = if (Test-Path /dev/shm) { Join-Path /dev/shm "criu-gpu-$PID" } else { Join-Path $TestHome 'store' }
+        $script:Prompt = 'The capital of France is'
+        $script:Results = [ordered]@{
+            date   = (Get-Date).ToUniversalTime().ToString('o')
+            gpu    = (nvidia-smi --query-gpu=name --format=csv,noheader 2>$null | Select-Object -First 1)
+            driver = (nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>$null | Select-Object -First 1)
+            host   = [ordered]@{ cpu_cores = [Environment]::ProcessorCount; kernel = (uname -r); memory_gib = [math]::Round((Get-Content /proc/meminfo -TotalCount 1).Split(' ', [StringSplitOptions]::RemoveEmptyEntries)[1] / 1MB, 1) }
+            runs   = [ordered]@{}
+        }
+
+        function Get-Phases($Timings) {
+            $phases = [ordered]@{}
+            foreach ($phase in $Timings.Phases) { $phases[$phase.Key] = [math]::Round($phase.Value.TotalSeconds, 3) }
+            $phases
+        }
+
+        # Cold start, generate, save, restore, generate again: the figures of one configuration, asserted and recorded.
+        function Invoke-GpuRoundTrip([string] $Label, [hashtable] $Start, [int] $Replicas = 1) {
+            $run = [ordered]@{}
+            $engine = Start-VllmEngine @Start -Backend torch -Device cuda -Name "gpu-$Label" -ReadyTimeout 900
+            $run.cold_start_s = [math]::Round($engine.StartupTime.Total.TotalSeconds, 3)
+            $run.cold_start_phases = Get-Phases $engine.StartupTime
+            $run.gpu_memory_bytes_serving = $engine.GpuMemoryBytes
+            $before = Invoke-EngineGenerate -Engine $engine -Prompt $Prompt -MaxTokens 32
+            $before.CompletionTokens | Should -Be 32
+
+            $gpuProcesses = @(Get-GpuProcess -Engine $engine)
+            $gpuProcesses.Count | Should -BeGreaterThan 0
+            $gpuProcesses.CudaState | Sort-Object -Unique | Should -Be 'Running'
+            $run.gpu_processes = $gpuProcesses.Count
+
+            $checkpoint = $engine | Save-EngineCheckpoint -Path $Store -Force
+            $run.save_s = [math]::Round($checkpoint.Timings.Total.TotalSeconds, 3)
+            $run.save_phases = Get-Phases $checkpoint.Timings
+            $run.image_bytes = $checkpoint.SizeBytes
+            $run.gpu_bytes_checkpointed = $checkpoint.GpuBytes
+            $checkpoint.Manifest.Gpu | Should -Not -BeNullOrEmpty
+
+            $watch = [Diagnostics.Stopwatch]::StartNew()
+            $restored = @($checkpoint | Restore-EngineCheckpoint -Count $Replicas -Name "gpu-$Label-restored" -TimeoutSec 900)
+            $answers = $restored | Invoke-EngineGenerate -Prompt $Prompt -MaxTokens 1
+            $watch.Stop()
+            $restored.Count | Should -Be $Replicas
+            $run.restore_replicas = $Replicas
+            $run.restore_to_first_token_s = [math]::Round($watch.Elapsed.TotalSeconds, 3)
+            $run.restore_phases = Get-Phases $restored[0].StartupTime
+            $run.restore_vs_cold_start = [math]::Round($run.cold_start_s / $run.restore_to_first_token_s, 2)
+            $answers.Count | Should -Be $Replicas
+
+            foreach ($replica in $restored) {
+                $after = Invoke-EngineGenerate -Engine $replica -Prompt $Prompt -MaxTokens 32
+                $after.TokenIds | Should -Be $before.TokenIds
+                $inside = $replica.ProcessTree | Where-Object NamespaceProcessId -EQ $engine.ProcessId
+                $inside.ProcessId | Should -Not -Be $engine.ProcessId
+                $states = @(Get-GpuProcess -Engine $replica)
+                $states.Count | Should -Be $gpuProcesses.Count
+                $states.CudaState | Sort-Object -Unique | Should -Be 'Running'
+            }
+            $restored | Stop-VllmEngine
+            $Results.runs[$Label] = $run
+        }
+    }
+
+    AfterAll {
+        Get-VllmEngine -ErrorAction Ignore | Stop-VllmEngine -Confirm:$false
+        if ($env:CRIUCHECKPOINT_GPU_RESULTS) {
+            $Results | ConvertTo-Json -Depth 6 | Set-Content $env:CRIUCHECKPOINT_GPU_RESULTS
+        }
+        Remove-Item -Recurse -Force $Store -ErrorAction Ignore
+        Remove-TestHome $TestHome
+    }
+
+    AfterEach {
+        Get-VllmEngine | Stop-VllmEngine -Confirm:$false
+        Assert-NothingLeft $TestHome $Store
+    }
+
+    It 'round-trips the 1B preset (random init) with identical greedy tokens, twice from one checkpoint on one GPU' {
+        Invoke-GpuRoundTrip -Label 'llama-1b' -Start @{ Model = 'llama-1b' } -Replicas 2
+    }
+
+    Context 'an 8B-class model written to safetensors' {
+        BeforeAll {
+            $script:ModelDir = Join-Path ([IO.Path]::GetTempPath()) "llama-8b-$PID"
+            $watch = [Diagnostics.Stopwatch]::StartNew()
+            $env:PYTHONPATH = (Join-Path (Split-Path $ModuleManifest) 'EngineHost') + ':' + $env:PYTHONPATH
+            & $env:CRIUCHECKPOINT_PYTHON -m engine_host.tools.write_random_model --preset llama-8b --out $ModelDir
+            $LASTEXITCODE | Should -Be 0
+            $Results.write_llama_8b_s = [math]::Round($watch.Elapsed.TotalSeconds, 1)
+            $Results.llama_8b_bytes = (Get-ChildItem $ModelDir -Filter *.safetensors | Measure-Object Length -Sum).Sum
+        }
+
+        AfterAll {
+            Remove-Item -Recurse -Force $ModelDir -ErrorAction Ignore
+        }
+
+        It 'round-trips with the weights in the image' {
+            Invoke-GpuRoundTrip -Label 'llama-8b' -Start @{ Model = $ModelDir }
+        }
+
+        It 'round-trips with -WeightsFromSource: neither weights nor KV cache in the image' {
+            Invoke-GpuRoundTrip -Label 'llama-8b-weights-from-source' -Start @{ Model = $ModelDir; WeightsFromSource = $true }
+            $Results.runs['llama-8b-weights-from-source'].image_bytes | Should -BeLessThan ($Results.runs['llama-8b'].image_bytes / 2)
+        }
+    }
+}
