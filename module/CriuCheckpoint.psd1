@@ -21,6 +21,7 @@
         'Get-EngineCheckpoint'
         'Remove-EngineCheckpoint'
         'Test-EngineCheckpointSupport'
+        'Get-GpuProcess'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()

@@ -81,17 +81,26 @@ class EngineHost:
     def _start(self, phases: dict) -> None:
         with _timed(phases, "plan"):  # options checked, tokenizer loaded
             self._plan = backends.plan(self._options)
-        self._pipeline = Pipeline(self._plan.stage_specs)
-        with _timed(phases, "spawn_cores"):
-            self._pipeline.spawn()
-        self._reports = self._pipeline.build()
-        _merge_core_phases(phases, self._reports)
+        runtime = self._plan.runtime
+        if runtime is not None:  # a backend with its own engine and processes (vllm)
+            self._pipeline = runtime.create(self._plan)
+            self._reports = self._pipeline.start(phases)
+        else:
+            self._pipeline = Pipeline(self._plan.stage_specs)
+            with _timed(phases, "spawn_cores"):
+                self._pipeline.spawn()
+            self._reports = self._pipeline.build()
+            _merge_core_phases(phases, self._reports)
         # A stage may hold fewer sequences than planned (the torch KV pool is sized on the device).
         self._plan.max_num_seqs = min([self._plan.max_num_seqs] + [
             r["max_num_seqs"] for r in self._reports if "max_num_seqs" in r])
         with _timed(phases, "warmup"):
-            self._warm_up()
-        self._scheduler = Scheduler(self._pipeline, self._plan, self._status, self)
+            if runtime is not None:
+                self._pipeline.warm_up()
+            else:
+                self._warm_up()
+        scheduler_class = Scheduler if runtime is None else runtime.scheduler_class
+        self._scheduler = scheduler_class(self._pipeline, self._plan, self._status, self)
         with _timed(phases, "bind"):
             self._bind(self._options.host, self._options.port)
 
@@ -124,9 +133,10 @@ class EngineHost:
         return self._frontend.connect_outbox()
 
     def _write_ready(self, phases: dict) -> None:
+        extra = {} if self._plan.vllm_version is None else {"vllm_version": self._plan.vllm_version}
         runinfo.write_ready(self._options.run_dir, self._frontend.endpoint, self._pids(), phases,
                             backend=self._plan.backend, model=self._plan.model,
-                            config_hash=self._plan.config_hash)
+                            config_hash=self._plan.config_hash, **extra)
 
     def _serve(self) -> int:
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -161,7 +171,10 @@ class EngineHost:
         log.info("received signal %d", signum)
         if self._status.state == PREPARED:
             # The scheduler thread is blocked on the resume FIFO and nothing is in flight. The cores
-            # exit on their own when this process's pipe ends close.
+            # exit on their own when this process's pipe ends close; an engine of its own (vllm) is
+            # shut down first.
+            if self._plan.runtime is not None:
+                self._pipeline.stop()
             logs.flush()
             os._exit(0)
         self._scheduler.inbox.put(StopSignal())
@@ -218,4 +231,5 @@ class EngineHost:
             gpu_memory_bytes=sum(r["gpu_memory_bytes"] for r in reports),
             capabilities=list(protocol.CAPABILITIES), max_model_len=plan.max_model_len,
             vocab_size=plan.tokenizer.vocab_size, eos_token_id=plan.tokenizer.eos_token_id,
-            max_num_seqs=plan.max_num_seqs, tokenizer=plan.tokenizer.name, state=self._status.state)
+            max_num_seqs=plan.max_num_seqs, tokenizer=plan.tokenizer.name, state=self._status.state,
+            vllm_version=plan.vllm_version)

@@ -236,6 +236,8 @@ class HelloResult:
     max_num_seqs: int
     tokenizer: str
     state: str
+    # vllm backend only (omitted for the others): vllm.__version__ of the engine's vLLM.
+    vllm_version: Optional[str] = dataclasses.field(default=None, metadata={"omit_if_none": True})
 
 
 @dataclass(frozen=True)
@@ -248,6 +250,8 @@ class PrepareCheckpointResult:
     state: str
     resume_fifo: str
     aborted: int = 0
+    gpu_memory_bytes: int = 0  # what the engine still holds on GPUs after releasing
+    host_memory_bytes: int = 0  # weights (and CPU caches) still resident in host memory
 
 
 @dataclass(frozen=True)
@@ -264,6 +268,9 @@ class ErrorResult:
 def _pack(request_id: Optional[str], kind: str, result: Any) -> bytes:
     body = {"v": PROTOCOL_VERSION, "id": request_id, "kind": kind}
     body.update(dataclasses.asdict(result))
+    for f in dataclasses.fields(result):
+        if f.metadata.get("omit_if_none") and body[f.name] is None:
+            del body[f.name]
     return msgpack.packb(body, use_bin_type=True)
 
 

@@ -221,11 +221,14 @@ class Scheduler:
         pending, self._prepare = self._prepare, None
         started = time.monotonic()
         self._to_free = []  # release drops every sequence's caches anyway
-        self._pipeline.control("release")
+        reports = [r for r in (self._pipeline.control("release") or []) if isinstance(r, dict)]
+        gpu_bytes = sum(int(r.get("gpu_memory_bytes", 0)) for r in reports)
+        host_bytes = sum(int(r.get("host_memory_bytes", 0)) for r in reports)
         fifo = self._lifecycle.create_resume_fifo()
-        log.info("prepared for checkpoint in %.3fs", time.monotonic() - started)
+        log.info("prepared for checkpoint in %.3fs; still held: %d bytes on GPUs, %d in host memory",
+                 time.monotonic() - started, gpu_bytes, host_bytes)
         self._send_final(pending.identity, pending.request_id, protocol.PrepareCheckpointResult(
-            "prepared", fifo, pending.aborted))
+            "prepared", fifo, pending.aborted, gpu_bytes, host_bytes))
         self._outbox.close_link()
         self._status.state = PREPARED
         self._lifecycle.suspend()  # returns once resumed and serving on a new socket

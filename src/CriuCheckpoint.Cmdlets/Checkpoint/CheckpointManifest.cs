@@ -43,6 +43,9 @@ public sealed class CheckpointManifest
 
     public long GpuBytes { get; set; }
 
+    /// <summary>What the NVIDIA driver checkpointed; null for engines that hold no CUDA state.</summary>
+    public GpuManifest? Gpu { get; set; }
+
     /// <summary>Save phases in order, in seconds.</summary>
     public Dictionary<string, double> Timings { get; set; } = new();
 }
@@ -71,4 +74,22 @@ public sealed class MappedFile
     public string Path { get; set; } = string.Empty;
 
     public long Size { get; set; }
+}
+
+/// <summary>The GPU side of a checkpoint: which processes the driver checkpointed, on which GPUs, with which driver.</summary>
+public sealed class GpuManifest
+{
+    /// <summary>PIDs of the CUDA processes as the image has them (the PIDs they get inside a restore's namespace).</summary>
+    public List<int> ProcessIds { get; set; } = new();
+
+    /// <summary>Every GPU of the dumping host in NVML index order: restore pairs each with a GPU of its own host.</summary>
+    public List<string> DeviceUuids { get; set; } = new();
+
+    public List<string> DeviceNames { get; set; } = new();
+
+    public string DriverVersion { get; set; } = string.Empty;
+
+    public string CudaVersion { get; set; } = string.Empty;
+
+    public long BytesCheckpointed { get; set; }
 }

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using CriuCheckpoint.Engine;
+using CriuCheckpoint.Gpu;
 using CriuCheckpoint.Native;
 
 namespace CriuCheckpoint.Checkpoint;
@@ -67,7 +68,9 @@ public sealed class CheckpointRestorer
                 $"Checkpoint {checkpoint.Path} is damaged: its log snapshot must be {manifest.LogSizeAtDump} bytes (CRIU restores open files only at their dumped size).", log);
         }
 
-        var issues = Compatibility.Check(manifest, HostInspector.Collect(criu.Version.ToString(), manifest.Host.Python));
+        // The driver is asked only for checkpoints that hold GPU state: CPU hosts never load it.
+        var gpus = manifest.Gpu is null ? null : GpuInventory.ForHost().Collect(Array.Empty<int>());
+        var issues = Compatibility.Check(manifest, HostInspector.Collect(criu.Version.ToString(), manifest.Host.Python), gpus);
         if (issues.Count == 0)
         {
             return;
@@ -83,6 +86,26 @@ public sealed class CheckpointRestorer
         {
             observer.Warning($"Restoring despite a difference (-Force): {issue}.");
         }
+    }
+
+    /// <summary>
+    /// Hands the GPU state back to a replica's CUDA processes once criu has restored them: their PIDs inside the namespace
+    /// are the ones the image recorded; the driver wants their host PIDs.
+    /// </summary>
+    private async Task<PhaseTimings> RestoreCudaAsync(EngineRecord record, GpuManifest gpu, CancellationToken cancellationToken)
+    {
+        var tree = ProcessTree.Discover(record.RootProcessId, procFs).Processes;
+        var hostPids = gpu.ProcessIds
+            .Select(nsPid => tree.FirstOrDefault(p => p.NamespaceProcessId == nsPid && p.ProcessId != record.RootProcessId)?.ProcessId
+                ?? throw new CriuCheckpointException(ErrorIds.CudaRestoreFailed, FailureKind.InvalidOperation,
+                    $"Replica {record.Name}: the restored tree has no process {nsPid} of the checkpoint's CUDA processes.", record.Name))
+            .ToArray();
+        var hostUuids = GpuInventory.ForHost().Collect(Array.Empty<int>()).Devices.OrderBy(d => d.Index).Select(d => d.Uuid).ToList();
+        var pairs = GpuMap.Pairs(gpu.DeviceUuids, hostUuids);
+        var result = await new CudaCheckpointCoordinator(CudaCheckpointApi.Open(), observer)
+            .RestoreAsync(hostPids, pairs, new CudaCheckpointOptions(), cancellationToken).ConfigureAwait(false);
+        observer.Verbose($"Replica {record.Name}: CUDA state restored to host PIDs {string.Join(", ", hostPids)} ({result.Timings}).");
+        return result.Timings;
     }
 
     private static string? ReplicaName(RestoreOptions options, int index) =>
@@ -123,7 +146,7 @@ public sealed class CheckpointRestorer
             try
             {
                 // The FIFO opens for writing only once the restored engine reads it: criu has finished by then.
-                var message = await WaitForRestoredEngineAsync(record, resumer, options.Timeout, timings, phase, cancellationToken).ConfigureAwait(false);
+                var message = await WaitForRestoredEngineAsync(record, resumer, manifest.Gpu, options.Timeout, timings, phase, cancellationToken).ConfigureAwait(false);
                 observer.Verbose($"Replica {record.Name}: {message}");
             }
             catch (CriuCheckpointException e) when (e.ErrorId == ErrorIds.ResumeFailed)
@@ -160,15 +183,23 @@ public sealed class CheckpointRestorer
         }
     }
 
-    private async Task<string> WaitForRestoredEngineAsync(EngineRecord record, EngineResumer resumer, TimeSpan timeout, PhaseTimings timings, Stopwatch phase, CancellationToken cancellationToken)
+    private async Task<string> WaitForRestoredEngineAsync(EngineRecord record, EngineResumer resumer, GpuManifest? gpu, TimeSpan timeout, PhaseTimings timings, Stopwatch phase, CancellationToken cancellationToken)
     {
         var inspector = new EngineInspector(registry, procFs);
         var ready = await resumer.ResumeAsync(record, inspector.Liveness(record), timeout, cancellationToken,
-            beforeResume: () =>
+            beforeResume: async () =>
             {
                 timings.Add("criu-restore", phase.Elapsed);
                 phase.Restart();
-                return Task.CompletedTask;
+                if (gpu is not null)
+                {
+                    foreach (var (name, duration) in (await RestoreCudaAsync(record, gpu, cancellationToken).ConfigureAwait(false)).Phases)
+                    {
+                        timings.Add(name, duration);
+                    }
+
+                    phase.Restart();
+                }
             }).ConfigureAwait(false);
         timings.Add("resume", phase.Elapsed);
         return $"restored and serving at {ready.Endpoint}.";

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using CriuCheckpoint.Engine;
+using CriuCheckpoint.Gpu;
 using CriuCheckpoint.Native;
 
 namespace CriuCheckpoint.Checkpoint;
@@ -50,7 +51,7 @@ public sealed class CheckpointSaver
         }
 
         Directory.CreateDirectory(store.Path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        Preflight.EnsureSpace(store.Path, engine.ProcessTree.Select(p => p.ProcessId));
+        Preflight.EnsureSpace(store.Path, engine.ProcessTree.Select(p => p.ProcessId), engine.GpuMemoryBytes);
         timings.Add("preflight", phase.Elapsed);
         observer.Verbose($"Save preflight: criu {criu.Version} at {criu.Path}, {phase.Elapsed.TotalSeconds:0.000} s.");
 
@@ -58,6 +59,10 @@ public sealed class CheckpointSaver
         var runDirectory = new RunDirectory(record.RunDirectory);
         string? staging = null;
         var prepared = false;
+        var cudaOptions = new CudaCheckpointOptions();
+        CudaCheckpointCoordinator? coordinator = null;
+        CudaCheckpointResult? cuda = null;
+        GpuManifest? gpuManifest = null;
         try
         {
             observer.Progress(activity, "Preparing the engine (drain, release caches, close sockets)", 10);
@@ -72,17 +77,44 @@ public sealed class CheckpointSaver
             var mappedFiles = HostInspector.MappedFiles(tree.ProcessIds);
             staging = store.CreateStaging(record.ConfigHash);
 
+            var inventory = GpuInventory.ForHost();
+            if (inventory.AnyUsesCuda(tree.ProcessIds))
+            {
+                observer.Progress(activity, "CUDA: lock and checkpoint every GPU process", 20);
+                var snapshot = inventory.Collect(tree.ProcessIds.ToArray());
+                var api = CudaCheckpointApi.Open();
+                coordinator = new CudaCheckpointCoordinator(api, observer);
+                cuda = await coordinator.CheckpointAsync(snapshot.Processes, cudaOptions, cancellationToken).ConfigureAwait(false);
+                AddPhases(timings, cuda.Timings);
+                gpuManifest = new GpuManifest
+                {
+                    ProcessIds = cuda.ProcessIds.ToList(),
+                    DeviceUuids = snapshot.Devices.OrderBy(d => d.Index).Select(d => d.Uuid).ToList(),
+                    DeviceNames = snapshot.Devices.OrderBy(d => d.Index).Select(d => d.Name).ToList(),
+                    DriverVersion = snapshot.Devices.FirstOrDefault()?.DriverVersion ?? string.Empty,
+                    CudaVersion = api.DriverCudaVersion,
+                    BytesCheckpointed = cuda.GpuBytes,
+                };
+                observer.Verbose($"CUDA checkpoint of PIDs {string.Join(", ", cuda.ProcessIds)}: {cuda.GpuBytes >> 20} MiB moved to host memory ({cuda.Timings}).");
+            }
+
             observer.Progress(activity, $"criu dump of {tree.Processes.Count} processes", 30);
             phase.Restart();
             await new CriuRunner(criu).DumpAsync(record.RootProcessId, CheckpointStore.ImagesPath(staging), options.LeaveRunning, options.DumpTimeout, cancellationToken)
                 .ConfigureAwait(false);
             timings.Add("criu-dump", phase.Elapsed);
             prepared = options.LeaveRunning;
+            if (!options.LeaveRunning)
+            {
+                cuda = null; // CRIU ended the processes: there is no CUDA state left to hand back.
+            }
 
             observer.Progress(activity, "Writing the manifest and the log snapshot", 80);
             phase.Restart();
             CopyPrefix(runDirectory.LogFile, CheckpointStore.LogSnapshotPath(staging), logSize);
             var manifest = BuildManifest(engine, criu, tree, logSize, mappedFiles, staging, timings);
+            manifest.Gpu = gpuManifest;
+            manifest.GpuBytes = gpuManifest?.BytesCheckpointed ?? 0;
             RunDirectory.WriteJsonAtomic(CheckpointStore.ManifestPath(staging), manifest);
             timings.Add("manifest", phase.Elapsed);
 
@@ -95,6 +127,12 @@ public sealed class CheckpointSaver
             if (options.LeaveRunning)
             {
                 observer.Progress(activity, "Resuming the engine", 90);
+                if (cuda is not null)
+                {
+                    AddPhases(timings, (await coordinator!.RestoreAsync(cuda.ProcessIds, null, cudaOptions, CancellationToken.None).ConfigureAwait(false)).Timings);
+                    cuda = null;
+                }
+
                 phase.Restart();
                 await resumer.ResumeAsync(record, inspector.Liveness(record), ResumeTimeout, CancellationToken.None).ConfigureAwait(false);
                 prepared = false;
@@ -116,6 +154,19 @@ public sealed class CheckpointSaver
             if (staging is not null)
             {
                 CheckpointStore.DeleteStaging(staging);
+            }
+
+            if (cuda is not null && inspector.IsAlive(record))
+            {
+                // The dump failed after the driver checkpointed the GPU processes: hand their GPU state back first.
+                try
+                {
+                    await coordinator!.RestoreAsync(cuda.ProcessIds, null, cudaOptions, CancellationToken.None).ConfigureAwait(false);
+                }
+                catch (CriuCheckpointException restoreFailure)
+                {
+                    observer.Warning($"Engine {record.Name}: the CUDA state of PIDs {string.Join(", ", cuda.ProcessIds)} could not be restored after the failed save: {restoreFailure.Message}");
+                }
             }
 
             if (prepared && inspector.IsAlive(record) && !File.Exists(runDirectory.ReadyFile))
@@ -181,6 +232,14 @@ public sealed class CheckpointSaver
             GpuBytes = engine.GpuMemoryBytes,
             Timings = timings.Phases.ToDictionary(p => p.Key, p => p.Value.TotalSeconds),
         };
+    }
+
+    private static void AddPhases(PhaseTimings timings, PhaseTimings phases)
+    {
+        foreach (var (name, duration) in phases.Phases)
+        {
+            timings.Add(name, duration);
+        }
     }
 
     /// <summary>Copies the first <paramref name="length"/> bytes: the log as it was when the engine was dumped.</summary>

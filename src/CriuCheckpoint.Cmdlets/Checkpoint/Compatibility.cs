@@ -1,3 +1,5 @@
+using CriuCheckpoint.Gpu;
+
 namespace CriuCheckpoint.Checkpoint;
 
 /// <summary>One way a checkpoint does not fit this host: the property and both values.</summary>
@@ -9,7 +11,7 @@ public sealed record CompatibilityIssue(string Property, string Checkpoint, stri
 /// <summary>Decides whether a checkpoint can be restored on this host.</summary>
 public static class Compatibility
 {
-    public static IReadOnlyList<CompatibilityIssue> Check(CheckpointManifest manifest, HostFacts host)
+    public static IReadOnlyList<CompatibilityIssue> Check(CheckpointManifest manifest, HostFacts host, GpuSnapshot? gpus = null)
     {
         var issues = new List<CompatibilityIssue>();
         if (manifest.SchemaVersion != CheckpointManifest.CurrentSchemaVersion)
@@ -24,6 +26,17 @@ public static class Compatibility
             && (restoring.Major, restoring.Minor).CompareTo((dumped.Major, dumped.Minor)) < 0)
         {
             issues.Add(new("CriuVersion", manifest.Host.CriuVersion, host.CriuVersion));
+        }
+
+        if (manifest.Gpu is { } gpu)
+        {
+            var devices = gpus?.Devices ?? Array.Empty<GpuDevice>();
+            Compare(issues, "GpuDriver", gpu.DriverVersion, devices.FirstOrDefault()?.DriverVersion ?? "none");
+            Compare(issues, "GpuModel", string.Join(", ", gpu.DeviceNames.Distinct()), devices.Count == 0 ? "none" : string.Join(", ", devices.Select(d => d.Name).Distinct()));
+            if (devices.Count < gpu.DeviceUuids.Count)
+            {
+                issues.Add(new("GpuCount", gpu.DeviceUuids.Count.ToString(), devices.Count.ToString()));
+            }
         }
 
         foreach (var file in manifest.MappedFiles)

@@ -28,10 +28,13 @@ public static class Preflight
         return capabilities.All(c => (effective & (1UL << c)) != 0);
     }
 
-    /// <summary>The image holds roughly the resident memory of the tree; refuse when the store cannot take it.</summary>
-    public static void EnsureSpace(string storePath, IEnumerable<int> processIds)
+    /// <summary>
+    /// The image holds roughly the resident memory of the tree plus what the driver moves from the GPU into it;
+    /// refuse when the store cannot take it.
+    /// </summary>
+    public static void EnsureSpace(string storePath, IEnumerable<int> processIds, long gpuBytes)
     {
-        var needed = processIds.Sum(ResidentBytes) + (64L << 20);
+        var needed = processIds.Sum(ResidentBytes) + gpuBytes + (64L << 20);
         var available = new DriveInfo(storePath).AvailableFreeSpace;
         if (available < needed)
         {

@@ -1,6 +1,7 @@
 using System.Management.Automation;
 using CriuCheckpoint.Checkpoint;
 using CriuCheckpoint.Engine;
+using CriuCheckpoint.Gpu;
 
 namespace CriuCheckpoint.Commands;
 
@@ -21,6 +22,19 @@ public sealed class GetEngineCheckpointCommand : CriuCheckpointCmdlet
     [Parameter]
     [ValidateNotNullOrEmpty]
     public string? CriuPath { get; set; }
+
+    /// <summary>This host's GPUs, or none when it has no driver (then a GPU checkpoint is reported incompatible).</summary>
+    private static GpuSnapshot? TryReadGpus()
+    {
+        try
+        {
+            return GpuInventory.ForHost().Collect(Array.Empty<int>());
+        }
+        catch (CriuCheckpointException)
+        {
+            return null;
+        }
+    }
 
     protected override void ProcessRecord()
     {
@@ -57,7 +71,8 @@ public sealed class GetEngineCheckpointCommand : CriuCheckpointCmdlet
                     var checkpoint = CheckpointStore.Open(directory);
                     if (ConfigHash is null || checkpoint.ConfigHash == ConfigHash)
                     {
-                        WriteObject(checkpoint with { CompatibilityIssues = Compatibility.Check(checkpoint.Manifest, host) });
+                        var gpus = checkpoint.Manifest.Gpu is null ? null : TryReadGpus();
+                        WriteObject(checkpoint with { CompatibilityIssues = Compatibility.Check(checkpoint.Manifest, host, gpus) });
                     }
                 }
                 catch (CriuCheckpointException e)

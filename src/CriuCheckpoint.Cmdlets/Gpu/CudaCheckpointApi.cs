@@ -47,17 +47,8 @@ public sealed class CudaCheckpointApi : ICudaCheckpointApi
 
     public void Checkpoint(int processId) => Check(driver.Checkpoint(processId), "cuCheckpointProcessCheckpoint", processId);
 
-    public void Restore(int processId, IReadOnlyList<GpuPair> gpuPairs)
-    {
-        var pairs = new CudaGpuPair[gpuPairs.Count];
-        for (var i = 0; i < pairs.Length; i++)
-        {
-            GpuPair.UuidBytes(gpuPairs[i].OldUuid).CopyTo(pairs[i].OldUuid);
-            GpuPair.UuidBytes(gpuPairs[i].NewUuid).CopyTo(pairs[i].NewUuid);
-        }
-
-        Check(driver.Restore(processId, pairs), "cuCheckpointProcessRestore", processId);
-    }
+    public void Restore(int processId, IReadOnlyList<GpuPair> gpuPairs) =>
+        Check(driver.Restore(processId, NativePairs(gpuPairs)), "cuCheckpointProcessRestore", processId);
 
     public void Unlock(int processId) => Check(driver.Unlock(processId), "cuCheckpointProcessUnlock", processId);
 
@@ -85,6 +76,19 @@ public sealed class CudaCheckpointApi : ICudaCheckpointApi
 
         Check(result, "cuCheckpointProcessGetRestoreThreadId", processId);
         return threadId;
+    }
+
+    /// <summary>The pairs as the driver reads them: CUcheckpointGpuPair, two CUuuids of 16 bytes each.</summary>
+    internal static CudaGpuPair[] NativePairs(IReadOnlyList<GpuPair> gpuPairs)
+    {
+        var pairs = new CudaGpuPair[gpuPairs.Count];
+        for (var i = 0; i < pairs.Length; i++)
+        {
+            GpuPair.UuidBytes(gpuPairs[i].OldUuid).CopyTo(pairs[i].OldUuid);
+            GpuPair.UuidBytes(gpuPairs[i].NewUuid).CopyTo(pairs[i].NewUuid);
+        }
+
+        return pairs;
     }
 
     private void Check(int result, string function, int processId)

@@ -100,12 +100,15 @@ public sealed class CudaCheckpointCoordinator
         var targets = processIds.Distinct().Select(pid => new Target(pid, null, 0)).ToList();
         foreach (var target in targets)
         {
-            target.State = QueryState(target.ProcessId) ?? CudaProcessState.Unknown;
-            if (target.State != CudaProcessState.Checkpointed)
+            var state = QueryState(target.ProcessId);
+            if (state != CudaProcessState.Checkpointed)
             {
                 throw new CriuCheckpointException(ErrorIds.CudaRestoreFailed, FailureKind.InvalidOperation,
-                    $"Process {target.ProcessId} has no CUDA checkpoint to restore: the driver reports it {target.State}.", target.ProcessId);
+                    $"Process {target} has no CUDA checkpoint to restore: {(state is null ? "the driver does not know it as a CUDA process" : $"the driver reports it {state}")}.",
+                    target.ProcessId);
             }
+
+            target.State = CudaProcessState.Checkpointed;
         }
 
         var pairs = gpuPairs ?? SameGpus;
@@ -115,7 +118,7 @@ public sealed class CudaCheckpointCoordinator
             api.Restore(target.ProcessId, pairs);
             target.State = CudaProcessState.Locked;
         }, options.RestoreTimeout, options, cancellationToken, timings, RestorePhase).ConfigureAwait(false));
-        await SettleAsync(targets, options.RestoreTimeout).ConfigureAwait(false);
+        await SettleAsync(targets, options.OverrunGrace).ConfigureAwait(false);
 
         // Restored processes are unlocked whatever else happened, cancellation included.
         failures.AddRange(await RunCallsAsync(targets.Where(t => t.State == CudaProcessState.Locked).ToArray(), target =>
@@ -254,7 +257,7 @@ public sealed class CudaCheckpointCoordinator
     /// </summary>
     private async Task<IReadOnlyList<string>> RollBackAsync(IReadOnlyList<Target> targets, CudaCheckpointOptions options)
     {
-        await SettleAsync(targets, options.CheckpointTimeout).ConfigureAwait(false);
+        await SettleAsync(targets, options.OverrunGrace).ConfigureAwait(false);
         foreach (var target in targets)
         {
             target.State = QueryState(target.ProcessId) ?? target.State;
@@ -266,7 +269,7 @@ public sealed class CudaCheckpointCoordinator
             api.Restore(target.ProcessId, SameGpus);
             target.State = CudaProcessState.Locked;
         }, options.RestoreTimeout, options, CancellationToken.None).ConfigureAwait(false));
-        await SettleAsync(targets, options.RestoreTimeout).ConfigureAwait(false);
+        await SettleAsync(targets, options.OverrunGrace).ConfigureAwait(false);
         failures.AddRange(await RunCallsAsync(targets.Where(t => t.State == CudaProcessState.Locked).ToArray(), target =>
         {
             api.Unlock(target.ProcessId);
@@ -286,7 +289,7 @@ public sealed class CudaCheckpointCoordinator
         return problems;
     }
 
-    /// <summary>Waits (at most <paramref name="limit"/>) for driver calls that outlived their timeout: undoing a process mid-call is undefined.</summary>
+    /// <summary>Waits (at most <paramref name="limit"/>) for driver calls that overran their timeout: undoing a process mid-call is undefined.</summary>
     private static async Task SettleAsync(IReadOnlyList<Target> targets, TimeSpan limit)
     {
         var running = targets.Select(t => t.InFlight).OfType<Task>().Where(t => !t.IsCompleted).ToArray();

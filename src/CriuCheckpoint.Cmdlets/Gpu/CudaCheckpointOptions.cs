@@ -16,6 +16,12 @@ public sealed record CudaCheckpointOptions
     /// <summary>Unlocks and state queries return at once; this only bounds a driver that hangs.</summary>
     public TimeSpan UnlockTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// How long undoing waits for a driver call that overran its timeout to return before undoing that process anyway:
+    /// restoring or unlocking a process while the driver still works on it is undefined.
+    /// </summary>
+    public TimeSpan OverrunGrace { get; init; } = TimeSpan.FromMinutes(2);
+
     /// <summary>Processes handled at once; 0 for all of them (the default: GPU copies of different processes overlap).</summary>
     public int MaxParallelism { get; init; }
 }

@@ -129,8 +129,11 @@ public sealed unsafe partial class CudaDriver
         }
 
         var name = cuGetErrorName(result, out var text) == CudaResult.Success && text != 0 ? Marshal.PtrToStringUTF8(text) : null;
+        // libcuda reads CUDA_VISIBLE_DEVICES from this process's environment: hiding every GPU makes cuInit fail too.
+        var visible = Environment.GetEnvironmentVariable("CUDA_VISIBLE_DEVICES");
+        var hint = visible is null ? string.Empty : $" CUDA_VISIBLE_DEVICES is '{visible}' in this session.";
         throw new CriuCheckpointException(ErrorIds.GpuDriverNotFound, FailureKind.NotInstalled,
-            $"The NVIDIA driver cannot be used: cuInit failed with {name ?? CudaResult.Name(result)} ({result}). Is the kernel module loaded, and may this user open /dev/nvidia*?",
+            $"The NVIDIA driver cannot be used: cuInit failed with {name ?? CudaResult.Name(result)} ({result}). Is the kernel module loaded, and may this user open /dev/nvidia*?{hint}",
             Library);
     }
 

@@ -10,20 +10,34 @@ namespace CriuCheckpoint.Native;
 /// </summary>
 internal sealed unsafe class NvmlSession : IDisposable
 {
-    private static readonly Lazy<bool> LibraryPresent = new(() => NativeLibrary.TryLoad(Nvml.Library, out _));
+    private static readonly string[] Functions =
+    {
+        "nvmlInit_v2", "nvmlShutdown", "nvmlErrorString", "nvmlSystemGetDriverVersion", "nvmlDeviceGetCount_v2",
+        "nvmlDeviceGetHandleByIndex_v2", "nvmlDeviceGetUUID", "nvmlDeviceGetName", "nvmlDeviceGetMemoryInfo",
+        "nvmlDeviceGetMinorNumber", "nvmlDeviceGetComputeRunningProcesses_v3",
+    };
+
+    // The functions the library lacks, or null without the library. Probing first keeps DllNotFoundException and
+    // EntryPointNotFoundException from escaping the imports, which bind to the library loaded here.
+    private static readonly Lazy<string[]?> MissingFunctions = new(() =>
+        NativeLibrary.TryLoad(Nvml.Library, out var handle) ? Functions.Where(f => !NativeLibrary.TryGetExport(handle, f, out _)).ToArray() : null);
 
     private NvmlSession()
     {
     }
 
-    /// <summary>Initialises NVML; throws GpuDriverNotFound where the library is missing or no driver is loaded.</summary>
+    /// <summary>
+    /// Initialises NVML; throws GpuDriverNotFound where the library is missing or no driver is loaded, GpuDriverTooOld
+    /// where it lacks a function used here (the _v3 process query came with the r510 drivers).
+    /// </summary>
     public static NvmlSession Open()
     {
-        // Probing first keeps DllNotFoundException from escaping the imports, which bind to the library loaded here.
-        if (!LibraryPresent.Value)
+        var missing = MissingFunctions.Value ?? throw new CriuCheckpointException(ErrorIds.GpuDriverNotFound, FailureKind.NotInstalled,
+            $"{Nvml.Library} was not found: this host has no NVIDIA driver, or its libraries are not on the loader path.", Nvml.Library);
+        if (missing.Length > 0)
         {
-            throw new CriuCheckpointException(ErrorIds.GpuDriverNotFound, FailureKind.NotInstalled,
-                $"{Nvml.Library} was not found: this host has no NVIDIA driver, or its libraries are not on the loader path.", Nvml.Library);
+            throw new CriuCheckpointException(ErrorIds.GpuDriverTooOld, FailureKind.NotInstalled,
+                $"The NVIDIA driver's {Nvml.Library} lacks {string.Join(", ", missing)}: the driver is too old.", Nvml.Library);
         }
 
         var result = Nvml.nvmlInit_v2();

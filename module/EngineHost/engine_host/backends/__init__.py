@@ -1,21 +1,29 @@
 """Backends: each module offers plan(options) -> BackendPlan (frontend) and build_stage(spec) (core).
 
 Modules are imported by name so that choosing one never imports another's dependencies (torch).
+A backend that runs an engine of its own (vllm) sets BackendPlan.runtime instead of stage specs.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib
+import importlib.util
 import json
+import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 from ..options import EngineOptions, FailureCode, StartupError
+
+log = logging.getLogger("engine_host.backends")
 
 MODULES = {
     "tiny": "engine_host.backends.tiny",
     "torch": "engine_host.backends.torch_backend",
+    "vllm": "engine_host.backends.vllm_backend",
 }
+AUTO = "auto"
 
 
 @dataclass
@@ -29,13 +37,32 @@ class BackendPlan:
     max_num_seqs: int
     max_batched_tokens: int  # prompt tokens admitted into one step (at least one prompt always is)
     config_hash: str
+    # A backend with its own engine and process model (vllm): an object with create(plan) -> an
+    # engine offering the Pipeline calls the host makes, and scheduler_class. None: our core pipeline.
+    runtime: Any = None
+    vllm_version: Optional[str] = None  # hello's vllm_version (vllm backend only)
+
+
+def resolve(backend: str) -> str:
+    """`auto`: vllm when this Python can import it, else torch, else tiny (finding is enough)."""
+    if backend != AUTO:
+        return backend
+    for candidate in ("vllm", "torch"):
+        if importlib.util.find_spec(candidate) is not None:
+            return candidate
+    return "tiny"
 
 
 def plan(options: EngineOptions) -> BackendPlan:
+    if options.backend == AUTO:
+        chosen = resolve(AUTO)
+        log.info("backend auto: chose %s (vllm importable: %s, torch importable: %s)", chosen,
+                 importlib.util.find_spec("vllm") is not None, importlib.util.find_spec("torch") is not None)
+        options = dataclasses.replace(options, backend=chosen)
     module = MODULES.get(options.backend)
     if module is None:
         raise StartupError(FailureCode.UNKNOWN_BACKEND,
-                           f"unknown backend {options.backend!r}; known: {', '.join(MODULES)}")
+                           f"unknown backend {options.backend!r}; known: {AUTO}, {', '.join(MODULES)}")
     return importlib.import_module(module).plan(options)
 
 

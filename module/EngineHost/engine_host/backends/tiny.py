@@ -26,7 +26,7 @@ PRESETS = {
 }
 
 ENGINE_ARGS = {"d_model": int, "n_layers": int, "n_heads": int, "d_ff": int, "seed": int,
-               "max_num_seqs": int, "max_batched_tokens": int}
+               "max_num_seqs": int, "max_batched_tokens": int, "weights_from_source": bool}
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,10 @@ def plan(options: EngineOptions) -> BackendPlan:
         raise StartupError(FailureCode.BAD_ENGINE_ARGS, "the tiny backend runs on the CPU only")
     if options.dtype not in ("auto", "float32"):
         raise StartupError(FailureCode.BAD_ENGINE_ARGS, "the tiny backend computes in float32 only")
+    if args.get("weights_from_source", False):
+        raise StartupError(FailureCode.BAD_ENGINE_ARGS,
+                           "weights_from_source is for the torch backend with a model directory; the "
+                           "tiny backend builds its weights in memory")
     shape = {**PRESETS[model], **{k: v for k, v in args.items() if k in PRESETS[model]}}
     config = TinyConfig(seed=args.get("seed", 0),
                         max_model_len=options.max_model_len or DEFAULT_MAX_MODEL_LEN, **shape)

@@ -13,6 +13,7 @@ import os
 from dataclasses import asdict, dataclass
 from typing import Optional
 
+from .. import safetensors_files
 from ..options import EngineOptions, FailureCode, StartupError
 from ..stage import StageSpec
 from ..tokenizer import ByteTokenizer, HFTokenizer
@@ -44,7 +45,8 @@ PRESETS = {
 # the stage runs its own forward over their modules.
 SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3")
 
-ENGINE_ARGS = {"seed": int, "max_num_seqs": int, "max_batched_tokens": int, "enforce_eager": bool}
+ENGINE_ARGS = {"seed": int, "max_num_seqs": int, "max_batched_tokens": int, "enforce_eager": bool,
+               "weights_from_source": bool}
 
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json")
 
@@ -61,6 +63,8 @@ class TorchStageConfig:
     max_batched_tokens: int
     seed: int
     enforce_eager: bool  # no CUDA graph
+    # Drop the weights for a checkpoint and read them back from the directory's safetensors on resume.
+    weights_from_source: bool = False
 
 
 def plan(options: EngineOptions) -> BackendPlan:
@@ -74,6 +78,15 @@ def plan(options: EngineOptions) -> BackendPlan:
         hf_config = _read_config(model)
         with open(os.path.join(model, "config.json"), "rb") as f:
             identity = {"path": model, "config_sha256": hashlib.sha256(f.read()).hexdigest()}
+    weights_from_source = args.get("weights_from_source", False)
+    if weights_from_source and preset is not None:
+        raise StartupError(FailureCode.BAD_ENGINE_ARGS,
+                           f"weights_from_source needs --model to be a local directory with *.safetensors "
+                           f"files; {model!r} is a preset whose random weights exist only in memory")
+    if weights_from_source and not safetensors_files.has_safetensors(model):
+        raise StartupError(FailureCode.BAD_ENGINE_ARGS,
+                           f"weights_from_source needs --model to be a local directory with *.safetensors "
+                           f"files; {model} has none")
     model_type = hf_config.get("model_type", "llama")
     if model_type not in SUPPORTED_MODEL_TYPES:
         raise StartupError(FailureCode.UNSUPPORTED_MODEL,
@@ -110,13 +123,17 @@ def plan(options: EngineOptions) -> BackendPlan:
         model=model, preset=preset, device=options.device, dtype=options.dtype,
         max_model_len=max_model_len, gpu_memory_utilization=options.gpu_memory_utilization,
         max_num_seqs=args.get("max_num_seqs"), max_batched_tokens=max_batched_tokens,
-        seed=args.get("seed", 0), enforce_eager=args.get("enforce_eager", False))
+        seed=args.get("seed", 0), enforce_eager=args.get("enforce_eager", False),
+        weights_from_source=weights_from_source)
+    stage_identity = asdict(stage)
+    if not weights_from_source:  # the hash of every engine that does not use it stays what it was
+        del stage_identity["weights_from_source"]
     return BackendPlan(
         backend="torch", model=options.model or DEFAULT_MODEL,
         stage_specs=[StageSpec("engine_host.backends.torch_stage", stage, 0, 1)],
         tokenizer=tokenizer, max_model_len=max_model_len,
         max_num_seqs=args.get("max_num_seqs", 256), max_batched_tokens=max_batched_tokens,
-        config_hash=config_hash({"backend": "torch", **identity, "stage": asdict(stage)}))
+        config_hash=config_hash({"backend": "torch", **identity, "stage": stage_identity}))
 
 
 def _read_config(path: str) -> dict:

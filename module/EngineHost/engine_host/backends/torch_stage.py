@@ -18,6 +18,8 @@ sequence at a time, with causal attention over the prompt.
 
 release() drops graphs and pool and empties the CUDA cache (they must not be in a checkpoint image);
 reacquire() allocates and captures again (graphs hold the pool's addresses, so they cannot outlive it).
+With weights_from_source, release() also drops the weights and reacquire() first reads them back from the
+model directory's safetensors files (backends/torch_weights.py), so a checkpoint holds no weight bytes.
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ from transformers import AutoConfig, AutoModelForCausalLM
 from ..options import FailureCode, StartupError
 from ..sampling import Sampler
 from ..stage import StageSpec, StepRequest, StepResult
+from . import torch_weights
 from .torch_backend import TorchStageConfig
 
 log = logging.getLogger("engine_host.torch")
@@ -57,23 +60,29 @@ def _resolve_device(requested: str) -> torch.device:
     return torch.device("cpu")
 
 
+def random_preset_model(preset: dict, seed: int, device: torch.device, dtype: torch.dtype):
+    """A preset's random weights. The random-model tool calls this too, so that a directory it writes
+    holds the very weights the preset gets on the same kind of device with the same dtype and seed."""
+    config = transformers.LlamaConfig(**preset)
+    torch.manual_seed(seed)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        with device:  # initialise the random weights where they will live
+            model = AutoModelForCausalLM.from_config(config)
+    finally:
+        torch.set_default_dtype(previous)
+    return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
+
+
 def _load_model(c: TorchStageConfig, device: torch.device, dtype: torch.dtype):
     if c.preset is not None:
-        config = transformers.LlamaConfig(**c.preset)
-        torch.manual_seed(c.seed)
-        previous = torch.get_default_dtype()
-        torch.set_default_dtype(dtype)
-        try:
-            with device:  # initialise the random weights where they will live
-                model = AutoModelForCausalLM.from_config(config)
-        finally:
-            torch.set_default_dtype(previous)
-    else:
-        # transformers renamed torch_dtype to dtype in 4.56.
-        version = tuple(int(p) for p in transformers.__version__.split(".")[:2] if p.isdigit())
-        dtype_kw = "dtype" if version >= (4, 56) else "torch_dtype"
-        AutoConfig.from_pretrained(c.model)  # fails early and clearly on a bad config
-        model = AutoModelForCausalLM.from_pretrained(c.model, **{dtype_kw: dtype})
+        return random_preset_model(c.preset, c.seed, device, dtype)
+    # transformers renamed torch_dtype to dtype in 4.56.
+    version = tuple(int(p) for p in transformers.__version__.split(".")[:2] if p.isdigit())
+    dtype_kw = "dtype" if version >= (4, 56) else "torch_dtype"
+    AutoConfig.from_pretrained(c.model)  # fails early and clearly on a bad config
+    model = AutoModelForCausalLM.from_pretrained(c.model, **{dtype_kw: dtype})
     return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
 
 
@@ -97,7 +106,13 @@ class TorchStage:
         if on_cuda:
             torch.cuda.synchronize()
         self._phases["weights"] = time.monotonic() - started
-        self._weight_bytes = sum(p.numel() * p.element_size() for p in self._model.parameters())
+        # weights_from_source: which parameters the directory's files hold (checked now, not at resume).
+        self._source = (torch_weights.SourceWeights(self._model, c.model, self.device)
+                        if c.weights_from_source else None)
+        if self._source is not None and self._source.count == 0:
+            raise StartupError(FailureCode.BAD_ENGINE_ARGS,
+                               f"weights_from_source: the safetensors files in {c.model} hold none of "
+                               f"the model's parameters")
         self._use_graphs = on_cuda and not c.enforce_eager
         self._kv = None
         self._graphs: dict = {}
@@ -220,13 +235,38 @@ class TorchStage:
         self._kv = None
         self._static_ids = self._static_pos = self._static_slots = None
         self._free_slots, self._slot_of, self._samplers = [], {}, {}
+        if self._source is not None:
+            self._source.release()
         gc.collect()
         if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-            torch.cuda.empty_cache()
+            if self._source is not None:
+                torch_weights.release_cuda_memory(self.device)
+            else:
+                torch.cuda.synchronize(self.device)
+                torch.cuda.empty_cache()
+        if self._source is not None:
+            log.info("released the KV pool, CUDA graphs and %.3f GiB of weights; GPU memory reserved: "
+                     "%d bytes", self._source.nbytes / 2**30, self._gpu_memory_bytes())
 
     def reacquire(self) -> dict:
-        return self._acquire()
+        phases = {}
+        if self._source is not None and self._source.released:
+            started = time.monotonic()
+            threads = self._source.reload()
+            seconds = time.monotonic() - started
+            phases["weights"] = seconds
+            log.info("weights reloaded from safetensors: %.3f GiB in %.3fs (%.2f GB/s) with %d "
+                     "thread(s)", self._source.nbytes / 2**30, seconds,
+                     self._source.nbytes / max(seconds, 1e-9) / 1e9, threads)
+        phases.update(self._acquire())
+        return phases
+
+    def _gpu_memory_bytes(self) -> int:
+        return torch.cuda.memory_reserved(self.device) if self.device.type == "cuda" else 0
+
+    def _weight_bytes(self) -> int:
+        """Weights resident now (parameters released for a checkpoint count 0)."""
+        return sum(p.numel() * p.element_size() for p in self._model.parameters())
 
     def report(self) -> dict:
         on_cuda = self.device.type == "cuda"
@@ -235,8 +275,8 @@ class TorchStage:
         return {
             "device": f"{self.device} ({name})" if on_cuda else "cpu",
             "dtype": str(self.dtype).replace("torch.", ""),
-            "host_memory_bytes": 0 if on_cuda else self._weight_bytes + pool,
-            "gpu_memory_bytes": torch.cuda.memory_reserved(self.device) if on_cuda else 0,
+            "host_memory_bytes": 0 if on_cuda else self._weight_bytes() + pool,
+            "gpu_memory_bytes": self._gpu_memory_bytes(),
             "kv_pool_bytes": pool,
             "max_num_seqs": self._slots,
             "phases": dict(self._phases),

@@ -1,0 +1,267 @@
+"""Weights that stay out of a checkpoint image (engine arg weights_from_source), and model directories
+written from in-memory models (the random-model tool). Imported only where torch is.
+
+SourceWeights maps each parameter of the loaded model to the tensor of the model directory's safetensors
+files that holds it (same name, or the name with/without the "model." prefix; same shape). release()
+points every mapped parameter at an empty tensor, so its memory goes back to the caching allocator (and,
+after torch.cuda.empty_cache(), to the driver) while the Parameter objects, and so the modules, stay as
+they are. reload() allocates each parameter's tensor anew on the device and fills it from the files with
+several threads: each reads byte ranges with pread() into its own two pinned staging buffers (CUDA) or
+straight into the tensor (CPU), and copies them to the GPU with non_blocking=True on its own CUDA stream
+while it reads the next range into the other buffer. A tensor whose file dtype differs from the
+parameter's is copied in the file's dtype and converted on the device. Parameters no file holds stay
+resident (logged at startup).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import queue
+from concurrent.futures import ThreadPoolExecutor
+
+import torch
+
+from .. import safetensors_files as stf
+
+log = logging.getLogger("engine_host.torch")
+
+TORCH_DTYPES = {"BF16": torch.bfloat16, "F16": torch.float16, "F32": torch.float32,
+                "F64": torch.float64, "I64": torch.int64, "I32": torch.int32, "I16": torch.int16,
+                "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool}
+for _name, _attr in (("F8_E4M3", "float8_e4m3fn"), ("F8_E5M2", "float8_e5m2")):
+    if hasattr(torch, _attr):
+        TORCH_DTYPES[_name] = getattr(torch, _attr)
+SAFETENSORS_DTYPES = {v: k for k, v in TORCH_DTYPES.items()}
+
+LOAD_THREADS = 8
+STAGING_BYTES = 32 << 20  # per staging buffer; each CUDA loader thread has two
+
+
+def _pread_into(fd: int, array, offset: int) -> None:
+    """Fill a writable C-contiguous buffer (numpy array) with the file's bytes at offset."""
+    view = memoryview(array).cast("B")
+    done, total = 0, view.nbytes
+    while done < total:
+        n = os.preadv(fd, [view[done:]], offset + done)
+        if n <= 0:
+            raise EOFError(f"unexpected end of file at byte {offset + done}")
+        done += n
+
+
+def _empty_host_cache() -> None:
+    """Give the pinned staging memory back (it would otherwise stay cached in the process)."""
+    memory = getattr(getattr(torch, "accelerator", None), "memory", None)
+    fn = getattr(memory, "empty_host_cache", None) or getattr(torch._C, "_host_emptyCache", None)
+    if fn is not None:
+        try:
+            fn()
+        except Exception as exc:  # best effort: only costs host memory
+            log.warning("could not empty the pinned host memory cache: %s", exc)
+
+
+def _parameters_by_every_name(model: torch.nn.Module) -> dict:
+    """{name: Parameter} with every name of a tied (shared) parameter."""
+    try:
+        return dict(model.named_parameters(remove_duplicate=False))
+    except TypeError:  # torch < 2.0
+        return {f"{prefix}.{name}" if prefix else name: p
+                for prefix, module in model.named_modules(remove_duplicate=False)
+                for name, p in module._parameters.items() if p is not None}
+
+
+class SourceWeights:
+    def __init__(self, model: torch.nn.Module, directory: str, device: torch.device):
+        self._device = device
+        entries = stf.read_directory(directory)
+        params = _parameters_by_every_name(model)
+        self._items: list = []  # (Parameter, TensorEntry)
+        covered: set = set()
+        skipped = []
+        for name, entry in entries.items():
+            candidates = [name, "model." + name]
+            if name.startswith("model."):
+                candidates.append(name[len("model."):])
+            param = next((params[c] for c in candidates if c in params), None)
+            if param is None or id(param) in covered:
+                continue
+            if tuple(param.shape) != entry.shape or entry.dtype not in TORCH_DTYPES:
+                skipped.append(f"{name} ({entry.dtype} {list(entry.shape)} in the file, "
+                               f"{list(param.shape)} in the model)")
+                continue
+            covered.add(id(param))
+            self._items.append((param, entry))
+        resident = [(n, p) for n, p in model.named_parameters() if id(p) not in covered]
+        self.nbytes = sum(p.numel() * p.element_size() for p, _ in self._items)
+        self.released = False
+        if skipped:
+            log.warning("weights_from_source: %d tensor(s) of the files do not fit the model and are "
+                        "not used: %s", len(skipped), "; ".join(skipped[:5]))
+        if resident:
+            log.warning("weights_from_source: %d parameter(s) (%d bytes) are in no safetensors file "
+                        "and stay resident: %s", len(resident),
+                        sum(p.numel() * p.element_size() for _, p in resident),
+                        ", ".join(n for n, _ in resident[:5]))
+        log.info("weights_from_source: %d parameters, %.3f GiB, from %d file(s) in %s",
+                 len(self._items), self.nbytes / 2**30, len({e.path for _, e in self._items}),
+                 directory)
+
+    @property
+    def count(self) -> int:
+        return len(self._items)
+
+    def release(self) -> None:
+        """Point every mapped parameter at an empty tensor; the caller empties the CUDA cache."""
+        for param, _ in self._items:
+            param.data = torch.empty(0, dtype=param.dtype, device=param.device)
+        self.released = True
+
+    def reload(self) -> int:
+        """Read every mapped parameter back from the files; returns the number of threads used."""
+        device = self._device
+        dsts = [torch.empty(entry.shape, dtype=param.dtype, device=device)
+                for param, entry in self._items]
+        work: "queue.SimpleQueue[int]" = queue.SimpleQueue()
+        for i in sorted(range(len(self._items)), key=lambda i: -self._items[i][1].nbytes):
+            work.put(i)
+        threads = max(1, min(LOAD_THREADS, os.cpu_count() or 1, len(self._items)))
+        with ThreadPoolExecutor(threads, thread_name_prefix="weights") as pool:
+            futures = [pool.submit(self._load_worker, work, dsts) for _ in range(threads)]
+            for future in futures:
+                future.result()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        for (param, _), dst in zip(self._items, dsts):
+            param.data = dst
+        if device.type == "cuda":
+            _empty_host_cache()
+        self.released = False
+        return threads
+
+    # ------------------------------------------------------------ loader threads
+
+    def _load_worker(self, work: "queue.SimpleQueue[int]", dsts: list) -> None:
+        fds: dict = {}
+        try:
+            if self._device.type == "cuda":
+                self._cuda_worker(work, dsts, fds)
+            else:
+                while True:
+                    try:
+                        i = work.get_nowait()
+                    except queue.Empty:
+                        return
+                    self._load_cpu(self._fd(fds, self._items[i][1]), self._items[i][1], dsts[i])
+        finally:
+            for fd in fds.values():
+                os.close(fd)
+
+    @staticmethod
+    def _fd(fds: dict, entry: stf.TensorEntry) -> int:
+        fd = fds.get(entry.path)
+        if fd is None:
+            fd = fds[entry.path] = os.open(entry.path, os.O_RDONLY)
+        return fd
+
+    @staticmethod
+    def _target(entry: stf.TensorEntry, dst: torch.Tensor) -> torch.Tensor:
+        """dst itself, or a tensor in the file's dtype to convert from; flat bytes of either."""
+        source_dtype = TORCH_DTYPES[entry.dtype]
+        target = dst if source_dtype == dst.dtype else torch.empty(
+            entry.shape, dtype=source_dtype, device=dst.device)
+        return target
+
+    @staticmethod
+    def _bytes(target: torch.Tensor, entry: stf.TensorEntry) -> torch.Tensor:
+        raw = target.reshape(-1).view(torch.uint8)
+        if raw.numel() != entry.nbytes:
+            raise RuntimeError(f"{entry.name}: {raw.numel()} bytes in memory, {entry.nbytes} in "
+                               f"{entry.path}")
+        return raw
+
+    def _load_cpu(self, fd: int, entry: stf.TensorEntry, dst: torch.Tensor) -> None:
+        target = self._target(entry, dst)
+        _pread_into(fd, self._bytes(target, entry).numpy(), entry.offset)
+        if target is not dst:
+            dst.copy_(target)
+
+    def _cuda_worker(self, work: "queue.SimpleQueue[int]", dsts: list, fds: dict) -> None:
+        device = self._device
+        torch.cuda.set_device(device)
+        stream = torch.cuda.Stream(device=device)
+        staging = [torch.empty(STAGING_BYTES, dtype=torch.uint8, pin_memory=True) for _ in range(2)]
+        events = [torch.cuda.Event(), torch.cuda.Event()]
+        recorded = [False, False]
+        turn = 0
+        try:
+            with torch.cuda.stream(stream):
+                while True:
+                    try:
+                        i = work.get_nowait()
+                    except queue.Empty:
+                        break
+                    entry, dst = self._items[i][1], dsts[i]
+                    fd = self._fd(fds, entry)
+                    target = self._target(entry, dst)
+                    raw = self._bytes(target, entry)
+                    pos = 0
+                    while pos < entry.nbytes:
+                        n = min(STAGING_BYTES, entry.nbytes - pos)
+                        half = turn % 2
+                        turn += 1
+                        if recorded[half]:
+                            events[half].synchronize()  # its previous copy to the GPU is done
+                        buffer = staging[half][:n]
+                        _pread_into(fd, buffer.numpy(), entry.offset + pos)
+                        raw[pos:pos + n].copy_(buffer, non_blocking=True)
+                        events[half].record(stream)
+                        recorded[half] = True
+                        pos += n
+                    if target is not dst:
+                        dst.copy_(target, non_blocking=True)  # same stream: after the bytes landed
+        finally:
+            stream.synchronize()  # nothing of this thread in flight once it returns
+
+
+def release_cuda_memory(device: torch.device) -> None:
+    """After the model's weights, pool and graphs are dropped: hand their memory back to the driver."""
+    torch.cuda.synchronize(device)
+    torch.cuda.empty_cache()
+    clear = getattr(torch._C, "_cuda_clearCublasWorkspaces", None)
+    if clear is not None:
+        clear()
+        torch.cuda.empty_cache()
+
+
+# ---------------------------------------------------------------- writing a model directory
+
+def write_model_dir(model: torch.nn.Module, directory: str, max_shard_bytes: int) -> dict:
+    """The model's state dict as sharded safetensors (one tensor at a time through host memory),
+    config.json and generation_config.json into `directory` (which must exist). Returns a summary."""
+    tensors: dict = {}
+    seen: set = set()
+    for name, tensor in model.state_dict().items():
+        key = (tensor.data_ptr(), tensor.numel(), tensor.dtype) if tensor.numel() else None
+        if key is not None and key in seen:  # a tied weight, stored once (as transformers does)
+            continue
+        seen.add(key)
+        if tensor.dtype not in SAFETENSORS_DTYPES:
+            raise ValueError(f"{name}: dtype {tensor.dtype} has no safetensors name")
+        tensors[name] = tensor
+    specs = [stf.TensorSpec(name, SAFETENSORS_DTYPES[t.dtype], tuple(t.shape))
+             for name, t in tensors.items()]
+
+    def data(spec: stf.TensorSpec):
+        host = tensors[spec.name].detach().to("cpu").contiguous()
+        return host.reshape(-1).view(torch.uint8).numpy()
+
+    files = stf.write_sharded(directory, specs, data, max_shard_bytes)
+    config = model.config
+    config.architectures = [type(model).__name__]
+    config.save_pretrained(directory)
+    generation = getattr(model, "generation_config", None)
+    if generation is not None:
+        try:
+            generation.save_pretrained(directory)
+        except Exception as exc:  # optional file: the engine does not read it
+            log.warning("generation_config.json not written: %s", exc)
+    return {"tensors": len(specs), "bytes": sum(s.nbytes for s in specs), "files": files}

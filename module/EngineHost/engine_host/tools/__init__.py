@@ -1,0 +1,1 @@
+"""Command-line tools that ship with the engine host (run as `python3 -m engine_host.tools.<name>`)."""
