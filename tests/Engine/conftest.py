@@ -84,7 +84,7 @@ class Client:
 
 
 class Engine:
-    def __init__(self, run_dir: str, args: list, context: zmq.Context):
+    def __init__(self, run_dir: str, args: list, context: zmq.Context, env: dict = None):
         self.run_dir = run_dir
         self.args = args
         self.context = context
@@ -94,7 +94,7 @@ class Engine:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "engine_host", "--run-dir", run_dir, *args],
             cwd=ENGINE_ROOT, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
-            start_new_session=True)
+            start_new_session=True, env=None if env is None else {**os.environ, **env})
         self.pids = [self.proc.pid]
         self.ready: dict = {}
         self._clients: list = []
@@ -159,11 +159,12 @@ def zmq_context():
 
 @pytest.fixture
 def start_engine(tmp_path, zmq_context):
-    """start_engine(*args, wait=True) -> Engine; every engine started is stopped in teardown."""
+    """start_engine(*args, wait=True, env=None) -> Engine; every engine started is stopped in teardown.
+    env: variables added to this process's environment for the engine."""
     engines = []
 
-    def start(*args, wait=True, run_dir=None):
-        engine = Engine(run_dir or str(tmp_path / f"run{len(engines)}"), list(args), zmq_context)
+    def start(*args, wait=True, run_dir=None, env=None):
+        engine = Engine(run_dir or str(tmp_path / f"run{len(engines)}"), list(args), zmq_context, env)
         engines.append(engine)
         if wait:
             engine.wait_ready()

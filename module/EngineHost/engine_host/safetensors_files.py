@@ -146,13 +146,14 @@ def write_file(path: str, specs: list, data: Callable, metadata: Optional[dict] 
         f.write(head)
         written += len(head)
         for spec in specs:
-            view = memoryview(data(spec)).cast("B")
-            if view.nbytes != spec.nbytes:
+            view = memoryview(data(spec))
+            if view.nbytes != spec.nbytes or not view.c_contiguous:
                 raise SafetensorsError(f"tensor {spec.name}: {view.nbytes} bytes for a "
                                        f"{list(spec.shape)} {spec.dtype} ({spec.nbytes} bytes)")
-            f.write(view)
+            if view.nbytes:
+                f.write(view)
             written += view.nbytes
-            del view
+            view.release()
     return written
 
 

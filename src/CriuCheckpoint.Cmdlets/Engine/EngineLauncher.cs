@@ -157,6 +157,11 @@ public sealed class EngineLauncher
             ["PYTHONDONTWRITEBYTECODE"] = "1",
             // CRIU cannot dump io_uring (DESIGN.md §8).
             ["UV_USE_IO_URING"] = "0",
+            // vLLM's usage reporting opens outside TCP connections, which a dump cannot carry (docs/vllm.md).
+            ["VLLM_NO_USAGE_STATS"] = "1",
+            ["VLLM_DO_NOT_TRACK"] = "1",
+            ["DO_NOT_TRACK"] = "1",
+            ["VLLM_WORKER_MULTIPROC_METHOD"] = "spawn",
         };
         return DetachedProcess.StartAsync(command, runDirectory.PidFile, runDirectory.LogFile, record.RunDirectory, environment, cancellationToken);
     }

@@ -105,7 +105,6 @@ class TorchStage:
             self._cos, self._sin = self._rotary_tables()
         if on_cuda:
             torch.cuda.synchronize()
-        self._phases["weights"] = time.monotonic() - started
         # weights_from_source: which parameters the directory's files hold (checked now, not at resume).
         self._source = (torch_weights.SourceWeights(self._model, c.model, self.device)
                         if c.weights_from_source else None)
@@ -113,6 +112,11 @@ class TorchStage:
             raise StartupError(FailureCode.BAD_ENGINE_ARGS,
                                f"weights_from_source: the safetensors files in {c.model} hold none of "
                                f"the model's parameters")
+        if c.preset is None:  # from_pretrained read the files through host memory
+            torch_weights.trim_host_memory()
+        self._phases["weights"] = time.monotonic() - started
+        log.info("weights loaded in %.2fs; process RSS %.3f GiB", self._phases["weights"],
+                 torch_weights.resident_bytes() / 2**30)
         self._use_graphs = on_cuda and not c.enforce_eager
         self._kv = None
         self._graphs: dict = {}
@@ -245,8 +249,10 @@ class TorchStage:
                 torch.cuda.synchronize(self.device)
                 torch.cuda.empty_cache()
         if self._source is not None:
+            torch_weights.trim_host_memory()
             log.info("released the KV pool, CUDA graphs and %.3f GiB of weights; GPU memory reserved: "
-                     "%d bytes", self._source.nbytes / 2**30, self._gpu_memory_bytes())
+                     "%d bytes; process RSS %.3f GiB", self._source.nbytes / 2**30,
+                     self._gpu_memory_bytes(), torch_weights.resident_bytes() / 2**30)
 
     def reacquire(self) -> dict:
         phases = {}

@@ -133,6 +133,7 @@ class SourceWeights:
         for (param, _), dst in zip(self._items, dsts):
             param.data = dst
         if device.type == "cuda":
+            torch.cuda.empty_cache()  # conversion temporaries, cached for the loader threads' streams
             _empty_host_cache()
         self.released = False
         return threads
@@ -220,6 +221,29 @@ class SourceWeights:
                         dst.copy_(target, non_blocking=True)  # same stream: after the bytes landed
         finally:
             stream.synchronize()  # nothing of this thread in flight once it returns
+
+
+def trim_host_memory() -> None:
+    """Return freed heap pages to the kernel (glibc keeps them otherwise), so that a checkpoint image of
+    the process does not carry host copies of weights that were freed."""
+    import gc
+
+    gc.collect()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
+def resident_bytes() -> int:
+    """This process's resident set size (0 where /proc is missing)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def release_cuda_memory(device: torch.device) -> None:

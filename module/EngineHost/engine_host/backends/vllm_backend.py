@@ -16,7 +16,9 @@ from ..options import EngineOptions, FailureCode, StartupError
 from . import BackendPlan
 
 # Engine args this adapter consumes itself; every other key goes to vLLM's AsyncEngineArgs as is.
-ADAPTER_ARGS = {"sleep_level": int}
+# weights_from_source (the torch backend's name for "drop the weights, read them again on resume") is
+# sleep level 2 here.
+ADAPTER_ARGS = {"sleep_level": int, "weights_from_source": bool}
 SLEEP_LEVELS = (1, 2)
 DEFAULT_SLEEP_LEVEL = 1
 # AsyncEngineArgs fields that have a command-line option of their own.
@@ -59,10 +61,17 @@ def plan(options: EngineOptions) -> BackendPlan:
         if name in args:
             raise StartupError(FailureCode.BAD_ENGINE_ARGS,
                                f"engine arg {name}: give it as {option} instead")
-    sleep_level = args.pop("sleep_level", DEFAULT_SLEEP_LEVEL)
+    weights_from_source = args.pop("weights_from_source", False)
+    if not isinstance(weights_from_source, bool):
+        raise StartupError(FailureCode.BAD_ENGINE_ARGS, "engine arg weights_from_source must be a boolean")
+    sleep_level = args.pop("sleep_level", 2 if weights_from_source else DEFAULT_SLEEP_LEVEL)
     if isinstance(sleep_level, bool) or sleep_level not in SLEEP_LEVELS:
         raise StartupError(FailureCode.BAD_ENGINE_ARGS,
                            f"engine arg sleep_level must be 1 or 2, got {sleep_level!r}")
+    if weights_from_source and sleep_level != 2:
+        raise StartupError(FailureCode.BAD_ENGINE_ARGS,
+                           "weights_from_source is sleep_level 2 for the vllm backend; sleep_level "
+                           f"{sleep_level} contradicts it")
     if not isinstance(args.get("enable_sleep_mode", True), bool):
         raise StartupError(FailureCode.BAD_ENGINE_ARGS, "engine arg enable_sleep_mode must be a boolean")
     if importlib.util.find_spec("vllm") is None:

@@ -49,6 +49,7 @@ _MAX_IPC_DIR_LEN = 60  # unix socket paths are limited to 107 bytes; vLLM append
 ENVIRONMENT = {
     "VLLM_WORKER_MULTIPROC_METHOD": "spawn",  # no fork of a threaded process
     "VLLM_NO_USAGE_STATS": "1",  # no usage-report thread with a TCP connection to the internet
+    "VLLM_DO_NOT_TRACK": "1",
     "DO_NOT_TRACK": "1",
     "UV_USE_IO_URING": "0",  # libuv (uvloop) must not use io_uring: CRIU cannot dump it
 }
@@ -463,8 +464,11 @@ class VllmEngine:
 
     def _end_leftovers(self) -> None:
         """vLLM reaps its processes on shutdown; any it left (same pid, same start time) get SIGTERM,
-        then SIGKILL."""
-        alive = [(pid, t) for pid, t in self._known if _process_start_ticks(pid) == t]
+        then SIGKILL. With this backend every child of the frontend is vLLM's."""
+        candidates = dict(self._known)
+        for pid in _descendants(os.getpid()):
+            candidates.setdefault(pid, _process_start_ticks(pid))
+        alive = [(pid, t) for pid, t in candidates.items() if t is not None and _process_start_ticks(pid) == t]
         for sig, wait_s in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
             if not alive:
                 return
@@ -630,7 +634,12 @@ class VllmScheduler:
             self._send_error(item.identity, rid, ErrorCode.BAD_REQUEST,
                              f"request id {rid!r} is already in flight on this connection")
             return
-        prompt_ids = self._tokenizer.encode(a.prompt)
+        try:
+            prompt_ids = self._tokenizer.encode(a.prompt)
+        except Exception as exc:
+            self._send_error(item.identity, rid, ErrorCode.ENGINE_ERROR,
+                             f"vLLM's tokenizer failed on the prompt: {type(exc).__name__}: {exc}")
+            return
         if len(prompt_ids) + a.max_tokens > self._max_model_len:
             self._send_error(item.identity, rid, ErrorCode.PROMPT_TOO_LONG,
                              f"prompt tokens ({len(prompt_ids)}) + max_tokens ({a.max_tokens}) "
