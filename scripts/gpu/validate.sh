@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The GPU validation run, on an offline H100/H200 host: the GPU Pester suite (torch engines checkpointed through the
+# NVIDIA driver and CRIU), its figures written to $OUT/gpu-results.json. Carry .gpu (../shared/gpu/stage.sh, then
+# scripts/gpu/stage-pyzmq.sh) and .gpumod (the built module folder without tools/, and Pester's tools folder).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+source .gpu/bootstrap.sh
+source scripts/gpu/pyzmq-build.sh
+export CRIUCHECKPOINT_PYTHON=$(command -v python3) CRIUCHECKPOINT_HOME=/run/criu-checkpoint-gpu
+export CRIUCHECKPOINT_GPU_RESULTS=$OUT/gpu-results.json PYTHONUNBUFFERED=1
+rm -rf out/CriuCheckpoint && mkdir -p out && cp -r .gpumod/CriuCheckpoint out/CriuCheckpoint
+nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1
+python3 -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__, torch.cuda.get_device_name(0))'
+pwsh -NoProfile -Command "Import-Module ./.gpumod/Pester/Pester.psd1; \$c = New-PesterConfiguration; \$c.Run.Path = 'tests/Pester/Gpu.Tests.ps1'; \$c.Output.Verbosity = 'Detailed'; \$c.Run.PassThru = \$true; \$r = Invoke-Pester -Configuration \$c; \"GPU suite: \$(\$r.PassedCount) passed, \$(\$r.FailedCount) failed\"" 2>&1 | tee "$OUT/pester-gpu.log"
+for d in "$CRIUCHECKPOINT_HOME"/engines/* "$CRIUCHECKPOINT_HOME"/replicas/*; do [ -f "$d/engine.log" ] && tail -n 60 "$d/engine.log" > "$OUT/leftover-$(basename "$d").log"; done
+exit 0
