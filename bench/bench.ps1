@@ -56,7 +56,7 @@ try {
     foreach ($inFlight in 1, 16) {
         $prompts = 1..$inFlight | ForEach-Object { "Prompt number $_ of the benchmark" }
         $watch = [Diagnostics.Stopwatch]::StartNew()
-        $results = $prompts | Invoke-EngineGenerate -Engine $engine -MaxTokens $MaxTokens
+        $results = @($prompts | Invoke-EngineGenerate -Engine $engine -MaxTokens $MaxTokens)
         $watch.Stop()
         $tokens = ($results | Measure-Object CompletionTokens -Sum).Sum
         $throughput["$inFlight"] = [ordered]@{ tokens = $tokens; seconds = $watch.Elapsed.TotalSeconds; tokens_per_s = $tokens / $watch.Elapsed.TotalSeconds
@@ -89,7 +89,7 @@ try {
     foreach ($phase in $checkpoint.Timings.Phases) { $result.save.phases[$phase.Key] = $phase.Value.TotalSeconds }
 
     Write-Host "`n== Restore to first token ($Restores runs, median; image in page cache)"
-    $runs = foreach ($i in 1..$Restores) {
+    $runs = @(foreach ($i in 1..$Restores) {
         $watch = [Diagnostics.Stopwatch]::StartNew()
         $restored = $checkpoint | Restore-EngineCheckpoint
         $first = Invoke-EngineGenerate -Engine $restored -Prompt $prompt -MaxTokens 1
@@ -98,7 +98,7 @@ try {
         $restored | Stop-VllmEngine
         if ($answer -ne $expected) { throw "Restored engine answered '$answer', not '$expected'." }
         [pscustomobject]@{ Total = $watch.Elapsed.TotalSeconds; Phases = $restored.StartupTime.Phases; FirstToken = $first.Duration.TotalSeconds }
-    }
+    })
     $median = Get-Median $runs.Total
     $phases = [ordered]@{}
     foreach ($name in $runs[0].Phases.Key) { $phases[$name] = Get-Median ($runs | ForEach-Object { ($_.Phases | Where-Object Key -EQ $name).Value.TotalSeconds }) }
@@ -110,7 +110,7 @@ try {
     Write-Host "`n== Replicas restored at once (to all answering)"
     foreach ($count in 2, 3) {
         $watch = [Diagnostics.Stopwatch]::StartNew()
-        $replicas = $checkpoint | Restore-EngineCheckpoint -Count $count
+        $replicas = @($checkpoint | Restore-EngineCheckpoint -Count $count)
         $null = $replicas | Invoke-EngineGenerate -Prompt $prompt -MaxTokens 1
         $watch.Stop()
         $replicas | Stop-VllmEngine
