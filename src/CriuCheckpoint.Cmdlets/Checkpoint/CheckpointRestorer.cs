@@ -31,6 +31,7 @@ public sealed class CheckpointRestorer
         var criu = await CriuTool.LocateAsync(options.CriuPath, cancellationToken).ConfigureAwait(false);
         Validate(checkpoint, criu, options.Force);
         var inspector = new EngineInspector(registry, procFs);
+        EnsureNoGpuTwin(checkpoint, options.Count, inspector);
         foreach (var index in Enumerable.Range(1, options.Count))
         {
             inspector.EnsureNameFree(ReplicaName(options, index));
@@ -106,6 +107,30 @@ public sealed class CheckpointRestorer
             .RestoreAsync(hostPids, pairs, new CudaCheckpointOptions(), cancellationToken).ConfigureAwait(false);
         observer.Verbose($"Replica {record.Name}: CUDA state restored to host PIDs {string.Join(", ", hostPids)} ({result.Timings}).");
         return result.Timings;
+    }
+
+    /// <summary>
+    /// The CUDA runtime binds an abstract unix socket named after its network namespace and PID; a restore keeps the
+    /// PID, so a second live copy of the same CUDA process in this network namespace cannot bind it and CRIU fails
+    /// mid-restore. Refuse up front, naming the copy that is running.
+    /// </summary>
+    private void EnsureNoGpuTwin(EngineCheckpoint checkpoint, int count, EngineInspector inspector)
+    {
+        if (checkpoint.Manifest.Gpu is null)
+        {
+            return;
+        }
+
+        var twin = registry.List().FirstOrDefault(r => inspector.IsAlive(r)
+            && (r.Id == checkpoint.Manifest.EngineId || string.Equals(r.CheckpointPath, checkpoint.Path, StringComparison.Ordinal)));
+        if (count > 1 || twin is not null)
+        {
+            throw new CriuCheckpointException(ErrorIds.GpuReplicaConflict, FailureKind.ResourceExists,
+                twin is null
+                    ? $"{checkpoint.Path} holds CUDA processes: only one copy of them can run on a host at a time (the CUDA runtime's per-PID socket), so -Count {count} cannot be restored here."
+                    : $"{checkpoint.Path} holds CUDA processes and engine {twin.Name} (PID {twin.RootProcessId}) already runs a copy of them: only one can run on a host at a time (the CUDA runtime's per-PID socket). Stop it first.",
+                checkpoint.Path);
+        }
     }
 
     private static string? ReplicaName(RestoreOptions options, int index) =>
