@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using CliWrap;
-using CliWrap.Buffered;
 using CriuCheckpoint.Engine;
+using CriuCheckpoint.Native;
 
 namespace CriuCheckpoint.Checkpoint;
 
@@ -26,34 +26,60 @@ public sealed class CriuRunner
     }
 
     /// <summary>
-    /// Dumps the tree rooted at <paramref name="rootPid"/>. On timeout or cancellation criu is killed (SIGKILL), which
-    /// releases its ptrace hold: the tree is left running and untraced (measured here, DESIGN notes in docs/checkpoint.md).
+    /// Dumps the tree rooted at <paramref name="rootPid"/>. criu runs in a session of its own with its output in a file,
+    /// so that helpers it forks can neither hold our pipes open nor outlive it: when criu ends (done, failed, timed out
+    /// or cancelled, which kills it and releases its ptrace hold on the tree) whatever is left of its session is killed.
     /// </summary>
     public async Task<TimeSpan> DumpAsync(int rootPid, string imagesDirectory, bool leaveRunning, TimeSpan timeout, CancellationToken cancellationToken)
     {
         var arguments = DumpArguments(rootPid, imagesDirectory, leaveRunning);
+        var work = Path.GetDirectoryName(imagesDirectory)!;
+        var pidFile = Path.Combine(work, "criu.pid");
+        var outputFile = Path.Combine(work, "criu.out");
         var watch = Stopwatch.StartNew();
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(timeout);
-        BufferedCommandResult result;
+        CommandResult result;
         try
         {
-            result = await Cli.Wrap(Tool.Path).WithArguments(arguments).WithValidation(CommandResultValidation.None)
-                .ExecuteBufferedAsync(deadline.Token).ConfigureAwait(false);
+            result = await Cli.Wrap("setsid")
+                .WithArguments(new[] { "-w", "sh", "-c", SessionScript, pidFile, outputFile, Tool.Path }.Concat(arguments))
+                .WithValidation(CommandResultValidation.None)
+                .ExecuteAsync(deadline.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
             throw Failure(ErrorIds.CriuDumpFailed, FailureKind.OperationTimeout, arguments, null,
                 $"criu dump did not finish within {timeout.TotalSeconds:0} s and was killed", Path.Combine(imagesDirectory, DumpLog));
         }
+        finally
+        {
+            EndSession(pidFile);
+        }
 
+        var output = File.Exists(outputFile) ? File.ReadAllText(outputFile) : string.Empty;
+        File.Delete(outputFile);
         if (result.ExitCode != 0)
         {
             throw Failure(ErrorIds.CriuDumpFailed, FailureKind.InvalidOperation, arguments, result.ExitCode,
-                "criu dump failed", Path.Combine(imagesDirectory, DumpLog), result.StandardError);
+                "criu dump failed", Path.Combine(imagesDirectory, DumpLog), output);
         }
 
         return watch.Elapsed;
+    }
+
+    // $0 pid file, $1 output file, then the command: it records its PID (the session's id) and execs in place.
+    private const string SessionScript = "echo $$ > \"$0\"; out=$1; shift; exec \"$@\" < /dev/null > \"$out\" 2>&1";
+
+    private static void EndSession(string pidFile)
+    {
+        if (DetachedProcess.ReadPid(pidFile) is { } sessionId)
+        {
+            var terminator = new ProcessTerminator();
+            terminator.Kill(terminator.SessionMembers(sessionId, 0));
+        }
+
+        File.Delete(pidFile);
     }
 
     public CriuCheckpointException Failure(string errorId, FailureKind kind, IEnumerable<string> arguments, int? exitCode, string what, string logPath, string? standardError = null)
