@@ -59,7 +59,8 @@ Describe 'Save and restore' {
         $before = Invoke-EngineGenerate -Engine $engine -Prompt $Prompt -MaxTokens 16
         $null = $engine | Save-EngineCheckpoint -Path $Store
 
-        $replicas = Get-EngineCheckpoint $Store | Restore-EngineCheckpoint -Count 3 -Name replica
+        # A failure shows its CRIU log excerpt (ErrorDetails), not only its message.
+        $replicas = try { Get-EngineCheckpoint $Store | Restore-EngineCheckpoint -Count 3 -Name replica -ErrorAction Stop } catch { throw $_.ErrorDetails.Message }
         $replicas.Count | Should -Be 3
         $replicas.Name | Sort-Object | Should -Be 'replica-1', 'replica-2', 'replica-3'
         ($replicas.Endpoint | Sort-Object -Unique).Count | Should -Be 3
