@@ -98,6 +98,4 @@ public sealed class EngineInspector
             Record = record,
         };
     }
-
-    public IReadOnlyList<EngineRecord> Records => registry.List();
 }
