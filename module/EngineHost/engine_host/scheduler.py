@@ -86,25 +86,123 @@ class _PendingPrepare:
     aborted: int = 0
 
 
-class Scheduler:
-    def __init__(self, pipeline: Pipeline, plan, status: EngineStatus, lifecycle: Lifecycle):
+class RequestLoop:
+    """What every compute loop does the same way whatever runs the model: abort, prepare_checkpoint (drain,
+    then suspend on the resume FIFO), shutdown, failing everything when the model's processes die, and the
+    replies. Subclasses keep `_by_key` ((identity, request_id) -> request) and provide `_abort(request)`
+    (end it now, replying) and `_drop(request)` (forget it without a reply)."""
+
+    def __init__(self, status: EngineStatus, lifecycle: Lifecycle):
         self.inbox: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
+        self._status = status
+        self._lifecycle = lifecycle
+        self._outbox = None
+        self._by_key: dict = {}
+        self._prepare: Optional[_PendingPrepare] = None
+        self._exit_code: Optional[int] = None
+        self.failure: Optional[str] = None  # why the model's processes died, when they did
+
+    def _abort(self, request) -> None:
+        raise NotImplementedError
+
+    def _drop(self, request) -> None:
+        raise NotImplementedError
+
+    def _on_abort(self, item: Incoming) -> None:
+        request = self._by_key.get((item.identity, item.request.args.request_id))
+        if request is not None:
+            self._abort(request)
+        self._send_final(item.identity, item.request.id, protocol.AbortResult(request is not None))
+
+    def _abort_all(self) -> int:
+        in_flight = list(self._by_key.values())
+        for request in in_flight:
+            self._abort(request)
+        return len(in_flight)
+
+    def _on_prepare(self, item: Incoming) -> None:
+        if self._status.state != READY:
+            self._send_error(item.identity, item.request.id, ErrorCode.NOT_READY,
+                             f"engine is {self._status.state}")
+            return
+        args = item.request.args
+        log.info("prepare_checkpoint: draining %d request(s) (timeout %.1fs, abort %s)",
+                 len(self._by_key), args.drain_timeout_s, args.abort_in_flight)
+        self._status.state = DRAINING
+        self._prepare = _PendingPrepare(item.identity, item.request.id,
+                                        time.monotonic() + args.drain_timeout_s)
+        if args.abort_in_flight:
+            self._prepare.aborted += self._abort_all()
+
+    def _drained(self) -> bool:
+        """True once no request is in flight; requests still running at the drain deadline are aborted."""
+        if self._by_key and time.monotonic() >= self._prepare.deadline:
+            log.warning("prepare_checkpoint: drain timeout; aborting %d request(s)", len(self._by_key))
+            self._prepare.aborted += self._abort_all()
+        return not self._by_key
+
+    def _suspend(self, pending: _PendingPrepare, result: Any) -> None:
+        """Replies to prepare_checkpoint, closes the link and blocks on the resume FIFO until resumed."""
+        self._send_final(pending.identity, pending.request_id, result)
+        self._outbox.close_link()
+        self._status.state = PREPARED
+        self._lifecycle.suspend()  # returns once resumed and serving on a new socket
+        self._outbox = self._lifecycle.connect_outbox()
+        self._status.state = READY
+
+    def _shut_down(self) -> None:
+        self._status.state = STOPPING
+        self._abort_all()
+        if self._prepare is not None:
+            self._send_error(self._prepare.identity, self._prepare.request_id, ErrorCode.NOT_READY,
+                             "engine shut down before the checkpoint was prepared")
+            self._prepare = None
+        self._exit_code = 0
+
+    def _fail_everything(self, reason: str) -> None:
+        log.error("engine failure: %s; failing %d request(s)", reason, len(self._by_key))
+        self.failure = reason
+        self._status.state = STOPPING
+        for request in list(self._by_key.values()):
+            self._drop(request)
+            self._send_error(request.identity, request.request_id, ErrorCode.ENGINE_ERROR, reason)
+        if self._prepare is not None:
+            self._send_error(self._prepare.identity, self._prepare.request_id,
+                             ErrorCode.ENGINE_ERROR, reason)
+            self._prepare = None
+        # Requests still queued to us get the same answer rather than silence.
+        while True:
+            try:
+                item = self.inbox.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, Incoming):
+                self._send_error(item.identity, item.request.id, ErrorCode.ENGINE_ERROR, reason)
+
+    def _send_chunk(self, request, text: str) -> None:
+        self._outbox.send(request.identity, protocol.encode_chunk(
+            request.request_id, protocol.GenerateChunk(text, request.unstreamed_ids)))
+        request.unstreamed_ids = []
+
+    def _send_final(self, identity: bytes, request_id: str, result: Any) -> None:
+        self._outbox.send(identity, protocol.encode_final(request_id, result))
+
+    def _send_error(self, identity: bytes, request_id: str, code: str, message: str) -> None:
+        self._outbox.send(identity, protocol.encode_error(request_id, code, message))
+
+
+class Scheduler(RequestLoop):
+    def __init__(self, pipeline: Pipeline, plan, status: EngineStatus, lifecycle: Lifecycle):
+        super().__init__(status, lifecycle)
         self._pipeline = pipeline
         self._tokenizer = plan.tokenizer
         self._max_model_len = plan.max_model_len
         self._max_num_seqs = plan.max_num_seqs
         self._max_batched_tokens = plan.max_batched_tokens
-        self._status = status
-        self._lifecycle = lifecycle
-        self._outbox = None
         self._waiting: "collections.deque[_Sequence]" = collections.deque()
         self._running: dict = {}  # seq_id -> _Sequence
-        self._by_key: dict = {}  # (identity, request_id) -> _Sequence
         self._to_free: list = []
         self._next_seq_id = 0
-        self._prepare: Optional[_PendingPrepare] = None
-        self._exit_code: Optional[int] = None
-        self.failure: Optional[str] = None  # why the cores died, when they did
 
     # ------------------------------------------------------------ loop
 
@@ -186,37 +284,11 @@ class Scheduler:
         self._by_key[key] = seq
         self._status.in_flight = len(self._by_key)
 
-    def _on_abort(self, item: Incoming) -> None:
-        seq = self._by_key.get((item.identity, item.request.args.request_id))
-        if seq is not None:
-            self._finish(seq, "abort")
-        self._send_final(item.identity, item.request.id, protocol.AbortResult(seq is not None))
-
-    def _on_prepare(self, item: Incoming) -> None:
-        if self._status.state != READY:
-            self._send_error(item.identity, item.request.id, ErrorCode.NOT_READY,
-                             f"engine is {self._status.state}")
-            return
-        args = item.request.args
-        log.info("prepare_checkpoint: draining %d request(s) (timeout %.1fs, abort %s)",
-                 len(self._by_key), args.drain_timeout_s, args.abort_in_flight)
-        self._status.state = DRAINING
-        self._prepare = _PendingPrepare(item.identity, item.request.id,
-                                        time.monotonic() + args.drain_timeout_s)
-        if args.abort_in_flight:
-            self._prepare.aborted += self._abort_all()
-
-    def _abort_all(self) -> int:
-        in_flight = list(self._by_key.values())
-        for seq in in_flight:
-            self._finish(seq, "abort")
-        return len(in_flight)
+    def _abort(self, seq: _Sequence) -> None:
+        self._finish(seq, "abort")
 
     def _advance_prepare(self) -> None:
-        if self._by_key and time.monotonic() >= self._prepare.deadline:
-            log.warning("prepare_checkpoint: drain timeout; aborting %d request(s)", len(self._by_key))
-            self._prepare.aborted += self._abort_all()
-        if self._by_key:
+        if not self._drained():
             return
         pending, self._prepare = self._prepare, None
         started = time.monotonic()
@@ -227,42 +299,8 @@ class Scheduler:
         fifo = self._lifecycle.create_resume_fifo()
         log.info("prepared for checkpoint in %.3fs; still held: %d bytes on GPUs, %d in host memory",
                  time.monotonic() - started, gpu_bytes, host_bytes)
-        self._send_final(pending.identity, pending.request_id, protocol.PrepareCheckpointResult(
-            "prepared", fifo, pending.aborted, gpu_bytes, host_bytes))
-        self._outbox.close_link()
-        self._status.state = PREPARED
-        self._lifecycle.suspend()  # returns once resumed and serving on a new socket
-        self._outbox = self._lifecycle.connect_outbox()
-        self._status.state = READY
-
-    def _shut_down(self) -> None:
-        self._status.state = STOPPING
-        self._abort_all()
-        if self._prepare is not None:
-            self._send_error(self._prepare.identity, self._prepare.request_id, ErrorCode.NOT_READY,
-                             "engine shut down before the checkpoint was prepared")
-            self._prepare = None
-        self._exit_code = 0
-
-    def _fail_everything(self, reason: str) -> None:
-        log.error("core failure: %s; failing %d request(s)", reason, len(self._by_key))
-        self.failure = reason
-        self._status.state = STOPPING
-        for seq in list(self._by_key.values()):
-            self._drop(seq)
-            self._send_error(seq.identity, seq.request_id, ErrorCode.ENGINE_ERROR, reason)
-        if self._prepare is not None:
-            self._send_error(self._prepare.identity, self._prepare.request_id,
-                             ErrorCode.ENGINE_ERROR, reason)
-            self._prepare = None
-        # Requests still queued to us get the same answer rather than silence.
-        while True:
-            try:
-                item = self.inbox.get_nowait()
-            except queue.Empty:
-                break
-            if isinstance(item, Incoming):
-                self._send_error(item.identity, item.request.id, ErrorCode.ENGINE_ERROR, reason)
+        self._suspend(pending, protocol.PrepareCheckpointResult("prepared", fifo, pending.aborted, gpu_bytes,
+                                                                host_bytes))
 
     # ------------------------------------------------------------ stepping
 
@@ -349,16 +387,3 @@ class Scheduler:
     def _take_free(self) -> list:
         free, self._to_free = self._to_free, []
         return free
-
-    # ------------------------------------------------------------ replies
-
-    def _send_chunk(self, seq: _Sequence, text: str) -> None:
-        self._outbox.send(seq.identity, protocol.encode_chunk(
-            seq.request_id, protocol.GenerateChunk(text, seq.unstreamed_ids)))
-        seq.unstreamed_ids = []
-
-    def _send_final(self, identity: bytes, request_id: str, result: Any) -> None:
-        self._outbox.send(identity, protocol.encode_final(request_id, result))
-
-    def _send_error(self, identity: bytes, request_id: str, code: str, message: str) -> None:
-        self._outbox.send(identity, protocol.encode_error(request_id, code, message))

@@ -34,7 +34,7 @@ from typing import Any, Optional
 from .. import protocol
 from ..options import FailureCode, StartupError
 from ..protocol import ErrorCode, GenerateArgs
-from ..scheduler import DRAINING, EXIT_CORE_DIED, PREPARED, READY, STOPPING, Incoming, StopSignal
+from ..scheduler import EXIT_CORE_DIED, READY, Incoming, RequestLoop, StopSignal
 
 log = logging.getLogger("engine_host.vllm")
 
@@ -538,35 +538,20 @@ class _Request:
     first_token_at: Optional[float] = None
 
 
-@dataclass
-class _PendingPrepare:
-    identity: bytes
-    request_id: str
-    deadline: float
-    aborted: int = 0
-
-
-class VllmScheduler:
+class VllmScheduler(RequestLoop):
     """The protocol's compute-loop side for vLLM (scheduler.Scheduler's counterpart): same ops, same
     replies, same states; vLLM does the batching."""
 
     def __init__(self, engine: VllmEngine, plan, status, lifecycle):
-        self.inbox: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
+        super().__init__(status, lifecycle)
         self._engine = engine
         engine.events = self.inbox.put
         self._v = engine._v
         self._tokenizer = plan.tokenizer
         self._max_model_len = plan.max_model_len
-        self._status = status
-        self._lifecycle = lifecycle
-        self._outbox = None
-        self._by_key: dict = {}  # (identity, request_id) -> _Request
         self._by_erid: dict = {}  # erid -> _Request
         self._next = 0
-        self._prepare: Optional[_PendingPrepare] = None
-        self._exit_code: Optional[int] = None
         self._last_check = time.monotonic()
-        self.failure: Optional[str] = None  # why the engine died, when it did
 
     # ------------------------------------------------------------ loop
 
@@ -714,41 +699,12 @@ class VllmScheduler:
         self._by_erid.pop(request.erid, None)
         self._status.in_flight = len(self._by_key)
 
-    # ------------------------------------------------------------ abort, prepare, shutdown
-
-    def _on_abort(self, item: Incoming) -> None:
-        request = self._by_key.get((item.identity, item.request.args.request_id))
-        if request is not None:
-            self._abort(request)
-        self._send_final(item.identity, item.request.id, protocol.AbortResult(request is not None))
-
-    def _abort_all(self) -> int:
-        requests = list(self._by_key.values())
-        for request in requests:
-            self._abort(request)
-        return len(requests)
-
-    def _on_prepare(self, item: Incoming) -> None:
-        if self._status.state != READY:
-            self._send_error(item.identity, item.request.id, ErrorCode.NOT_READY,
-                             f"engine is {self._status.state}")
-            return
-        args = item.request.args
-        log.info("prepare_checkpoint: draining %d request(s) (timeout %.1fs, abort %s)",
-                 len(self._by_key), args.drain_timeout_s, args.abort_in_flight)
-        self._status.state = DRAINING
-        self._prepare = _PendingPrepare(item.identity, item.request.id,
-                                        time.monotonic() + args.drain_timeout_s)
-        if args.abort_in_flight:
-            self._prepare.aborted += self._abort_all()
+    # ------------------------------------------------------------ prepare (abort and shutdown: RequestLoop)
 
     def _advance_prepare(self) -> None:
-        pending = self._prepare
-        if self._by_key and time.monotonic() >= pending.deadline:
-            log.warning("prepare_checkpoint: drain timeout; aborting %d request(s)", len(self._by_key))
-            pending.aborted += self._abort_all()
-        if self._by_key:
+        if not self._drained():
             return
+        pending = self._prepare
         started = time.monotonic()
         try:
             reports = self._engine.control("release")
@@ -772,51 +728,5 @@ class VllmScheduler:
         gpu_bytes = sum(int(r.get("gpu_memory_bytes", 0)) for r in reports)
         log.info("prepared for checkpoint in %.3fs; still held: %d bytes on GPUs", time.monotonic() - started,
                  gpu_bytes)
-        self._send_final(pending.identity, pending.request_id, protocol.PrepareCheckpointResult(
-            "prepared", fifo, pending.aborted, gpu_memory_bytes=gpu_bytes))
-        self._outbox.close_link()
-        self._status.state = PREPARED
-        self._lifecycle.suspend()  # returns once resumed (vLLM awake) and serving on a new socket
-        self._outbox = self._lifecycle.connect_outbox()
-        self._status.state = READY
-
-    def _shut_down(self) -> None:
-        self._status.state = STOPPING
-        self._abort_all()
-        if self._prepare is not None:
-            self._send_error(self._prepare.identity, self._prepare.request_id, ErrorCode.NOT_READY,
-                             "engine shut down before the checkpoint was prepared")
-            self._prepare = None
-        self._exit_code = 0
-
-    def _fail_everything(self, reason: str) -> None:
-        log.error("engine failure: %s; failing %d request(s)", reason, len(self._by_key))
-        self.failure = reason
-        self._status.state = STOPPING
-        for request in list(self._by_key.values()):
-            self._drop(request)
-            self._send_error(request.identity, request.request_id, ErrorCode.ENGINE_ERROR, reason)
-        if self._prepare is not None:
-            self._send_error(self._prepare.identity, self._prepare.request_id, ErrorCode.ENGINE_ERROR,
-                             reason)
-            self._prepare = None
-        while True:  # requests still queued to us get the same answer rather than silence
-            try:
-                item = self.inbox.get_nowait()
-            except queue.Empty:
-                break
-            if isinstance(item, Incoming):
-                self._send_error(item.identity, item.request.id, ErrorCode.ENGINE_ERROR, reason)
-
-    # ------------------------------------------------------------ replies
-
-    def _send_chunk(self, request: _Request, text: str) -> None:
-        self._outbox.send(request.identity, protocol.encode_chunk(
-            request.request_id, protocol.GenerateChunk(text, request.unstreamed_ids)))
-        request.unstreamed_ids = []
-
-    def _send_final(self, identity: bytes, request_id: str, result: Any) -> None:
-        self._outbox.send(identity, protocol.encode_final(request_id, result))
-
-    def _send_error(self, identity: bytes, request_id: str, code: str, message: str) -> None:
-        self._outbox.send(identity, protocol.encode_error(request_id, code, message))
+        self._suspend(pending, protocol.PrepareCheckpointResult("prepared", fifo, pending.aborted,
+                                                                gpu_memory_bytes=gpu_bytes))
