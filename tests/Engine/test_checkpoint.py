@@ -4,10 +4,15 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import stat
+import threading
 import time
 
+import pytest
+
 from conftest import TINY_ARGS, pid_alive
+from engine_host import resume
 
 PROMPTS = ["Hello", "The quick brown fox", "Once upon a time"]
 
@@ -104,6 +109,71 @@ def test_prepare_then_resume_serves_identical_greedy_output(start_engine):
     if ready["endpoint"] == first_endpoint:  # the same ephemeral port may come back; usually not
         return
     assert c2.call("hello")["pids"] == engine.ready["pids"]
+
+
+def _hand_over(engine, handed: socket.socket, host="127.0.0.1", port=0) -> None:
+    """What the module does at resume: listen at the run dir's handover socket, name it, send `handed` by SCM_RIGHTS."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(engine.path("handover.sock"))
+        server.listen(1)
+        server.settimeout(20)
+        with open(engine.path("resume.fifo"), "w") as fifo:
+            fifo.write(json.dumps({"host": host, "port": port, "handover": "handover.sock"}) + "\n")
+        peer, _ = server.accept()
+        with peer:
+            socket.send_fds(peer, [b"\x01"], [handed.fileno()])
+    os.unlink(engine.path("handover.sock"))
+
+
+def test_resume_serves_on_a_listener_handed_over(start_engine):
+    engine = start_engine(*TINY_ARGS)
+    before = _greedy(engine.client())
+    assert _prepare(engine.client())["state"] == "prepared"
+    _wait_prepared(engine)
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        port = listener.getsockname()[1]
+        _hand_over(engine, listener, port=port)
+    # Our copy is closed: the engine's copy alone listens now.
+    ready = engine.wait_ready()
+    assert ready["endpoint"] == f"tcp://127.0.0.1:{port}"
+    assert "resume_handover" in ready["phases"]
+    assert _greedy(engine.client()) == before
+
+
+def test_resume_refuses_a_handed_over_socket_that_does_not_listen(start_engine):
+    engine = start_engine(*TINY_ARGS)
+    assert _prepare(engine.client())["state"] == "prepared"
+    _wait_prepared(engine)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as datagram:
+        _hand_over(engine, datagram)
+    assert engine.wait_exit(30) == 1
+    with open(engine.path("failed.json")) as f:
+        failed = json.load(f)
+    assert failed["code"] == "resume_failed" and "not a listening TCP socket" in failed["message"]
+
+
+@pytest.mark.parametrize("handover", ["../x.sock", "a/b", "", ".", 5])
+def test_resume_message_handover_must_be_a_file_name(handover):
+    line = json.dumps({"host": "127.0.0.1", "port": 0, "handover": handover}).encode()
+    with pytest.raises(ValueError, match="handover"):
+        resume.parse_resume(line)
+
+
+def test_receive_listener_gives_up_when_nothing_is_sent(tmp_path):
+    path = str(tmp_path / "handover.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(path)
+        server.listen(1)
+        accepted = []
+        thread = threading.Thread(target=lambda: accepted.append(server.accept()[0]))
+        thread.start()
+        with pytest.raises(TimeoutError):
+            resume.receive_listener(path, timeout_s=0.2)
+        thread.join()
+        accepted[0].close()
 
 
 def test_prepare_drains_in_flight_requests_and_refuses_new_work(start_engine):

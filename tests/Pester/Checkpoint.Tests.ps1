@@ -64,6 +64,12 @@ Describe 'Save and restore' {
         $replicas.Count | Should -Be 3
         $replicas.Name | Sort-Object | Should -Be 'replica-1', 'replica-2', 'replica-3'
         ($replicas.Endpoint | Sort-Object -Unique).Count | Should -Be 3
+        # Each replica has a network namespace of its own (CUDA's per-PID abstract socket), yet listens on the host's loopback.
+        $hostNetwork = (Get-Item /proc/self/ns/net).LinkTarget
+        $replicaNetworks = foreach ($replica in $replicas) { (Get-Item "/proc/$($replica.ProcessId)/ns/net").LinkTarget }
+        ($replicaNetworks | Sort-Object -Unique).Count | Should -Be 3
+        $replicaNetworks | Should -Not -Contain $hostNetwork
+        $replicas.Endpoint | Should -Match '^tcp://127\.0\.0\.1:\d+$'
         $answers = $replicas | Invoke-EngineGenerate -Prompt $Prompt -MaxTokens 16
         $answers.Count | Should -Be 3
         $answers.Text | Sort-Object -Unique | Should -Be $before.Text

@@ -56,10 +56,15 @@ class Outbox:
 
 
 class Frontend:
-    """Binds on construction (bind errors raise here); the I/O thread runs until close()."""
+    """Binds on construction (bind errors raise here); the I/O thread runs until close().
+
+    With listener_fd the ROUTER takes over that already listening TCP socket (ZMQ_USE_FD; host and
+    port must describe it) and closes it with the link.
+    """
 
     def __init__(self, host: str, port: int, inbox: "queue.SimpleQueue",
-                 answer_locally: Callable[[protocol.Request], Optional[object]]):
+                 answer_locally: Callable[[protocol.Request], Optional[object]],
+                 listener_fd: Optional[int] = None):
         self._inbox = inbox
         self._answer_locally = answer_locally
         self._close_requested = threading.Event()
@@ -71,6 +76,8 @@ class Frontend:
             if ":" in host:
                 self._router.setsockopt(zmq.IPV6, 1)
                 host = f"[{host}]"
+            if listener_fd is not None:
+                self._router.setsockopt(zmq.USE_FD, listener_fd)
             self._router.bind(f"tcp://{host}:{port if port else '*'}")
             self.endpoint = self._router.getsockopt_string(zmq.LAST_ENDPOINT)
             self._replies = self._context.socket(zmq.PULL)

@@ -126,8 +126,8 @@ class EngineHost:
 
     # ------------------------------------------------------------ serving
 
-    def _bind(self, host: str, port: int) -> None:
-        self._frontend = Frontend(host, port, self._scheduler.inbox, self._answer_locally)
+    def _bind(self, host: str, port: int, listener_fd: Optional[int] = None) -> None:
+        self._frontend = Frontend(host, port, self._scheduler.inbox, self._answer_locally, listener_fd)
 
     def connect_outbox(self) -> Outbox:
         return self._frontend.connect_outbox()
@@ -193,15 +193,19 @@ class EngineHost:
         log.info("prepared: no sockets open; waiting for a resume message on %s", self._fifo)
         logs.flush()
         message = resume.wait_for_resume(self._fifo)
-        log.info("resume message: host=%s port=%d", message.host, message.port)
+        log.info("resume message: host=%s port=%d handover=%s", message.host, message.port, message.handover)
         phases: dict = {}
         try:
+            listener_fd = None
+            if message.handover is not None:
+                with _timed(phases, "resume_handover"):
+                    listener_fd = resume.receive_listener(os.path.join(self._options.run_dir, message.handover))
             with _timed(phases, "resume_reacquire"):
                 replies = self._pipeline.control("reacquire")
             _merge_core_phases(phases, replies, prefix="resume_")
             self._reports = [{**old, **new} for old, new in zip(self._reports, replies)]
             with _timed(phases, "resume_bind"):
-                self._bind(message.host, message.port)
+                self._bind(message.host, message.port, listener_fd)
         except Exception as exc:
             raise ResumeFailed(f"{type(exc).__name__}: {exc}") from exc
         self._write_ready(phases)

@@ -3,14 +3,21 @@
 CRIU dumps the process while it is blocked here. After a restore the run directory is bind-mounted
 from another place, so the FIFO may be a different FIFO at the same path: it is always (re)opened by
 path, never kept open across a wait.
+
+A resume message may name a handover socket in the run directory: the controller listens there and
+passes the engine, by SCM_RIGHTS, a TCP socket already listening on host:port. It was made in the
+controller's network namespace, so a replica restored into a network namespace of its own is still
+reached where the controller expects it.
 """
 from __future__ import annotations
 
 import json
 import logging
 import os
+import socket
 import stat
 from dataclasses import dataclass
+from typing import Optional
 
 log = logging.getLogger("engine_host.resume")
 
@@ -19,6 +26,7 @@ log = logging.getLogger("engine_host.resume")
 class ResumeMessage:
     host: str = "127.0.0.1"
     port: int = 0
+    handover: Optional[str] = None  # a socket file name in the run directory
 
 
 def ensure_fifo(path: str) -> None:
@@ -39,7 +47,11 @@ def parse_resume(line: bytes) -> ResumeMessage:
         raise ValueError("host must be a non-empty string")
     if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
         raise ValueError("port must be an integer in [0, 65535]")
-    return ResumeMessage(host, port)
+    handover = message.get("handover")
+    if handover is not None and (not isinstance(handover, str) or not handover
+                                 or "/" in handover or handover in (".", "..")):
+        raise ValueError("handover must be a file name in the run directory")
+    return ResumeMessage(host, port, handover)
 
 
 def wait_for_resume(path: str) -> ResumeMessage:
@@ -56,3 +68,27 @@ def wait_for_resume(path: str) -> ResumeMessage:
             return parse_resume(line)
         except ValueError as exc:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
             log.error("ignoring bad resume message %r: %s", line[:200], exc)
+
+
+def receive_listener(path: str, timeout_s: float = 30.0) -> int:
+    """Connect to the controller's handover socket and take the listening TCP descriptor it sends.
+
+    The caller owns the descriptor (libzmq takes it over with ZMQ_USE_FD and closes it).
+    """
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as channel:
+        channel.settimeout(timeout_s)
+        channel.connect(path)
+        _, fds, _, _ = socket.recv_fds(channel, 1, 1)
+    if len(fds) != 1:
+        for fd in fds:
+            os.close(fd)
+        raise OSError(f"{path} sent {len(fds)} descriptors, expected one listening socket")
+    fd = fds[0]
+    os.set_inheritable(fd, False)
+    with socket.socket(fileno=os.dup(fd)) as probe:
+        listening = probe.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+        kind = probe.type
+    if not listening or kind != socket.SOCK_STREAM:
+        os.close(fd)
+        raise OSError(f"{path} sent a descriptor that is not a listening TCP socket")
+    return fd

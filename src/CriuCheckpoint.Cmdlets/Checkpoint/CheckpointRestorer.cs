@@ -6,8 +6,8 @@ using CriuCheckpoint.Native;
 namespace CriuCheckpoint.Checkpoint;
 
 /// <summary>
-/// Restores engines from a checkpoint (DESIGN.md §5), each replica concurrently in its own PID namespace, so a
-/// checkpoint restores while its original runs and N times at once without PID collisions.
+/// Restores engines from a checkpoint (DESIGN.md §5), each replica concurrently in its own PID and network namespace,
+/// so a checkpoint restores while its original runs and N times at once without PID collisions, GPU or not.
 /// A replica that fails is killed by PID and its run directory removed; the others are unaffected.
 /// </summary>
 public sealed class CheckpointRestorer
@@ -31,7 +31,6 @@ public sealed class CheckpointRestorer
         var criu = await CriuTool.LocateAsync(options.CriuPath, cancellationToken).ConfigureAwait(false);
         Validate(checkpoint, criu, options.Force);
         var inspector = new EngineInspector(registry, procFs);
-        EnsureNoGpuTwin(checkpoint, options.Count, inspector);
         foreach (var index in Enumerable.Range(1, options.Count))
         {
             inspector.EnsureNameFree(ReplicaName(options, index));
@@ -109,30 +108,6 @@ public sealed class CheckpointRestorer
         return result.Timings;
     }
 
-    /// <summary>
-    /// The CUDA runtime binds an abstract unix socket named after its network namespace and PID; a restore keeps the
-    /// PID, so a second live copy of the same CUDA process in this network namespace cannot bind it and CRIU fails
-    /// mid-restore. Refuse up front, naming the copy that is running.
-    /// </summary>
-    private void EnsureNoGpuTwin(EngineCheckpoint checkpoint, int count, EngineInspector inspector)
-    {
-        if (checkpoint.Manifest.Gpu is null)
-        {
-            return;
-        }
-
-        var twin = registry.List().FirstOrDefault(r => inspector.IsAlive(r)
-            && (r.Id == checkpoint.Manifest.EngineId || string.Equals(r.CheckpointPath, checkpoint.Path, StringComparison.Ordinal)));
-        if (count > 1 || twin is not null)
-        {
-            throw new CriuCheckpointException(ErrorIds.GpuReplicaConflict, FailureKind.ResourceExists,
-                twin is null
-                    ? $"{checkpoint.Path} holds CUDA processes: only one copy of them can run on a host at a time (the CUDA runtime's per-PID socket), so -Count {count} cannot be restored here."
-                    : $"{checkpoint.Path} holds CUDA processes and engine {twin.Name} (PID {twin.RootProcessId}) already runs a copy of them: only one can run on a host at a time (the CUDA runtime's per-PID socket). Stop it first.",
-                checkpoint.Path);
-        }
-    }
-
     private static string? ReplicaName(RestoreOptions options, int index) =>
         options.Name is null ? null : options.Count == 1 ? options.Name : $"{options.Name}-{index}";
 
@@ -160,7 +135,7 @@ public sealed class CheckpointRestorer
 
             observer.Progress(activity, "criu restore in a fresh PID namespace", 20);
             phase.Restart();
-            var command = RestoreCommand.Build(criu.Path, CheckpointStore.ImagesPath(checkpoint.Path), manifest.RunDirectory, record.RunDirectory);
+            var command = RestoreCommand.Build(criu.Path, CheckpointStore.ImagesPath(checkpoint.Path), manifest.RunDirectory, record.RunDirectory, manifest.Host.Python);
             record.RootProcessId = await DetachedProcess.StartAsync(command, runDirectory.PidFile, Path.Combine(record.RunDirectory, "restore.out"),
                 record.RunDirectory, new Dictionary<string, string?>(), cancellationToken).ConfigureAwait(false);
             record.RootStartTime = procFs.ReadStat(record.RootProcessId)?.StartTime ?? 0;

@@ -1,3 +1,5 @@
+using CriuCheckpoint.Engine;
+
 namespace CriuCheckpoint.Checkpoint;
 
 /// <summary>
@@ -5,20 +7,27 @@ namespace CriuCheckpoint.Checkpoint;
 /// a fresh /proc, a private tmpfs over the checkpointed engine's registry folder holding just a mount point for its
 /// run directory, and the replica's own run directory bind-mounted there. Nothing of this is visible on the host,
 /// and when criu (the namespace's init) exits, everything in the namespace goes with it.
+/// A fresh network namespace too: the CUDA runtime binds an abstract unix socket named after the process's PID, which a
+/// restore keeps, and abstract sockets are per network namespace, so only this lets several copies of one CUDA process
+/// run at once. The engine's listening socket comes from the host's namespace at resume (EngineResumer).
 /// </summary>
 public static class RestoreCommand
 {
     public const string RestoreLog = "restore.log";
 
-    // $1 recorded run dir's parent, $2 recorded run dir, $3 replica dir, $4 criu, $5 images.
+    // $1 recorded run dir's parent, $2 recorded run dir, $3 replica dir, $4 criu, $5 images, $6 python, $7 its lo script.
+    // lo comes up first: criu probes TCP repair over it before it restores anything.
     private const string NamespaceScript =
-        "set -e; mount -t proc proc /proc; mount -t tmpfs -o mode=0700,size=1m criu-checkpoint \"$1\"; mkdir \"$2\"; "
+        "set -e; \"$6\" -I -S \"$7\"; mount -t proc proc /proc; mount -t tmpfs -o mode=0700,size=1m criu-checkpoint \"$1\"; mkdir \"$2\"; "
         + "mount --bind \"$3\" \"$2\"; exec \"$4\" restore -D \"$5\" -W \"$3\" -v4 -o \"$3/" + RestoreLog + "\"";
 
-    public static IReadOnlyList<string> Build(string criu, string images, string recordedRunDirectory, string replicaDirectory) => new[]
+    public static IReadOnlyList<string> Build(string criu, string images, string recordedRunDirectory, string replicaDirectory, string python) => new[]
     {
-        "unshare", "--pid", "--fork", "--mount", "--propagation", "private",
+        "unshare", "--pid", "--fork", "--mount", "--net", "--propagation", "private",
         "sh", "-c", NamespaceScript, "sh",
         Path.GetDirectoryName(recordedRunDirectory)!, recordedRunDirectory, replicaDirectory, criu, images,
+        python, LoopbackScript,
     };
+
+    private static string LoopbackScript => Path.Combine(EngineHostFiles.Directory, "engine_host", "tools", "loopback_up.py");
 }

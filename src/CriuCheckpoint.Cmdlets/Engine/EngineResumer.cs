@@ -46,13 +46,14 @@ public sealed class EngineResumer
     }
 
     /// <summary>
-    /// Writes the resume message once the engine reads its FIFO, then waits for its new ready.json.
-    /// <paramref name="stillAlive"/> tells whether the process that should read the FIFO can still do so.
+    /// Writes the resume message once the engine reads its FIFO, hands it its listening socket, then waits for its new
+    /// ready.json. The socket is made here, in the host's network namespace: a replica runs in a network namespace of
+    /// its own (RestoreCommand), where nothing it bound itself could be reached. <paramref name="stillAlive"/> tells
+    /// whether the process that should read the FIFO can still do so.
     /// </summary>
     public async Task<ReadyInfo> ResumeAsync(EngineRecord record, Func<bool> stillAlive, TimeSpan timeout, CancellationToken cancellationToken, Func<Task>? beforeResume = null)
     {
         var runDirectory = new RunDirectory(record.RunDirectory);
-        var message = JsonSerializer.Serialize(new { host = "127.0.0.1", port = 0 }) + "\n";
         var watch = Stopwatch.StartNew();
         using (var writer = await Fifo.OpenWhenReadAsync(runDirectory.ResumeFifo, timeout, stillAlive, cancellationToken).ConfigureAwait(false))
         {
@@ -71,7 +72,7 @@ public sealed class EngineResumer
                 await beforeResume().ConfigureAwait(false);
             }
 
-            writer.Write(message);
+            await HandOverListenerAsync(record, runDirectory, writer, stillAlive, timeout, cancellationToken).ConfigureAwait(false);
         }
 
         while (true)
@@ -95,6 +96,27 @@ public sealed class EngineResumer
             }
 
             await Task.Delay(Poll, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private static async Task HandOverListenerAsync(EngineRecord record, RunDirectory runDirectory, Fifo.FifoWriter writer, Func<bool> stillAlive, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        try
+        {
+            using var listener = LoopbackListener.Open();
+            using var handover = DescriptorHandover.Listen(runDirectory.HandoverSocket);
+            writer.Write(JsonSerializer.Serialize(new { host = LoopbackListener.Host, port = listener.Port, handover = RunDirectory.HandoverSocketName }) + "\n");
+            if (!await handover.SendAsync(listener.Descriptor, timeout, stillAlive, cancellationToken).ConfigureAwait(false))
+            {
+                throw new CriuCheckpointException(ErrorIds.ResumeFailed, stillAlive() ? FailureKind.OperationTimeout : FailureKind.InvalidOperation,
+                    $"Engine {record.Name} read its resume message but {(stillAlive() ? $"did not take its listening socket within {timeout.TotalSeconds:0} s" : "exited")}.",
+                    record.Name, details: runDirectory.LogTail());
+            }
+        }
+        catch (IOException e)
+        {
+            throw new CriuCheckpointException(ErrorIds.ResumeFailed, FailureKind.InvalidOperation,
+                $"Engine {record.Name} could not be handed its listening socket: {e.Message}", record.Name, e, runDirectory.LogTail());
         }
     }
 }

@@ -34,7 +34,6 @@ public static class ErrorIds
     public const string CheckpointIncompatible = "CheckpointIncompatible";
     public const string CheckpointInsecure = "CheckpointInsecure";
     public const string ResumeFailed = "ResumeFailed";
-    public const string GpuReplicaConflict = "GpuReplicaConflict";
     public const string RestoredEngineNotCheckpointable = "RestoredEngineNotCheckpointable";
     public const string GpuDriverNotFound = "GpuDriverNotFound";
     public const string GpuDriverTooOld = "GpuDriverTooOld";

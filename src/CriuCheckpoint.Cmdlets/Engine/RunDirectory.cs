@@ -33,6 +33,11 @@ public sealed class RunDirectory
 
     public string ResumeFifo => System.IO.Path.Combine(Path, "resume.fifo");
 
+    /// <summary>Where a resuming engine picks up its listening socket; the resume message names it relative to the run directory.</summary>
+    public const string HandoverSocketName = "handover.sock";
+
+    public string HandoverSocket => System.IO.Path.Combine(Path, HandoverSocketName);
+
     public ReadyInfo? ReadReady() => ReadJson<ReadyInfo>(ReadyFile);
 
     public FailedInfo? ReadFailed() => ReadJson<FailedInfo>(FailedFile);
