@@ -60,7 +60,10 @@ Describe 'GPU checkpoint and restore of torch engines' -Tag GPU -Skip:(-not $Has
             $run.restore_vs_cold_start = [math]::Round($run.cold_start_s / $run.restore_to_first_token_s, 2)
             $answers.Count | Should -Be $Replicas
 
+            $hostNetwork = (Get-Item /proc/self/ns/net).LinkTarget
             foreach ($replica in $restored) {
+                # A network namespace per replica is what lets two copies of one CUDA process bind the runtime's per-PID socket.
+                (Get-Item "/proc/$($replica.ProcessId)/ns/net").LinkTarget | Should -Not -Be $hostNetwork
                 $after = Invoke-EngineGenerate -Engine $replica -Prompt $Prompt -MaxTokens 32
                 $after.TokenIds | Should -Be $before.TokenIds
                 $inside = $replica.ProcessTree | Where-Object NamespaceProcessId -EQ $engine.ProcessId
