@@ -176,6 +176,18 @@ def test_receive_listener_gives_up_when_nothing_is_sent(tmp_path):
         accepted[0].close()
 
 
+def test_prepare_keeping_caches_releases_nothing_and_resumes_without_reacquiring(start_engine):
+    engine = start_engine(*TINY_ARGS, "--workers", "2")
+    c = engine.client()
+    before = _greedy(c)
+    reply = _prepare(c, keep_caches=True)
+    assert reply["state"] == "prepared"
+    _wait_prepared(engine)
+    ready = _resume(engine)
+    assert "resume_reacquire" not in ready["phases"] and "resume_bind" in ready["phases"]
+    assert _greedy(engine.client()) == before
+
+
 def test_prepare_drains_in_flight_requests_and_refuses_new_work(start_engine):
     engine = start_engine(*TINY_ARGS)
     c = engine.client()

@@ -82,7 +82,11 @@ def test_numbers_may_be_ints_or_floats():
 
 def test_prepare_checkpoint_args():
     r = parse_request(_pack(v=1, id="p", op="prepare_checkpoint", args={"drain_timeout_s": 2}))
-    assert r.args == protocol.PrepareCheckpointArgs(2.0, False)
+    assert r.args == protocol.PrepareCheckpointArgs(2.0, False, False)
+    r = parse_request(_pack(v=1, id="p", op="prepare_checkpoint", args={"keep_caches": True}))
+    assert r.args == protocol.PrepareCheckpointArgs(30.0, False, True)
+    assert _error(_pack(v=1, id="p", op="prepare_checkpoint",
+                        args={"keep_caches": 1})).code == ErrorCode.BAD_REQUEST
     assert _error(_pack(v=1, id="p", op="prepare_checkpoint",
                         args={"abort_in_flight": "yes"})).code == ErrorCode.BAD_REQUEST
 

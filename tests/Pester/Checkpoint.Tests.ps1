@@ -104,6 +104,31 @@ Describe 'Save and restore' {
             Should -Be (Invoke-EngineGenerate -Engine $first -Prompt $Prompt -MaxTokens 8).Text
     }
 
+    It 'keeps caches in the image and restores with the recorded PIDs in the host PID namespace (the seed-style baseline)' {
+        $engine = Start-VllmEngine -Model tiny-16m -Workers 2 -Name seed-style
+        $before = Invoke-EngineGenerate -Engine $engine -Prompt $Prompt -MaxTokens 16
+        $checkpoint, $resumed = $engine | Save-EngineCheckpoint -Path $Store -KeepCaches -CudaThrottleLimit 1 -LeaveRunning -PassThru
+        $checkpoint.Manifest.CachesKept | Should -BeTrue
+
+        # While the original runs, its PIDs are taken: refused at once, with the PIDs named.
+        $err = { $checkpoint | Restore-EngineCheckpoint -HostPidNamespace -ErrorAction Stop } | Should -Throw -PassThru
+        $err.FullyQualifiedErrorId | Should -Be 'CriuRestoreFailed,CriuCheckpoint.Commands.RestoreEngineCheckpointCommand'
+        "$err" | Should -Match "PIDs are taken on this host: $($engine.ProcessId) "
+        Get-ChildItem (Join-Path $TestHome 'replicas') | Should -BeNullOrEmpty
+        $resumed | Stop-VllmEngine
+
+        $err = { $checkpoint | Restore-EngineCheckpoint -HostPidNamespace -Count 2 -ErrorAction Stop } | Should -Throw -PassThru
+        $err.FullyQualifiedErrorId | Should -Be 'ConflictingParameters,CriuCheckpoint.Commands.RestoreEngineCheckpointCommand'
+
+        $restored = $checkpoint | Restore-EngineCheckpoint -HostPidNamespace -CudaThrottleLimit 1
+        $restored.StartupTime.Phases.Key | Should -Contain 'criu-restore'
+        foreach ($process in $engine.ProcessTree) {
+            $restored.ProcessTree.ProcessId | Should -Contain $process.ProcessId
+            (Get-Item "/proc/$($process.ProcessId)/ns/pid").LinkTarget | Should -Be (Get-Item /proc/self/ns/pid).LinkTarget
+        }
+        (Invoke-EngineGenerate -Engine $restored -Prompt $Prompt -MaxTokens 16).Text | Should -Be $before.Text
+    }
+
     It 'lists checkpoints as compatible with this host and removes them' {
         $null = Start-VllmEngine -Model tiny-4m | Save-EngineCheckpoint -Path $Store
         $checkpoint = Get-EngineCheckpoint -Path $Store

@@ -1,7 +1,7 @@
 """A core worker process: builds one stage of the model and serves it over inherited pipes.
 
 Started by pipeline.Pipeline as `python -m engine_host.core --index I --fds CTRL_IN,CTRL_OUT,DATA_IN,DATA_OUT`.
-Control messages (build, release, reacquire, shutdown) come on the control pipe, one reply each; step
+Control messages (build, release, reacquire, report, shutdown) come on the control pipe, one reply each; step
 messages come from the previous stage on the data pipe and go on to the next one. End of file on either
 input pipe means the frontend is gone, and the core exits.
 """
@@ -51,6 +51,8 @@ def _serve(index: int, stage, ctrl_in: Connection, ctrl_out: Connection, data_in
                 data_out.send(_step(index, stage, message))
             elif message == "release":
                 stage.release()
+                ctrl_out.send(("ok", stage.report()))
+            elif message == "report":
                 ctrl_out.send(("ok", stage.report()))
             elif message == "reacquire":
                 phases = stage.reacquire()

@@ -185,7 +185,7 @@ class EngineHost:
         resume.ensure_fifo(self._fifo)
         return self._fifo
 
-    def suspend(self) -> None:
+    def suspend(self, reacquire: bool) -> None:
         """Scheduler thread, after prepare_checkpoint replied: close the link, wait, come back."""
         self._frontend.close()
         self._frontend = None
@@ -200,10 +200,11 @@ class EngineHost:
             if message.handover is not None:
                 with _timed(phases, "resume_handover"):
                     listener_fd = resume.receive_listener(os.path.join(self._options.run_dir, message.handover))
-            with _timed(phases, "resume_reacquire"):
-                replies = self._pipeline.control("reacquire")
-            _merge_core_phases(phases, replies, prefix="resume_")
-            self._reports = [{**old, **new} for old, new in zip(self._reports, replies)]
+            if reacquire:
+                with _timed(phases, "resume_reacquire"):
+                    replies = self._pipeline.control("reacquire")
+                _merge_core_phases(phases, replies, prefix="resume_")
+                self._reports = [{**old, **new} for old, new in zip(self._reports, replies)]
             with _timed(phases, "resume_bind"):
                 self._bind(message.host, message.port, listener_fd)
         except Exception as exc:
@@ -233,6 +234,7 @@ class EngineHost:
             workers=len(reports), config_hash=plan.config_hash, pids=self._pids(),
             host_memory_bytes=sum(r["host_memory_bytes"] for r in reports),
             gpu_memory_bytes=sum(r["gpu_memory_bytes"] for r in reports),
+            kv_cache_bytes=sum(r.get("kv_pool_bytes", 0) for r in reports),
             capabilities=list(protocol.CAPABILITIES), max_model_len=plan.max_model_len,
             vocab_size=plan.tokenizer.vocab_size, eos_token_id=plan.tokenizer.eos_token_id,
             max_num_seqs=plan.max_num_seqs, tokenizer=plan.tokenizer.name, state=self._status.state,

@@ -105,7 +105,7 @@ class Pipeline:
         raise CoreDied(self._death_report())
 
     def control(self, command: str) -> list:
-        """Send a control command (release, reacquire) to every core at once; their replies."""
+        """Send a control command (release, reacquire, report) to every core at once; their replies."""
         try:
             for conn in self._ctrl_out:
                 conn.send(command)

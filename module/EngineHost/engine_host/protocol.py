@@ -63,6 +63,7 @@ class AbortArgs:
 class PrepareCheckpointArgs:
     drain_timeout_s: float = 30.0
     abort_in_flight: bool = False
+    keep_caches: bool = False  # release nothing: the KV cache (and weights) go into the image
 
 
 @dataclass(frozen=True)
@@ -132,14 +133,17 @@ def _parse_abort(rid: str, a: dict) -> AbortArgs:
 
 
 def _parse_prepare(rid: str, a: dict) -> PrepareCheckpointArgs:
-    _check_keys(rid, a, {"drain_timeout_s", "abort_in_flight"})
+    _check_keys(rid, a, {"drain_timeout_s", "abort_in_flight", "keep_caches"})
     timeout = a.get("drain_timeout_s", 30.0)
     if not _is_number(timeout) or timeout < 0:
         raise _bad(rid, "drain_timeout_s must be a number >= 0")
     abort = a.get("abort_in_flight", False)
     if not isinstance(abort, bool):
         raise _bad(rid, "abort_in_flight must be a boolean")
-    return PrepareCheckpointArgs(float(timeout), abort)
+    keep = a.get("keep_caches", False)
+    if not isinstance(keep, bool):
+        raise _bad(rid, "keep_caches must be a boolean")
+    return PrepareCheckpointArgs(float(timeout), abort, keep)
 
 
 def _parse_no_args(rid: str, a: dict) -> NoArgs:
@@ -229,6 +233,7 @@ class HelloResult:
     pids: list
     host_memory_bytes: int
     gpu_memory_bytes: int
+    kv_cache_bytes: int
     capabilities: list
     max_model_len: int
     vocab_size: int

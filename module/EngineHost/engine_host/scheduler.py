@@ -74,8 +74,8 @@ class Lifecycle(Protocol):
     def create_resume_fifo(self) -> str:
         """Make sure the resume FIFO exists; its path."""
 
-    def suspend(self) -> None:
-        """Close the link, wait for a resume message, re-acquire, serve on a new link."""
+    def suspend(self, reacquire: bool) -> None:
+        """Close the link, wait for a resume message, re-acquire (unless told not to), serve on a new link."""
 
 
 @dataclass
@@ -83,6 +83,7 @@ class _PendingPrepare:
     identity: bytes
     request_id: str
     deadline: float
+    keep_caches: bool
     aborted: int = 0
 
 
@@ -126,11 +127,11 @@ class RequestLoop:
                              f"engine is {self._status.state}")
             return
         args = item.request.args
-        log.info("prepare_checkpoint: draining %d request(s) (timeout %.1fs, abort %s)",
-                 len(self._by_key), args.drain_timeout_s, args.abort_in_flight)
+        log.info("prepare_checkpoint: draining %d request(s) (timeout %.1fs, abort %s, keep caches %s)",
+                 len(self._by_key), args.drain_timeout_s, args.abort_in_flight, args.keep_caches)
         self._status.state = DRAINING
         self._prepare = _PendingPrepare(item.identity, item.request.id,
-                                        time.monotonic() + args.drain_timeout_s)
+                                        time.monotonic() + args.drain_timeout_s, args.keep_caches)
         if args.abort_in_flight:
             self._prepare.aborted += self._abort_all()
 
@@ -146,7 +147,8 @@ class RequestLoop:
         self._send_final(pending.identity, pending.request_id, result)
         self._outbox.close_link()
         self._status.state = PREPARED
-        self._lifecycle.suspend()  # returns once resumed and serving on a new socket
+        # Returns once resumed and serving on a new socket; what was kept needs no re-acquiring.
+        self._lifecycle.suspend(reacquire=not pending.keep_caches)
         self._outbox = self._lifecycle.connect_outbox()
         self._status.state = READY
 
@@ -292,8 +294,11 @@ class Scheduler(RequestLoop):
             return
         pending, self._prepare = self._prepare, None
         started = time.monotonic()
-        self._to_free = []  # release drops every sequence's caches anyway
-        reports = [r for r in (self._pipeline.control("release") or []) if isinstance(r, dict)]
+        if pending.keep_caches:
+            reports = [r for r in self._pipeline.control("report") if isinstance(r, dict)]
+        else:
+            self._to_free = []  # release drops every sequence's caches anyway
+            reports = [r for r in (self._pipeline.control("release") or []) if isinstance(r, dict)]
         gpu_bytes = sum(int(r.get("gpu_memory_bytes", 0)) for r in reports)
         host_bytes = sum(int(r.get("host_memory_bytes", 0)) for r in reports)
         fifo = self._lifecycle.create_resume_fifo()

@@ -43,6 +43,9 @@ public sealed class CheckpointManifest
 
     public long GpuBytes { get; set; }
 
+    /// <summary>The engine released nothing before the dump (Save-EngineCheckpoint -KeepCaches): its KV cache is in the image.</summary>
+    public bool CachesKept { get; set; }
+
     /// <summary>What the NVIDIA driver checkpointed; null for engines that hold no CUDA state.</summary>
     public GpuManifest? Gpu { get; set; }
 

@@ -27,6 +27,12 @@ public sealed class CheckpointRestorer
     public async Task<IReadOnlyList<ReplicaOutcome>> RestoreAsync(EngineCheckpoint checkpoint, RestoreOptions options, CancellationToken cancellationToken)
     {
         var validation = Stopwatch.StartNew();
+        if (options.HostPidNamespace && options.Count != 1)
+        {
+            throw new CriuCheckpointException(ErrorIds.ConflictingParameters, FailureKind.InvalidArgument,
+                $"Only one replica can be restored into the host's PID namespace (its PIDs are the recorded ones), not {options.Count}.", options.Count);
+        }
+
         Preflight.EnsurePrivileges();
         var criu = await CriuTool.LocateAsync(options.CriuPath, cancellationToken).ConfigureAwait(false);
         Validate(checkpoint, criu, options.Force);
@@ -92,7 +98,7 @@ public sealed class CheckpointRestorer
     /// Hands the GPU state back to a replica's CUDA processes once criu has restored them: their PIDs inside the namespace
     /// are the ones the image recorded; the driver wants their host PIDs.
     /// </summary>
-    private async Task<PhaseTimings> RestoreCudaAsync(EngineRecord record, GpuManifest gpu, CancellationToken cancellationToken)
+    private async Task<PhaseTimings> RestoreCudaAsync(EngineRecord record, GpuManifest gpu, int throttleLimit, CancellationToken cancellationToken)
     {
         var tree = ProcessTree.Discover(record.RootProcessId, procFs).Processes;
         var hostPids = gpu.ProcessIds
@@ -103,9 +109,40 @@ public sealed class CheckpointRestorer
         var hostUuids = GpuInventory.ForHost().Collect(Array.Empty<int>()).Devices.OrderBy(d => d.Index).Select(d => d.Uuid).ToList();
         var pairs = GpuMap.Pairs(gpu.DeviceUuids, hostUuids);
         var result = await new CudaCheckpointCoordinator(CudaCheckpointApi.Open(), observer)
-            .RestoreAsync(hostPids, pairs, new CudaCheckpointOptions(), cancellationToken).ConfigureAwait(false);
+            .RestoreAsync(hostPids, pairs, new CudaCheckpointOptions { MaxParallelism = throttleLimit }, cancellationToken).ConfigureAwait(false);
         observer.Verbose($"Replica {record.Name}: CUDA state restored to host PIDs {string.Join(", ", hostPids)} ({result.Timings}).");
         return result.Timings;
+    }
+
+    /// <summary>
+    /// A restore into the host's PID namespace needs the recorded PIDs free. An original that has just exited holds them
+    /// as a zombie until its parent reaps it (an init may take a second), so that is waited for; a live process is not.
+    /// </summary>
+    private async Task WaitForRecordedPidsAsync(EngineCheckpoint checkpoint, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var watch = Stopwatch.StartNew();
+        while (true)
+        {
+            var taken = checkpoint.Manifest.ProcessTree
+                .Select(p => (Recorded: p, Now: procFs.ReadStat(p.NamespaceProcessId)))
+                .Where(p => p.Now is not null)
+                .ToList();
+            if (taken.Count == 0)
+            {
+                return;
+            }
+
+            var live = taken.Where(p => p.Now!.State != 'Z').ToList();
+            if (live.Count > 0 || watch.Elapsed > timeout)
+            {
+                var names = string.Join(", ", (live.Count > 0 ? live : taken).Select(p => $"{p.Recorded.NamespaceProcessId} ({p.Now!.Name}, state {p.Now.State})"));
+                throw new CriuCheckpointException(ErrorIds.CriuRestoreFailed, FailureKind.ResourceExists,
+                    $"Cannot restore {checkpoint.Path} into the host's PID namespace: its recorded PIDs are taken on this host: {names}. Stop the engine it was saved from first, or restore without -HostPidNamespace.",
+                    checkpoint.Path);
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(20), cancellationToken).ConfigureAwait(false);
+        }
     }
 
     private static string? ReplicaName(RestoreOptions options, int index) =>
@@ -133,9 +170,14 @@ public sealed class CheckpointRestorer
             Directory.CreateDirectory(Path.GetDirectoryName(manifest.RunDirectory)!, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
             timings.Add("run-directory", phase.Elapsed);
 
-            observer.Progress(activity, "criu restore in a fresh PID namespace", 20);
+            if (options.HostPidNamespace)
+            {
+                await WaitForRecordedPidsAsync(checkpoint, options.Timeout, cancellationToken).ConfigureAwait(false);
+            }
+
+            observer.Progress(activity, options.HostPidNamespace ? "criu restore in the host's PID namespace" : "criu restore in a fresh PID namespace", 20);
             phase.Restart();
-            var command = RestoreCommand.Build(criu.Path, CheckpointStore.ImagesPath(checkpoint.Path), manifest.RunDirectory, record.RunDirectory, manifest.Host.Python);
+            var command = RestoreCommand.Build(criu.Path, CheckpointStore.ImagesPath(checkpoint.Path), manifest.RunDirectory, record.RunDirectory, manifest.Host.Python, options.HostPidNamespace);
             record.RootProcessId = await DetachedProcess.StartAsync(command, runDirectory.PidFile, Path.Combine(record.RunDirectory, "restore.out"),
                 record.RunDirectory, new Dictionary<string, string?>(), cancellationToken).ConfigureAwait(false);
             record.RootStartTime = procFs.ReadStat(record.RootProcessId)?.StartTime ?? 0;
@@ -146,7 +188,7 @@ public sealed class CheckpointRestorer
             try
             {
                 // The FIFO opens for writing only once the restored engine reads it: criu has finished by then.
-                var message = await WaitForRestoredEngineAsync(record, resumer, manifest.Gpu, options.Timeout, timings, phase, cancellationToken).ConfigureAwait(false);
+                var message = await WaitForRestoredEngineAsync(record, resumer, manifest.Gpu, options, timings, phase, cancellationToken).ConfigureAwait(false);
                 observer.Verbose($"Replica {record.Name}: {message}");
             }
             catch (CriuCheckpointException e) when (e.ErrorId == ErrorIds.ResumeFailed)
@@ -183,17 +225,17 @@ public sealed class CheckpointRestorer
         }
     }
 
-    private async Task<string> WaitForRestoredEngineAsync(EngineRecord record, EngineResumer resumer, GpuManifest? gpu, TimeSpan timeout, PhaseTimings timings, Stopwatch phase, CancellationToken cancellationToken)
+    private async Task<string> WaitForRestoredEngineAsync(EngineRecord record, EngineResumer resumer, GpuManifest? gpu, RestoreOptions options, PhaseTimings timings, Stopwatch phase, CancellationToken cancellationToken)
     {
         var inspector = new EngineInspector(registry, procFs);
-        var ready = await resumer.ResumeAsync(record, inspector.Liveness(record), timeout, cancellationToken,
+        var ready = await resumer.ResumeAsync(record, inspector.Liveness(record), options.Timeout, cancellationToken,
             beforeResume: async () =>
             {
                 timings.Add("criu-restore", phase.Elapsed);
                 phase.Restart();
                 if (gpu is not null)
                 {
-                    foreach (var (name, duration) in (await RestoreCudaAsync(record, gpu, cancellationToken).ConfigureAwait(false)).Phases)
+                    foreach (var (name, duration) in (await RestoreCudaAsync(record, gpu, options.CudaThrottleLimit, cancellationToken).ConfigureAwait(false)).Phases)
                     {
                         timings.Add(name, duration);
                     }

@@ -59,16 +59,16 @@ public sealed class CheckpointSaver
         var runDirectory = new RunDirectory(record.RunDirectory);
         string? staging = null;
         var prepared = false;
-        var cudaOptions = new CudaCheckpointOptions();
+        var cudaOptions = new CudaCheckpointOptions { MaxParallelism = options.CudaThrottleLimit };
         CudaCheckpointCoordinator? coordinator = null;
         CudaCheckpointResult? cuda = null;
         GpuManifest? gpuManifest = null;
         try
         {
-            observer.Progress(activity, "Preparing the engine (drain, release caches, close sockets)", 10);
+            observer.Progress(activity, options.KeepCaches ? "Preparing the engine (drain, close sockets)" : "Preparing the engine (drain, release caches, close sockets)", 10);
             phase.Restart();
             prepared = true;
-            await resumer.PrepareAsync(record, link, options.DrainTimeout, options.AbortInFlight, cancellationToken).ConfigureAwait(false);
+            await resumer.PrepareAsync(record, link, options.DrainTimeout, options.AbortInFlight, options.KeepCaches, cancellationToken).ConfigureAwait(false);
             timings.Add("prepare", phase.Elapsed);
 
             // Read while the tree is quiet and still alive: a dump without -LeaveRunning ends it.
@@ -112,7 +112,7 @@ public sealed class CheckpointSaver
             observer.Progress(activity, "Writing the manifest and the log snapshot", 80);
             phase.Restart();
             CopyPrefix(runDirectory.LogFile, CheckpointStore.LogSnapshotPath(staging), logSize);
-            var manifest = BuildManifest(engine, criu, tree, logSize, mappedFiles, staging, timings);
+            var manifest = BuildManifest(engine, criu, tree, logSize, mappedFiles, staging, timings, options.KeepCaches);
             manifest.Gpu = gpuManifest;
             manifest.GpuBytes = gpuManifest?.BytesCheckpointed ?? 0;
             RunDirectory.WriteJsonAtomic(CheckpointStore.ManifestPath(staging), manifest);
@@ -206,7 +206,7 @@ public sealed class CheckpointSaver
         return CheckpointStore.Open(target);
     }
 
-    private static CheckpointManifest BuildManifest(EngineInfo engine, CriuTool criu, ProcessTree tree, long logSize, List<MappedFile> mappedFiles, string staging, PhaseTimings timings)
+    private static CheckpointManifest BuildManifest(EngineInfo engine, CriuTool criu, ProcessTree tree, long logSize, List<MappedFile> mappedFiles, string staging, PhaseTimings timings, bool keepCaches)
     {
         var images = CheckpointStore.ImagesPath(staging);
         var imageFiles = Directory.EnumerateFiles(images)
@@ -230,6 +230,7 @@ public sealed class CheckpointSaver
             Images = imageFiles,
             ImageBytes = imageFiles.Sum(f => f.Size),
             GpuBytes = engine.GpuMemoryBytes,
+            CachesKept = keepCaches,
             Timings = timings.Phases.ToDictionary(p => p.Key, p => p.Value.TotalSeconds),
         };
     }

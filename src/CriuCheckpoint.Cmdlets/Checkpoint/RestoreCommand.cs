@@ -21,13 +21,18 @@ public static class RestoreCommand
         "set -e; \"$6\" -I -S \"$7\"; mount -t proc proc /proc; mount -t tmpfs -o mode=0700,size=1m criu-checkpoint \"$1\"; mkdir \"$2\"; "
         + "mount --bind \"$3\" \"$2\"; exec \"$4\" restore -D \"$5\" -W \"$3\" -v4 -o \"$3/" + RestoreLog + "\"";
 
-    public static IReadOnlyList<string> Build(string criu, string images, string recordedRunDirectory, string replicaDirectory, string python) => new[]
-    {
-        "unshare", "--pid", "--fork", "--mount", "--net", "--propagation", "private",
-        "sh", "-c", NamespaceScript, "sh",
-        Path.GetDirectoryName(recordedRunDirectory)!, recordedRunDirectory, replicaDirectory, criu, images,
-        python, LoopbackScript,
-    };
+    /// <summary>
+    /// With <paramref name="hostPidNamespace"/> the tree comes back in this host's PID namespace with its recorded
+    /// PIDs (the first prototype's way: once the original has exited, and once at a time); criu is then not an init.
+    /// </summary>
+    public static IReadOnlyList<string> Build(string criu, string images, string recordedRunDirectory, string replicaDirectory, string python, bool hostPidNamespace = false) =>
+        (hostPidNamespace ? new[] { "unshare" } : new[] { "unshare", "--pid", "--fork" }).Concat(new[]
+        {
+            "--mount", "--net", "--propagation", "private",
+            "sh", "-c", NamespaceScript, "sh",
+            Path.GetDirectoryName(recordedRunDirectory)!, recordedRunDirectory, replicaDirectory, criu, images,
+            python, LoopbackScript,
+        }).ToArray();
 
     private static string LoopbackScript => Path.Combine(EngineHostFiles.Directory, "engine_host", "tools", "loopback_up.py");
 }

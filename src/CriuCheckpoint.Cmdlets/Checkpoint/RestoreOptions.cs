@@ -14,4 +14,13 @@ public sealed record RestoreOptions
 
     /// <summary>Bound on criu restore plus resume: CRIU 4.2 can hang on damaged images, so this is never infinite.</summary>
     public TimeSpan Timeout { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>GPU processes the driver restores at once; 0 for all of them.</summary>
+    public int CudaThrottleLimit { get; init; }
+
+    /// <summary>
+    /// Restore into this host's PID namespace with the recorded PIDs, as the first prototype did: one replica, and only
+    /// once the original and every other copy have exited (criu fails when a PID is taken).
+    /// </summary>
+    public bool HostPidNamespace { get; init; }
 }

@@ -16,6 +16,12 @@ public sealed record SaveOptions
 
     public bool AbortInFlight { get; init; }
 
+    /// <summary>Release nothing before the dump: the KV cache (and weights read from source) go into the image.</summary>
+    public bool KeepCaches { get; init; }
+
+    /// <summary>GPU processes the driver checkpoints at once; 0 for all of them.</summary>
+    public int CudaThrottleLimit { get; init; }
+
     public TimeSpan DumpTimeout { get; init; } = TimeSpan.FromMinutes(10);
 }
 

@@ -36,6 +36,15 @@ public sealed class RestoreEngineCheckpointCommand : CriuCheckpointCmdlet
     [ValidateNotNullOrEmpty]
     public string? CriuPath { get; set; }
 
+    /// <summary>GPU processes restored by the driver at once, per replica; 0 for all of them.</summary>
+    [Parameter]
+    [ValidateRange(0, 1024)]
+    public int CudaThrottleLimit { get; set; }
+
+    /// <summary>Restore into this host's PID namespace with the recorded PIDs (one replica, once the original has exited).</summary>
+    [Parameter]
+    public SwitchParameter HostPidNamespace { get; set; }
+
     /// <summary>Seconds each replica may take to restore and resume before it is killed and reported.</summary>
     [Parameter]
     [ValidateRange(1, 86400)]
@@ -58,6 +67,8 @@ public sealed class RestoreEngineCheckpointCommand : CriuCheckpointCmdlet
                 Force = Force,
                 CriuPath = CriuPath,
                 Timeout = TimeSpan.FromSeconds(TimeoutSec),
+                CudaThrottleLimit = CudaThrottleLimit,
+                HostPidNamespace = HostPidNamespace,
             };
             var outcomes = Run((observer, token) => new CheckpointRestorer(Registry, observer).RestoreAsync(checkpoint, options, token));
             foreach (var outcome in outcomes)

@@ -35,6 +35,15 @@ public sealed class SaveEngineCheckpointCommand : CriuCheckpointCmdlet
     [ValidateRange(0, 86400)]
     public int DrainTimeout { get; set; } = 30;
 
+    /// <summary>Release nothing before the dump: the KV cache (and weights read from source) go into the image.</summary>
+    [Parameter]
+    public SwitchParameter KeepCaches { get; set; }
+
+    /// <summary>GPU processes checkpointed by the driver at once; 0 for all of them.</summary>
+    [Parameter]
+    [ValidateRange(0, 1024)]
+    public int CudaThrottleLimit { get; set; }
+
     [Parameter]
     [ValidateNotNullOrEmpty]
     public string? CriuPath { get; set; }
@@ -61,6 +70,8 @@ public sealed class SaveEngineCheckpointCommand : CriuCheckpointCmdlet
                 CriuPath = CriuPath,
                 DrainTimeout = TimeSpan.FromSeconds(DrainTimeout),
                 AbortInFlight = AbortInFlight,
+                KeepCaches = KeepCaches,
+                CudaThrottleLimit = CudaThrottleLimit,
             };
             var result = Run((observer, token) => new CheckpointSaver(Registry, observer).SaveAsync(Engine, store, options, token));
             WriteTimings($"Checkpoint {result.Checkpoint.Path}", result.Checkpoint.Timings);

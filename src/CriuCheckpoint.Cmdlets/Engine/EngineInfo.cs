@@ -30,6 +30,9 @@ public sealed record EngineInfo
 
     public long GpuMemoryBytes { get; init; }
 
+    /// <summary>The KV cache pool the engine holds now (0 where caches are allocated per request).</summary>
+    public long KvCacheBytes { get; init; }
+
     /// <summary>Requests the engine is serving now, as it said when asked; null when it was not asked.</summary>
     public int? InFlightRequests { get; init; }
 

@@ -88,6 +88,7 @@ public sealed class EngineInspector
             ProcessTree = alive ? ProcessTree.Discover(record.RootProcessId, procFs).Processes : Array.Empty<ProcessNode>(),
             HostMemoryBytes = hello?.HostMemoryBytes ?? 0,
             GpuMemoryBytes = hello?.GpuMemoryBytes ?? 0,
+            KvCacheBytes = hello?.KvCacheBytes ?? 0,
             InFlightRequests = health?.InFlight,
             ConfigHash = record.ConfigHash,
             NativeConfigHash = hello?.ConfigHash,

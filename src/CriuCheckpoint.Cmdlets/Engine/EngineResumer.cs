@@ -16,9 +16,9 @@ public sealed class EngineResumer
     public EngineResumer(ProcFs? procFs = null) => this.procFs = procFs ?? ProcFs.Host;
 
     /// <summary>Asks a serving engine to prepare, then waits until it is blocked on its FIFO (ready.json removed).</summary>
-    public async Task PrepareAsync(EngineRecord record, EngineLink link, TimeSpan drainTimeout, bool abortInFlight, CancellationToken cancellationToken)
+    public async Task PrepareAsync(EngineRecord record, EngineLink link, TimeSpan drainTimeout, bool abortInFlight, bool keepCaches, CancellationToken cancellationToken)
     {
-        var args = new PrepareCheckpointArgs { DrainTimeoutSeconds = drainTimeout.TotalSeconds, AbortInFlight = abortInFlight };
+        var args = new PrepareCheckpointArgs { DrainTimeoutSeconds = drainTimeout.TotalSeconds, AbortInFlight = abortInFlight, KeepCaches = keepCaches };
         try
         {
             await link.CallAsync<PrepareCheckpointArgs, PrepareCheckpointReply>(LinkProtocol.Ops.PrepareCheckpoint, args, drainTimeout + TimeSpan.FromSeconds(30), cancellationToken)

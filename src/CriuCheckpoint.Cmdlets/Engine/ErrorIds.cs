@@ -7,6 +7,7 @@ public static class ErrorIds
     public const string ModelNotFound = "ModelNotFound";
     public const string UnsupportedModel = "UnsupportedModel";
     public const string BadEngineArgs = "BadEngineArgs";
+    public const string ConflictingParameters = "ConflictingParameters";
     public const string PythonNotFound = "PythonNotFound";
     public const string PythonPackageMissing = "PythonPackageMissing";
     public const string BackendUnavailable = "BackendUnavailable";

@@ -87,6 +87,8 @@ public sealed class HelloReply
 
     [Key("gpu_memory_bytes")] public long GpuMemoryBytes { get; set; }
 
+    [Key("kv_cache_bytes")] public long KvCacheBytes { get; set; }
+
     [Key("capabilities")] public string[] Capabilities { get; set; } = Array.Empty<string>();
 
     [Key("max_model_len")] public int MaxModelLen { get; set; }
@@ -180,6 +182,8 @@ public sealed class PrepareCheckpointArgs
     [Key("drain_timeout_s")] public double DrainTimeoutSeconds { get; set; } = 30;
 
     [Key("abort_in_flight")] public bool AbortInFlight { get; set; }
+
+    [Key("keep_caches")] public bool KeepCaches { get; set; }
 }
 
 [MessagePackObject]

@@ -707,7 +707,7 @@ class VllmScheduler(RequestLoop):
         pending = self._prepare
         started = time.monotonic()
         try:
-            reports = self._engine.control("release")
+            reports = [] if pending.keep_caches else self._engine.control("release")
         except Exception as exc:
             reason = self._engine.dead_reason()
             if reason:
