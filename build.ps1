@@ -8,7 +8,8 @@
       build  compiles the module and assembles it in out/CriuCheckpoint
       test   xunit, pytest and Pester; ends with one line 'N passed, N failed'
       demo   start an engine, generate, stop, printing timings
-      bench  measured figures of the tiny CPU engine, printed with their ratios
+      bench  measured figures of the tiny CPU engine, printed with their ratios; where an NVIDIA GPU and torch are
+             present, then the GPU benchmark (bench/gpu-bench.ps1: floor, 8B restore, seed-style baseline, levers)
 .EXAMPLE
     dotnet tool restore && dotnet pwsh ./build.ps1 test
 #>
@@ -129,5 +130,12 @@ switch ($Task) {
     'build' { Install-Deps; Invoke-Build }
     'test' { Install-Deps; Invoke-Build; Invoke-Tests }
     'demo' { Install-Deps; Invoke-Build; & (Join-Path $Root 'scripts/demo.ps1') -ModulePath $ModuleOut }
-    'bench' { Install-Deps; Invoke-Build; & (Join-Path $Root 'bench/bench.ps1') -ModulePath $ModuleOut }
+    'bench' {
+        Install-Deps; Invoke-Build
+        & (Join-Path $Root 'bench/bench.ps1') -ModulePath $ModuleOut
+        # The GPU benchmark needs an NVIDIA GPU and torch in the engine's Python (scripts/gpu/bench.sh on a GPU host).
+        if ((Test-Path /dev/nvidia0) -and (& $env:CRIUCHECKPOINT_PYTHON -c 'import torch; assert torch.cuda.is_available()' 2>$null; $LASTEXITCODE -eq 0)) {
+            & (Join-Path $Root 'bench/gpu-bench.ps1') -ModulePath $ModuleOut
+        }
+    }
 }

@@ -1,0 +1,268 @@
+#!/usr/bin/env pwsh
+<#
+.SYNOPSIS
+    The GPU benchmark (issue 5), in one run on one GPU host: the physical floor, our restore of an 8B-class torch
+    engine against its cold start and the floor, the seed-style baseline, and each lever measured alone. Every figure
+    is printed beside its ratio; all of them go to a JSON file, rewritten after every section so that a run cut short
+    still leaves what it measured.
+.DESCRIPTION
+    Sections, in order of what matters most:
+      floor     pinned and pageable host-to-GPU rates, a fresh process's cuInit, read rates of the stores' file systems
+      ours      llama-8b (random bf16 weights written to safetensors), CUDA graphs, KV pool sized by
+                -GpuMemoryUtilization 0.9 (more than half the GPU), -WeightsFromSource, image in tmpfs
+      baseline  the first prototype's way: the same model with its weights and KV cache in the image (a smaller KV pool,
+                KvCacheGiB, or the image would not fit in host memory: this favours the baseline), CUDA calls one
+                process at a time, restored into the host PID namespace after the original exited
+      weights   lever: the same model with its weights in the image (only -WeightsFromSource differs from ours), and
+                lever: that image restored from a disk store, page cache warm and cold, against tmpfs
+      levers    llama-1b preset with 2 workers (2 GPU processes): CUDA restore in parallel vs one at a time,
+                transparent huge pages always vs never for criu's restore, N replicas at once (N = 1, 2, 4)
+#>
+[CmdletBinding()]
+param(
+    [Parameter(Mandatory)]
+    [string] $ModulePath,
+
+    # A memory-backed store (the page cache is the store) and a disk-backed one, for the tmpfs-vs-disk lever.
+    [string] $MemoryStore = '/dev/shm/criu-bench',
+
+    [string] $DiskStore = '/var/tmp/criu-bench-store',
+
+    [string] $ModelDir = '/var/tmp/criu-bench-llama-8b',
+
+    [int] $Restores = 3,
+
+    [double] $KvCacheGiB = 8,
+
+    [string] $ResultPath = (Join-Path $PSScriptRoot "../out/bench/gpu-$(Get-Date -Format yyyyMMdd-HHmmss).json")
+)
+
+$ErrorActionPreference = 'Stop'
+Import-Module (Join-Path $ModulePath 'CriuCheckpoint.psd1') -Force
+$EngineHost = Join-Path $ModulePath 'EngineHost'
+$Python = if ($env:CRIUCHECKPOINT_PYTHON) { $env:CRIUCHECKPOINT_PYTHON } else { 'python3' }
+$Prompt = 'The capital of France is'
+$ThpControl = '/sys/kernel/mm/transparent_hugepage/enabled'
+
+$result = [ordered]@{
+    date   = (Get-Date).ToUniversalTime().ToString('o')
+    gpu    = (nvidia-smi --query-gpu=name --format=csv,noheader | Select-Object -First 1)
+    driver = (nvidia-smi --query-gpu=driver_version --format=csv,noheader | Select-Object -First 1)
+    gpu_memory_bytes = [long](nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits | Select-Object -First 1) * 1MB
+    host   = [ordered]@{ cores = [Environment]::ProcessorCount; kernel = (uname -r); thp = (Get-Content $ThpControl -ErrorAction Ignore) }
+}
+
+function Save-Result {
+    New-Item -ItemType Directory -Force (Split-Path $ResultPath) | Out-Null
+    $result | ConvertTo-Json -Depth 8 | Set-Content $ResultPath
+}
+
+function Invoke-FloorTool([string[]] $Arguments) {
+    $previous = $env:PYTHONPATH
+    $env:PYTHONPATH = $EngineHost + [IO.Path]::PathSeparator + $env:PYTHONPATH
+    try {
+        $json = & $Python -m engine_host.tools.measure_floor @Arguments
+        if ($LASTEXITCODE -ne 0) { throw "measure_floor $Arguments exited with $LASTEXITCODE" }
+        $json | ConvertFrom-Json -AsHashtable
+    }
+    finally { $env:PYTHONPATH = $previous }
+}
+
+function Get-Phases($Timings) {
+    $phases = [ordered]@{}
+    foreach ($phase in $Timings.Phases) { $phases[$phase.Key] = [math]::Round($phase.Value.TotalSeconds, 3) }
+    $phases
+}
+
+function Get-Median([double[]] $Values) { ($Values | Sort-Object)[[int][math]::Floor(($Values.Count - 1) / 2)] }
+
+function Write-Figure([string] $Name, [double] $Seconds, [string] $Ratio = '') {
+    Write-Host ('{0,-44} {1,8:0.000} s  {2}' -f $Name, $Seconds, $Ratio)
+}
+
+# Cold start, reference tokens, save: one configuration's engine and checkpoint.
+function New-Measured([string] $Label, [hashtable] $Start, [string] $Store, [hashtable] $Save = @{}) {
+    $engine = Start-VllmEngine @Start -Backend torch -Device cuda -Name "bench-$Label" -ReadyTimeout 900
+    $run = [ordered]@{
+        cold_start_s = [math]::Round($engine.StartupTime.Total.TotalSeconds, 3); cold_start_phases = Get-Phases $engine.StartupTime
+        gpu_memory_bytes_serving = $engine.GpuMemoryBytes; kv_cache_bytes_serving = $engine.KvCacheBytes
+    }
+    $reference = (Invoke-EngineGenerate -Engine $engine -Prompt $Prompt -MaxTokens 32).TokenIds
+    $checkpoint = $engine | Save-EngineCheckpoint -Path $Store -Force @Save
+    $run.save_s = [math]::Round($checkpoint.Timings.Total.TotalSeconds, 3)
+    $run.save_phases = Get-Phases $checkpoint.Timings
+    $run.image_bytes = $checkpoint.Manifest.ImageBytes
+    $run.gpu_bytes_checkpointed = $checkpoint.Manifest.Gpu.BytesCheckpointed
+    $run.caches_kept = $checkpoint.Manifest.CachesKept
+    Write-Host ("`n== $Label`: cold start {0:0.00} s, KV pool {1:N1} GiB, save {2:0.00} s, image {3:N2} GB, GPU bytes {4:N2} GB" -f `
+        $run.cold_start_s, ($run.kv_cache_bytes_serving / 1GB), $run.save_s, ($run.image_bytes / 1e9), ($run.gpu_bytes_checkpointed / 1e9))
+    [pscustomobject]@{ Run = $run; Checkpoint = $checkpoint; Reference = $reference }
+}
+
+# Restore to first token (all replicas answering), tokens checked, replicas stopped: one measurement.
+function Measure-Restore($Measured, [hashtable] $Options = @{}, [int] $Count = 1) {
+    $watch = [Diagnostics.Stopwatch]::StartNew()
+    $replicas = @($Measured.Checkpoint | Restore-EngineCheckpoint -Count $Count -TimeoutSec 900 @Options)
+    $null = $replicas | Invoke-EngineGenerate -Prompt $Prompt -MaxTokens 1
+    $watch.Stop()
+    try {
+        if ($replicas.Count -ne $Count) { throw "$($replicas.Count) of $Count replicas restored." }
+        foreach ($replica in $replicas) {
+            $tokens = (Invoke-EngineGenerate -Engine $replica -Prompt $Prompt -MaxTokens 32).TokenIds
+            if (Compare-Object $tokens $Measured.Reference -SyncWindow 0) { throw "Replica $($replica.Name) answered other tokens than the engine it was saved from." }
+        }
+        $ready = Get-Content -Raw (Join-Path $replicas[0].RunDirectory 'ready.json') | ConvertFrom-Json -AsHashtable
+        [ordered]@{ to_first_token_s = [math]::Round($watch.Elapsed.TotalSeconds, 3); phases = Get-Phases $replicas[0].StartupTime; engine_resume_phases = $ready.phases }
+    }
+    finally { $replicas | Stop-VllmEngine }
+}
+
+function Measure-Restores($Measured, [int] $Times, [hashtable] $Options = @{}) {
+    $runs = @(foreach ($i in 1..$Times) { Measure-Restore $Measured $Options })
+    $median = Get-Median $runs.to_first_token_s
+    $typical = $runs | Where-Object to_first_token_s -EQ $median | Select-Object -First 1
+    [ordered]@{ to_first_token_s = $median; runs_s = @($runs.to_first_token_s); phases = $typical.phases; engine_resume_phases = $typical.engine_resume_phases }
+}
+
+# image bytes / read rate + GPU bytes / pinned rate, plus the weights' way from the source files for -WeightsFromSource.
+function Get-Floor($Run, [double] $ImageReadRate, [long] $SourceBytes = 0) {
+    $h2d = $result.floor.host_to_gpu.pinned_bytes_per_s
+    $seconds = $Run.image_bytes / $ImageReadRate + $Run.gpu_bytes_checkpointed / $h2d
+    if ($SourceBytes) { $seconds += $SourceBytes / $result.floor.model_read.warm_bytes_per_s + $SourceBytes / $h2d }
+    [math]::Round($seconds, 3)
+}
+
+function Add-Ratios($Run, [double] $Floor) {
+    $Run.floor_s = $Floor
+    $Run.restore_vs_floor = [math]::Round($Run.restore.to_first_token_s / $Floor, 2)
+    $Run.cold_start_vs_restore = [math]::Round($Run.cold_start_s / $Run.restore.to_first_token_s, 2)
+    Write-Figure 'restore to first token (median)' $Run.restore.to_first_token_s ('{0:0.00}x the floor ({1:0.000} s), {2:0.0}x faster than cold start' -f $Run.restore_vs_floor, $Floor, $Run.cold_start_vs_restore)
+    foreach ($phase in $Run.restore.phases.GetEnumerator()) { Write-Figure "  $($phase.Key)" $phase.Value }
+    foreach ($phase in $Run.restore.engine_resume_phases.GetEnumerator()) { Write-Figure "    engine $($phase.Key)" $phase.Value }
+}
+
+# A section that fails is recorded and the next one runs: one GPU run should bring back all it can.
+function Invoke-Section([string] $Name, [scriptblock] $Body) {
+    try { & $Body }
+    catch {
+        Write-Warning "Section $Name failed: $_"
+        if (-not $result.Contains('errors')) { $result.errors = [ordered]@{} }
+        $result.errors[$Name] = "$_ $($_.ErrorDetails.Message)"
+    }
+    finally { Save-Result }
+}
+
+New-Item -ItemType Directory -Force $MemoryStore, $DiskStore | Out-Null
+$previousThp = if (Test-Path $ThpControl) { ((Get-Content $ThpControl) -replace '.*\[(\w+)\].*', '$1') }
+try {
+    Write-Host '== Physical floor'
+    $result.floor = Invoke-FloorTool '--h2d-gib', '4', '--cuda-init', '3'
+    Write-Host ('pinned host->GPU {0:N1} GB/s, pageable {1:N1} GB/s; cuInit in a fresh process {2:0.000} s' -f `
+        ($result.floor.host_to_gpu.pinned_bytes_per_s / 1e9), ($result.floor.host_to_gpu.pageable_bytes_per_s / 1e9), $result.floor.cuda_init.median_s)
+
+    $watch = [Diagnostics.Stopwatch]::StartNew()
+    $env:PYTHONPATH = $EngineHost + [IO.Path]::PathSeparator + $env:PYTHONPATH
+    & $Python -m engine_host.tools.write_random_model --preset llama-8b --out $ModelDir
+    if ($LASTEXITCODE -ne 0) { throw "write_random_model exited with $LASTEXITCODE" }
+    $result.write_llama_8b_s = [math]::Round($watch.Elapsed.TotalSeconds, 1)
+    $sourceBytes = (Get-ChildItem $ModelDir -Filter *.safetensors | Measure-Object Length -Sum).Sum
+    $result.llama_8b_weights_bytes = $sourceBytes
+    $result.floor.model_read = (Invoke-FloorTool '--read', $ModelDir).read
+    Write-Host ('llama-8b written in {0:0.0} s: {1:N2} GB of safetensors, read back at {2:N1} GB/s (page cache warm)' -f `
+        $result.write_llama_8b_s, ($sourceBytes / 1e9), ($result.floor.model_read.warm_bytes_per_s / 1e9))
+    Save-Result
+
+    Invoke-Section 'ours' {
+        $ours = New-Measured 'ours' @{ Model = $ModelDir; WeightsFromSource = $true } $MemoryStore
+        try {
+            $result.floor.memory_store_read = (Invoke-FloorTool '--read', $ours.Checkpoint.Path).read
+            $ours.Run.restore = Measure-Restores $ours $Restores
+            Add-Ratios $ours.Run (Get-Floor $ours.Run $result.floor.memory_store_read.warm_bytes_per_s $sourceBytes)
+            $ours.Run.kv_bytes_in_image = if ($ours.Run.caches_kept) { $ours.Run.kv_cache_bytes_serving } else { 0 }
+            $result.ours = $ours.Run
+            Save-Result
+            foreach ($count in 2, 4) {
+                # Several replicas of a -WeightsFromSource engine share the GPU: each needs its whole KV pool, so only
+                # as many as fit are tried.
+                if ($count * $ours.Run.gpu_memory_bytes_serving -gt $result.gpu_memory_bytes * 0.95) { continue }
+                $ours.Run["replicas_$count"] = Measure-Restore $ours -Count $count
+            }
+        }
+        finally { $ours.Checkpoint | Remove-EngineCheckpoint -Confirm:$false }
+    }
+
+    Invoke-Section 'baseline' {
+        $utilization = [math]::Min(0.9, ($sourceBytes + $KvCacheGiB * 1GB + 4GB) / $result.gpu_memory_bytes)
+        $baseline = New-Measured 'baseline' @{ Model = $ModelDir; GpuMemoryUtilization = [math]::Round($utilization, 3) } $MemoryStore @{ KeepCaches = $true; CudaThrottleLimit = 1 }
+        try {
+            $baseline.Run.gpu_memory_utilization = [math]::Round($utilization, 3)
+            $read = (Invoke-FloorTool '--read', $baseline.Checkpoint.Path).read
+            $baseline.Run.restore = Measure-Restores $baseline 1 @{ HostPidNamespace = $true; CudaThrottleLimit = 1 }
+            Add-Ratios $baseline.Run (Get-Floor $baseline.Run $read.warm_bytes_per_s)
+            $result.baseline = $baseline.Run
+            $baseline.Run.speedup_of_ours = [math]::Round($baseline.Run.restore.to_first_token_s / $result.ours.restore.to_first_token_s, 2)
+            Write-Host ('ours restores {0:0.0}x faster than the seed-style baseline (whose KV pool is {1:N1} GiB, ours {2:N1} GiB)' -f `
+                $baseline.Run.speedup_of_ours, ($baseline.Run.kv_cache_bytes_serving / 1GB), ($result.ours.kv_cache_bytes_serving / 1GB))
+        }
+        finally { $baseline.Checkpoint | Remove-EngineCheckpoint -Confirm:$false }
+    }
+
+    Invoke-Section 'weights_in_image' {
+        $inImage = New-Measured 'weights-in-image' @{ Model = $ModelDir } $MemoryStore
+        try {
+            $read = (Invoke-FloorTool '--read', $inImage.Checkpoint.Path).read
+            $inImage.Run.restore = Measure-Restores $inImage 1
+            Add-Ratios $inImage.Run (Get-Floor $inImage.Run $read.warm_bytes_per_s)
+            $result.weights_in_image = $inImage.Run
+            Save-Result
+
+            $onDisk = Join-Path $DiskStore (Split-Path -Leaf $inImage.Checkpoint.Path)
+            Copy-Item -Recurse $inImage.Checkpoint.Path $onDisk
+            $inImage.Checkpoint | Remove-EngineCheckpoint -Confirm:$false
+            $inImage.Checkpoint = Get-EngineCheckpoint -Path $onDisk
+            $result.floor.disk_store_read = (Invoke-FloorTool '--read', $onDisk, '--cold').read
+            $disk = [ordered]@{ warm = Measure-Restore $inImage }
+            $null = Invoke-FloorTool '--drop', $onDisk
+            $disk.cold = Measure-Restore $inImage
+            $result.weights_in_image.disk_store = $disk
+            Write-Figure 'same image from disk, page cache warm' $disk.warm.to_first_token_s ('{0:0.00}x tmpfs' -f ($disk.warm.to_first_token_s / $inImage.Run.restore.to_first_token_s))
+            Write-Figure 'same image from disk, page cache cold' $disk.cold.to_first_token_s ('{0:0.00}x tmpfs' -f ($disk.cold.to_first_token_s / $inImage.Run.restore.to_first_token_s))
+            Save-Result
+        }
+        finally { $inImage.Checkpoint | Remove-EngineCheckpoint -Confirm:$false }
+    }
+
+    Invoke-Section 'levers' {
+        $small = New-Measured 'llama-1b-2-workers' @{ Model = 'llama-1b'; Workers = 2 } $MemoryStore
+        try {
+            $levers = [ordered]@{ engine = $small.Run }
+            $levers.cuda_parallel = Measure-Restores $small 2
+            $levers.cuda_one_at_a_time = Measure-Restores $small 2 @{ CudaThrottleLimit = 1 }
+            Write-Figure 'CUDA restore of 2 processes in parallel' $levers.cuda_parallel.phases['cuda-restore'] ('one at a time: {0:0.000} s' -f $levers.cuda_one_at_a_time.phases['cuda-restore'])
+            if ($previousThp) {
+                try {
+                    foreach ($mode in 'never', 'always') {
+                        Set-Content $ThpControl $mode
+                        $levers["thp_$mode"] = Measure-Restores $small 2
+                    }
+                    Write-Figure 'criu-restore with huge pages never' $levers.thp_never.phases['criu-restore'] ('always: {0:0.000} s' -f $levers.thp_always.phases['criu-restore'])
+                }
+                catch { $levers.thp_error = "$_" }
+                finally { Set-Content $ThpControl $previousThp -ErrorAction Ignore }
+            }
+            foreach ($count in 1, 2, 4) {
+                $levers["replicas_$count"] = Measure-Restore $small -Count $count
+                Write-Figure "$count replica(s) at once, all answering" $levers["replicas_$count"].to_first_token_s
+            }
+            $result.levers = $levers
+            Save-Result
+        }
+        finally { $small.Checkpoint | Remove-EngineCheckpoint -Confirm:$false }
+    }
+}
+finally {
+    Get-VllmEngine | Where-Object Name -Like 'bench-*' | Stop-VllmEngine -Confirm:$false
+    Save-Result
+    Remove-Item -Recurse -Force $ModelDir, $DiskStore -ErrorAction Ignore
+    Write-Host "`nresults: $ResultPath"
+}

@@ -1,0 +1,164 @@
+"""Measure the physical floor a restore cannot beat on this host, as JSON on stdout.
+
+    python3 -m engine_host.tools.measure_floor [--read PATH ...] [--cold] [--drop PATH ...] [--h2d-gib 4]
+        [--cuda-init 3]
+
+--read        files or directories (read recursively): their bytes read with the page cache warm (a first
+              pass warms it, the second is timed) and, with --cold, again after dropping them from the page
+              cache (fsync, then posix_fadvise DONTNEED per file). A memory-backed file system (tmpfs,
+              ramfs) has no cold read: its pages are the file, so "cold" is null there.
+--drop        only drop these files or directories from the page cache (to time a restore from a cold store).
+--h2d-gib     pinned and pageable host-to-GPU copy rates (torch, best of 3 copies of that many GiB).
+--cuda-init   seconds a fresh process spends in cuInit (libcuda via ctypes), the median of that many runs:
+              what a design that loads the driver per call (a cuda-checkpoint process per PID and step)
+              pays each time.
+
+The restore floor is then image bytes / read rate + GPU bytes / pinned host-to-GPU rate (docs/performance.md).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+_CHUNK = 64 << 20
+_MEMORY_FILESYSTEMS = {"tmpfs", "ramfs"}
+_CUINIT_PROBE = ("import ctypes, time\n"
+                 "started = time.perf_counter()\n"
+                 "status = ctypes.CDLL('libcuda.so.1').cuInit(0)\n"
+                 "print(time.perf_counter() - started if status == 0 else -status)\n")
+
+
+def _files(paths: list) -> list:
+    found = []
+    for path in paths:
+        if os.path.isdir(path):
+            for root, _, names in os.walk(path):
+                found.extend(os.path.join(root, n) for n in sorted(names))
+        else:
+            found.append(path)
+    return [f for f in found if os.path.isfile(f) and not os.path.islink(f)]
+
+
+def filesystem_type(path: str) -> str:
+    """The type of the mount holding path: the longest mount point of /proc/self/mountinfo that prefixes it."""
+    path = os.path.realpath(path)
+    best, kind = "", "unknown"
+    with open("/proc/self/mountinfo") as mountinfo:
+        for line in mountinfo:
+            fields = line.split()
+            mount_point = fields[4]
+            fs_type = fields[fields.index("-") + 1]
+            inside = path == mount_point or path.startswith(mount_point.rstrip("/") + "/")
+            if inside and len(mount_point) >= len(best):
+                best, kind = mount_point, fs_type
+    return kind
+
+
+def _read_all(files: list, buffer: bytearray) -> tuple:
+    view = memoryview(buffer)
+    total = 0
+    started = time.perf_counter()
+    for name in files:
+        fd = os.open(name, os.O_RDONLY)
+        try:
+            while True:
+                n = os.readv(fd, [view])
+                if n == 0:
+                    break
+                total += n
+        finally:
+            os.close(fd)
+    return total, time.perf_counter() - started
+
+
+def _drop_from_page_cache(files: list) -> None:
+    for name in files:
+        fd = os.open(name, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
+def measure_read(paths: list, cold: bool) -> dict:
+    files = _files(paths)
+    buffer = bytearray(_CHUNK)
+    fs_type = filesystem_type(paths[0])
+    _read_all(files, buffer)
+    total, seconds = _read_all(files, buffer)
+    result = {"paths": paths, "filesystem": fs_type, "files": len(files), "bytes": total,
+              "warm_s": round(seconds, 4), "warm_bytes_per_s": round(total / seconds) if seconds else None,
+              "cold_s": None, "cold_bytes_per_s": None}
+    if cold and fs_type not in _MEMORY_FILESYSTEMS:
+        _drop_from_page_cache(files)
+        total, seconds = _read_all(files, buffer)
+        result.update(cold_s=round(seconds, 4), cold_bytes_per_s=round(total / seconds) if seconds else None)
+    return result
+
+
+def measure_host_to_gpu(gib: float) -> dict:
+    import torch
+
+    size = int(gib * (1 << 30))
+    device = torch.empty(size, dtype=torch.uint8, device="cuda")
+    rates = {}
+    for kind, host in (("pinned", torch.empty(size, dtype=torch.uint8, pin_memory=True)),
+                       ("pageable", torch.empty(size, dtype=torch.uint8))):
+        host.fill_(1)
+        device.copy_(host, non_blocking=True)
+        torch.cuda.synchronize()
+        best = float("inf")
+        for _ in range(3):
+            started = time.perf_counter()
+            device.copy_(host, non_blocking=True)
+            torch.cuda.synchronize()
+            best = min(best, time.perf_counter() - started)
+        rates[f"{kind}_bytes_per_s"] = round(size / best)
+        del host
+    return {"bytes": size, "device": torch.cuda.get_device_name(0), **rates}
+
+
+def measure_cuda_init(runs: int) -> dict:
+    seconds = []
+    for _ in range(runs):
+        out = subprocess.run([sys.executable, "-I", "-S", "-c", _CUINIT_PROBE], capture_output=True, text=True,
+                             timeout=120, check=True).stdout.strip()
+        value = float(out)
+        if value < 0:
+            raise RuntimeError(f"cuInit failed with CUDA error {int(-value)}")
+        seconds.append(value)
+    return {"runs_s": [round(s, 4) for s in seconds], "median_s": round(statistics.median(seconds), 4)}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python3 -m engine_host.tools.measure_floor")
+    parser.add_argument("--read", nargs="+", metavar="PATH")
+    parser.add_argument("--cold", action="store_true")
+    parser.add_argument("--drop", nargs="+", metavar="PATH")
+    parser.add_argument("--h2d-gib", type=float)
+    parser.add_argument("--cuda-init", type=int, metavar="RUNS")
+    args = parser.parse_args(argv)
+    result = {}
+    if args.read:
+        result["read"] = measure_read(args.read, args.cold)
+    if args.drop:
+        dropped = _files(args.drop)
+        _drop_from_page_cache(dropped)
+        result["dropped_files"] = len(dropped)
+    if args.h2d_gib:
+        result["host_to_gpu"] = measure_host_to_gpu(args.h2d_gib)
+    if args.cuda_init:
+        result["cuda_init"] = measure_cuda_init(args.cuda_init)
+    json.dump(result, sys.stdout)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

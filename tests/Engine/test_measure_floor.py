@@ -1,0 +1,36 @@
+"""The floor tool's file-system side (the GPU side runs on the GPU host, in bench/gpu-bench.ps1)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from conftest import ENGINE_ROOT
+from engine_host.tools import measure_floor
+
+
+def test_read_rate_counts_every_byte_of_a_directory_tree(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "one.img").write_bytes(os.urandom(3 << 20))
+    (tmp_path / "two.img").write_bytes(os.urandom(1 << 20) + b"x")
+    result = measure_floor.measure_read([str(tmp_path)], cold=True)
+    assert result["files"] == 2 and result["bytes"] == (4 << 20) + 1
+    assert result["warm_bytes_per_s"] > 0
+    if result["filesystem"] in ("tmpfs", "ramfs"):
+        assert result["cold_bytes_per_s"] is None
+    else:
+        assert result["cold_bytes_per_s"] > 0
+
+
+def test_filesystem_type_of_proc_and_of_the_root():
+    assert measure_floor.filesystem_type("/proc/self") == "proc"
+    assert measure_floor.filesystem_type("/") != "unknown"
+
+
+def test_command_line_prints_one_json_object(tmp_path):
+    (tmp_path / "pages.img").write_bytes(b"\0" * 4096)
+    out = subprocess.run([sys.executable, "-m", "engine_host.tools.measure_floor", "--read", str(tmp_path),
+                          "--drop", str(tmp_path)], cwd=ENGINE_ROOT, capture_output=True, text=True, check=True)
+    result = json.loads(out.stdout)
+    assert result["read"]["bytes"] == 4096 and result["dropped_files"] == 1
