@@ -134,7 +134,7 @@ switch ($Task) {
         Install-Deps; Invoke-Build
         & (Join-Path $Root 'bench/bench.ps1') -ModulePath $ModuleOut
         # The GPU benchmark needs an NVIDIA GPU and torch in the engine's Python (scripts/gpu/bench.sh on a GPU host).
-        if ((Test-Path /dev/nvidia0) -and (& $env:CRIUCHECKPOINT_PYTHON -c 'import torch; assert torch.cuda.is_available()' 2>$null; $LASTEXITCODE -eq 0)) {
+        if ((Test-Path /dev/nvidia0) -and $(& $env:CRIUCHECKPOINT_PYTHON -c 'import torch; assert torch.cuda.is_available()' 2>$null; $LASTEXITCODE -eq 0)) {
             & (Join-Path $Root 'bench/gpu-bench.ps1') -ModulePath $ModuleOut
         }
     }

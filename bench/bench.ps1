@@ -3,7 +3,9 @@
 .SYNOPSIS
     Measures the tiny CPU engine in one run and prints each figure with its ratio: cold start by phase, link
     round trip, generation throughput with 1 vs 16 prompts in flight, then save and restore-to-first-token by
-    phase with the image size, as ratios to the cold start. Writes the figures as JSON too.
+    phase with the image size, as ratios to the cold start and to the physical floor (the image's bytes at the
+    store's read rate, page cache warm; and a restore with the page cache cold beside the cold read rate).
+    Writes the figures as JSON too.
 #>
 [CmdletBinding()]
 param(
@@ -25,6 +27,7 @@ param(
 )
 
 $ErrorActionPreference = 'Stop'
+$ModulePath = (Resolve-Path $ModulePath).Path
 Import-Module (Join-Path $ModulePath 'CriuCheckpoint.psd1') -Force
 
 function Format-Seconds([TimeSpan] $Span) { '{0,8:0.000} s' -f $Span.TotalSeconds }
@@ -74,6 +77,28 @@ finally {
 
 function Get-Median([double[]] $Values) { ($Values | Sort-Object)[[int][math]::Floor(($Values.Count - 1) / 2)] }
 
+function Invoke-FloorTool([string[]] $Arguments) {
+    $previous = $env:PYTHONPATH
+    $env:PYTHONPATH = (Join-Path $ModulePath 'EngineHost') + [IO.Path]::PathSeparator + $env:PYTHONPATH
+    try {
+        $json = & $(if ($env:CRIUCHECKPOINT_PYTHON) { $env:CRIUCHECKPOINT_PYTHON } else { 'python3' }) -m engine_host.tools.measure_floor @Arguments
+        if ($LASTEXITCODE -ne 0) { throw "measure_floor $Arguments exited with $LASTEXITCODE" }
+        $json | ConvertFrom-Json -AsHashtable
+    }
+    finally { $env:PYTHONPATH = $previous }
+}
+
+function Measure-RestoreToFirstToken($Checkpoint) {
+    $watch = [Diagnostics.Stopwatch]::StartNew()
+    $restored = $Checkpoint | Restore-EngineCheckpoint
+    $first = Invoke-EngineGenerate -Engine $restored -Prompt $prompt -MaxTokens 1
+    $watch.Stop()
+    $answer = (Invoke-EngineGenerate -Engine $restored -Prompt $prompt -MaxTokens 8).Text
+    $restored | Stop-VllmEngine
+    if ($answer -ne $expected) { throw "Restored engine answered '$answer', not '$expected'." }
+    [pscustomobject]@{ Total = $watch.Elapsed.TotalSeconds; Phases = $restored.StartupTime.Phases; FirstToken = $first.Duration.TotalSeconds }
+}
+
 Write-Host "`n== Save (criu dump of the whole tree; the engine ends with the dump)"
 $cold = $result.cold_start.total_s
 $prompt = 'Once upon a time'
@@ -88,24 +113,30 @@ try {
     $result.save = [ordered]@{ total_s = $checkpoint.Timings.Total.TotalSeconds; image_bytes = $checkpoint.SizeBytes; ratio_to_cold_start = $checkpoint.Timings.Total.TotalSeconds / $cold; phases = [ordered]@{} }
     foreach ($phase in $checkpoint.Timings.Phases) { $result.save.phases[$phase.Key] = $phase.Value.TotalSeconds }
 
+    Write-Host "`n== Physical floor: the image read back from the store"
+    $read = (Invoke-FloorTool '--read', (Join-Path $checkpoint.Path 'images'), '--cold').read
+    $floor = $checkpoint.Manifest.ImageBytes / $read.warm_bytes_per_s
+    Write-Host ('{0} store, {1:N1} MiB: {2:N2} GB/s page cache warm, {3}; floor {4:0.000} s' -f $read.filesystem, ($read.bytes / 1MB),
+        ($read.warm_bytes_per_s / 1e9), $(if ($read.cold_bytes_per_s) { '{0:N2} GB/s cold' -f ($read.cold_bytes_per_s / 1e9) } else { 'no cold read (memory-backed)' }), $floor)
+    $result.floor = [ordered]@{ read = $read; floor_s = $floor }
+
     Write-Host "`n== Restore to first token ($Restores runs, median; image in page cache)"
-    $runs = @(foreach ($i in 1..$Restores) {
-        $watch = [Diagnostics.Stopwatch]::StartNew()
-        $restored = $checkpoint | Restore-EngineCheckpoint
-        $first = Invoke-EngineGenerate -Engine $restored -Prompt $prompt -MaxTokens 1
-        $watch.Stop()
-        $answer = (Invoke-EngineGenerate -Engine $restored -Prompt $prompt -MaxTokens 8).Text
-        $restored | Stop-VllmEngine
-        if ($answer -ne $expected) { throw "Restored engine answered '$answer', not '$expected'." }
-        [pscustomobject]@{ Total = $watch.Elapsed.TotalSeconds; Phases = $restored.StartupTime.Phases; FirstToken = $first.Duration.TotalSeconds }
-    })
+    $runs = @(foreach ($i in 1..$Restores) { Measure-RestoreToFirstToken $checkpoint })
     $median = Get-Median $runs.Total
     $phases = [ordered]@{}
     foreach ($name in $runs[0].Phases.Key) { $phases[$name] = Get-Median ($runs | ForEach-Object { ($_.Phases | Where-Object Key -EQ $name).Value.TotalSeconds }) }
     $phases['first-token'] = Get-Median $runs.FirstToken
     foreach ($name in $phases.Keys) { Write-Host ('{0,-16} {1,8:0.000} s' -f $name, $phases[$name]) }
-    Write-Host ('{0,-16} {1,8:0.000} s  {2:0.00}x cold start ({3:0.0}x faster)   all runs: {4}' -f 'to first token', $median, ($median / $cold), ($cold / $median), (($runs.Total | ForEach-Object { '{0:0.000}' -f $_ }) -join ' '))
-    $result.restore = [ordered]@{ to_first_token_s = $median; ratio_to_cold_start = $median / $cold; runs_s = @($runs.Total); phases = $phases }
+    Write-Host ('{0,-16} {1,8:0.000} s  {2:0.00}x cold start ({3:0.0}x faster), {4:0.0}x the floor   all runs: {5}' -f 'to first token', $median, ($median / $cold), ($cold / $median), ($median / $floor), (($runs.Total | ForEach-Object { '{0:0.000}' -f $_ }) -join ' '))
+    $result.restore = [ordered]@{ to_first_token_s = $median; ratio_to_cold_start = $median / $cold; ratio_to_floor = $median / $floor; runs_s = @($runs.Total); phases = $phases }
+
+    if ($read.cold_bytes_per_s) {
+        $null = Invoke-FloorTool '--drop', $checkpoint.Path
+        $coldRestore = Measure-RestoreToFirstToken $checkpoint
+        $coldFloor = $checkpoint.Manifest.ImageBytes / $read.cold_bytes_per_s
+        Write-Host ('{0,-16} {1,8:0.000} s  page cache cold: {2:0.00}x the warm restore, {3:0.0}x its floor ({4:0.000} s)' -f 'to first token', $coldRestore.Total, ($coldRestore.Total / $median), ($coldRestore.Total / $coldFloor), $coldFloor)
+        $result.restore.page_cache_cold = [ordered]@{ to_first_token_s = $coldRestore.Total; floor_s = $coldFloor; ratio_to_floor = $coldRestore.Total / $coldFloor }
+    }
 
     Write-Host "`n== Replicas restored at once (to all answering)"
     foreach ($count in 2, 3) {

@@ -38,6 +38,7 @@ param(
 )
 
 $ErrorActionPreference = 'Stop'
+$ModulePath = (Resolve-Path $ModulePath).Path
 Import-Module (Join-Path $ModulePath 'CriuCheckpoint.psd1') -Force
 $EngineHost = Join-Path $ModulePath 'EngineHost'
 $Python = if ($env:CRIUCHECKPOINT_PYTHON) { $env:CRIUCHECKPOINT_PYTHON } else { 'python3' }
