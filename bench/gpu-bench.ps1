@@ -15,8 +15,10 @@
                 process at a time, restored into the host PID namespace after the original exited
       weights   lever: the same model with its weights in the image (only -WeightsFromSource differs from ours), and
                 lever: that image restored from a disk store, page cache warm and cold, against tmpfs
-      levers    llama-1b preset with 2 workers (2 GPU processes): CUDA restore in parallel vs one at a time,
-                transparent huge pages always vs never for criu's restore, N replicas at once (N = 1, 2, 4)
+      levers    llama-1b preset: transparent huge pages always vs never for criu's restore, N replicas at once
+                (N = 1, 2, 4: their CUDA restores overlap); the torch engine has one GPU process, so CUDA restore in
+                parallel within one engine has nothing to overlap there (the coordinator's parallelism is unit-tested)
+    -Sections picks some of them; the floor is always measured, since every ratio needs it.
 #>
 [CmdletBinding()]
 param(
@@ -33,6 +35,12 @@ param(
     [int] $Restores = 3,
 
     [double] $KvCacheGiB = 8,
+
+    # Ours sizes its KV pool by -GpuMemoryUtilization 0.9, not by a sequence cap: at least half of any GPU.
+    [int] $MaxNumSeqs = 4096,
+
+    [ValidateSet('ours', 'baseline', 'weights_in_image', 'levers')]
+    [string[]] $Sections = @('ours', 'baseline', 'weights_in_image', 'levers'),
 
     [string] $ResultPath = (Join-Path $PSScriptRoot "../out/bench/gpu-$(Get-Date -Format yyyyMMdd-HHmmss).json")
 )
@@ -144,6 +152,7 @@ function Add-Ratios($Run, [double] $Floor) {
 
 # A section that fails is recorded and the next one runs: one GPU run should bring back all it can.
 function Invoke-Section([string] $Name, [scriptblock] $Body) {
+    if ($Name -notin $Sections) { return }
     try { & $Body }
     catch {
         Write-Warning "Section $Name failed: $_"
@@ -161,20 +170,22 @@ try {
     Write-Host ('pinned host->GPU {0:N1} GB/s, pageable {1:N1} GB/s; cuInit in a fresh process {2:0.000} s' -f `
         ($result.floor.host_to_gpu.pinned_bytes_per_s / 1e9), ($result.floor.host_to_gpu.pageable_bytes_per_s / 1e9), $result.floor.cuda_init.median_s)
 
-    $watch = [Diagnostics.Stopwatch]::StartNew()
-    $env:PYTHONPATH = $EngineHost + [IO.Path]::PathSeparator + $env:PYTHONPATH
-    & $Python -m engine_host.tools.write_random_model --preset llama-8b --out $ModelDir
-    if ($LASTEXITCODE -ne 0) { throw "write_random_model exited with $LASTEXITCODE" }
-    $result.write_llama_8b_s = [math]::Round($watch.Elapsed.TotalSeconds, 1)
-    $sourceBytes = (Get-ChildItem $ModelDir -Filter *.safetensors | Measure-Object Length -Sum).Sum
-    $result.llama_8b_weights_bytes = $sourceBytes
-    $result.floor.model_read = (Invoke-FloorTool '--read', $ModelDir).read
-    Write-Host ('llama-8b written in {0:0.0} s: {1:N2} GB of safetensors, read back at {2:N1} GB/s (page cache warm)' -f `
-        $result.write_llama_8b_s, ($sourceBytes / 1e9), ($result.floor.model_read.warm_bytes_per_s / 1e9))
-    Save-Result
+    if ($Sections -ne 'levers') {
+        $watch = [Diagnostics.Stopwatch]::StartNew()
+        $env:PYTHONPATH = $EngineHost + [IO.Path]::PathSeparator + $env:PYTHONPATH
+        & $Python -m engine_host.tools.write_random_model --preset llama-8b --out $ModelDir
+        if ($LASTEXITCODE -ne 0) { throw "write_random_model exited with $LASTEXITCODE" }
+        $result.write_llama_8b_s = [math]::Round($watch.Elapsed.TotalSeconds, 1)
+        $sourceBytes = (Get-ChildItem $ModelDir -Filter *.safetensors | Measure-Object Length -Sum).Sum
+        $result.llama_8b_weights_bytes = $sourceBytes
+        $result.floor.model_read = (Invoke-FloorTool '--read', $ModelDir).read
+        Write-Host ('llama-8b written in {0:0.0} s: {1:N2} GB of safetensors, read back at {2:N1} GB/s (page cache warm)' -f `
+            $result.write_llama_8b_s, ($sourceBytes / 1e9), ($result.floor.model_read.warm_bytes_per_s / 1e9))
+        Save-Result
+    }
 
     Invoke-Section 'ours' {
-        $ours = New-Measured 'ours' @{ Model = $ModelDir; WeightsFromSource = $true } $MemoryStore
+        $ours = New-Measured 'ours' @{ Model = $ModelDir; WeightsFromSource = $true; EngineArgs = @{ max_num_seqs = $MaxNumSeqs } } $MemoryStore
         try {
             $result.floor.memory_store_read = (Invoke-FloorTool '--read', $ours.Checkpoint.Path).read
             $ours.Run.restore = Measure-Restores $ours $Restores
@@ -234,12 +245,9 @@ try {
     }
 
     Invoke-Section 'levers' {
-        $small = New-Measured 'llama-1b-2-workers' @{ Model = 'llama-1b'; Workers = 2 } $MemoryStore
+        $small = New-Measured 'llama-1b' @{ Model = 'llama-1b' } $MemoryStore
         try {
             $levers = [ordered]@{ engine = $small.Run }
-            $levers.cuda_parallel = Measure-Restores $small 2
-            $levers.cuda_one_at_a_time = Measure-Restores $small 2 @{ CudaThrottleLimit = 1 }
-            Write-Figure 'CUDA restore of 2 processes in parallel' $levers.cuda_parallel.phases['cuda-restore'] ('one at a time: {0:0.000} s' -f $levers.cuda_one_at_a_time.phases['cuda-restore'])
             if ($previousThp) {
                 try {
                     foreach ($mode in 'never', 'always') {
@@ -253,7 +261,7 @@ try {
             }
             foreach ($count in 1, 2, 4) {
                 $levers["replicas_$count"] = Measure-Restore $small -Count $count
-                Write-Figure "$count replica(s) at once, all answering" $levers["replicas_$count"].to_first_token_s
+                Write-Figure "$count replica(s) at once, all answering" $levers["replicas_$count"].to_first_token_s ('criu-restore {0:0.000} s, cuda-restore {1:0.000} s (first replica)' -f $levers["replicas_$count"].phases['criu-restore'], $levers["replicas_$count"].phases['cuda-restore'])
             }
             $result.levers = $levers
             Save-Result
