@@ -157,7 +157,7 @@ function Invoke-Section([string] $Name, [scriptblock] $Body) {
     catch {
         Write-Warning "Section $Name failed: $_"
         if (-not $result.Contains('errors')) { $result.errors = [ordered]@{} }
-        $result.errors[$Name] = "$_ $($_.ErrorDetails.Message)"
+        $result.errors[$Name] = "$_"  # an ErrorRecord prints its ErrorDetails (the log excerpt) when it has them
     }
     finally { Save-Result }
 }

@@ -12,10 +12,10 @@ from engine_host.tools import measure_floor
 
 def test_read_rate_counts_every_byte_of_a_directory_tree(tmp_path):
     (tmp_path / "a").mkdir()
-    (tmp_path / "a" / "one.img").write_bytes(os.urandom(3 << 20))
+    (tmp_path / "a" / "one.img").write_bytes(os.urandom((64 << 20) + (3 << 20)))  # two pieces
     (tmp_path / "two.img").write_bytes(os.urandom(1 << 20) + b"x")
-    result = measure_floor.measure_read([str(tmp_path)], cold=True)
-    assert result["files"] == 2 and result["bytes"] == (4 << 20) + 1
+    result = measure_floor.measure_read([str(tmp_path)], cold=True, threads=3)
+    assert result["files"] == 2 and result["bytes"] == (68 << 20) + 1 and result["threads"] == 3
     assert result["warm_bytes_per_s"] > 0
     if result["filesystem"] in ("tmpfs", "ramfs"):
         assert result["cold_bytes_per_s"] is None

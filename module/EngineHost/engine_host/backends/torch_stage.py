@@ -124,7 +124,7 @@ class TorchStage:
         self._free_slots: list = []
         self._slot_of: dict = {}
         self._samplers: dict = {}
-        self._phases.update(self._acquire())
+        self._phases.update(self._acquire(warm_up=True))
 
     # ------------------------------------------------------------ model access
 
@@ -188,7 +188,7 @@ class TorchStage:
                                f"--max-model-len)")
         return slots
 
-    def _acquire(self) -> dict:
+    def _acquire(self, warm_up: bool) -> dict:
         phases = {}
         started = time.monotonic()
         shape = (2, len(self._layers), self._slots + 1, self._n_kv_heads, self._c.max_model_len,
@@ -201,14 +201,14 @@ class TorchStage:
         phases["kv_pool"] = time.monotonic() - started
         if self._use_graphs:
             started = time.monotonic()
-            self._capture_graphs()
+            self._capture_graphs(warm_up)
             phases["cuda_graph"] = time.monotonic() - started
         log.info("KV pool: %d slots of %d tokens, %.2f GiB; graphs for batch sizes %s",
                  self._slots, self._c.max_model_len, self._kv.numel() * self._kv.element_size() / 2**30,
                  sorted(self._graphs) or "none")
         return phases
 
-    def _capture_graphs(self) -> None:
+    def _capture_graphs(self, warm_up: bool) -> None:
         sizes = [b for b in _GRAPH_BATCH_SIZES if b < self._slots] + [self._slots]
         largest = sizes[-1]
         self._static_ids = torch.zeros(largest, dtype=torch.long, device=self.device)
@@ -218,12 +218,13 @@ class TorchStage:
         with torch.inference_mode():
             for b in reversed(sizes):  # largest first, so smaller graphs reuse its memory
                 args = (self._static_ids[:b], self._static_pos[:b], self._static_slots[:b])
-                side = torch.cuda.Stream()
-                side.wait_stream(torch.cuda.current_stream())
-                with torch.cuda.stream(side):
-                    for _ in range(2):  # warm-up outside capture (lazy inits, autotuning)
-                        self._decode_forward(*args)
-                torch.cuda.current_stream().wait_stream(side)
+                if warm_up:
+                    side = torch.cuda.Stream()
+                    side.wait_stream(torch.cuda.current_stream())
+                    with torch.cuda.stream(side):
+                        for _ in range(2):  # outside capture: lazy inits, autotuning (first start only)
+                            self._decode_forward(*args)
+                    torch.cuda.current_stream().wait_stream(side)
                 graph = torch.cuda.CUDAGraph()
                 with torch.cuda.graph(graph, pool=pool):
                     logits = self._decode_forward(*args)
@@ -264,7 +265,8 @@ class TorchStage:
             log.info("weights reloaded from safetensors: %.3f GiB in %.3fs (%.2f GB/s) with %d "
                      "thread(s)", self._source.nbytes / 2**30, seconds,
                      self._source.nbytes / max(seconds, 1e-9) / 1e9, threads)
-        phases.update(self._acquire())
+        # The process has run every kernel already (it was checkpointed serving): no warm-up passes.
+        phases.update(self._acquire(warm_up=False))
         return phases
 
     def _gpu_memory_bytes(self) -> int:

@@ -1,12 +1,15 @@
 """Measure the physical floor a restore cannot beat on this host, as JSON on stdout.
 
-    python3 -m engine_host.tools.measure_floor [--read PATH ...] [--cold] [--drop PATH ...] [--h2d-gib 4]
+    python3 -m engine_host.tools.measure_floor [--read PATH ...] [--cold] [--threads N] [--drop PATH ...] [--h2d-gib 4]
         [--cuda-init 3]
 
 --read        files or directories (read recursively): their bytes read with the page cache warm (a first
               pass warms it, the second is timed) and, with --cold, again after dropping them from the page
               cache (fsync, then posix_fadvise DONTNEED per file). A memory-backed file system (tmpfs,
-              ramfs) has no cold read: its pages are the file, so "cold" is null there.
+              ramfs) has no cold read: its pages are the file, so "cold" is null there. The bytes are read
+              in 64 MiB pieces by --threads threads at once (default: the CPUs, at most 16), as the
+              engine's weight loader and a parallel restore would: one reader alone does not reach the
+              host's memory bandwidth, and the floor is what the host can do.
 --drop        only drop these files or directories from the page cache (to time a restore from a cold store).
 --h2d-gib     pinned and pageable host-to-GPU copy rates (torch, best of 3 copies of that many GiB).
 --cuda-init   seconds a fresh process spends in cuInit (libcuda via ctypes), the median of that many runs:
@@ -20,9 +23,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import queue
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
 _CHUNK = 64 << 20
@@ -59,21 +64,44 @@ def filesystem_type(path: str) -> str:
     return kind
 
 
-def _read_all(files: list, buffer: bytearray) -> tuple:
-    view = memoryview(buffer)
+def default_threads() -> int:
+    return max(1, min(16, os.cpu_count() or 1))
+
+
+def _read_pieces(pieces: "queue.SimpleQueue", counts: list) -> None:
+    view = memoryview(bytearray(_CHUNK))
+    fds: dict = {}
     total = 0
-    started = time.perf_counter()
-    for name in files:
-        fd = os.open(name, os.O_RDONLY)
-        try:
-            while True:
-                n = os.readv(fd, [view])
-                if n == 0:
-                    break
-                total += n
-        finally:
+    try:
+        while True:
+            try:
+                name, offset = pieces.get_nowait()
+            except queue.Empty:
+                break
+            fd = fds.get(name)
+            if fd is None:
+                fd = fds[name] = os.open(name, os.O_RDONLY)
+            total += os.preadv(fd, [view], offset)
+    finally:
+        for fd in fds.values():
             os.close(fd)
-    return total, time.perf_counter() - started
+        counts.append(total)
+
+
+def _read_all(files: list, threads: int) -> tuple:
+    """Every byte of the files, read by `threads` threads in 64 MiB pieces (preadv releases the GIL)."""
+    pieces: "queue.SimpleQueue" = queue.SimpleQueue()
+    for name in files:
+        for offset in range(0, os.path.getsize(name), _CHUNK):
+            pieces.put((name, offset))
+    counts: list = []
+    readers = [threading.Thread(target=_read_pieces, args=(pieces, counts)) for _ in range(threads)]
+    started = time.perf_counter()
+    for reader in readers:
+        reader.start()
+    for reader in readers:
+        reader.join()
+    return sum(counts), time.perf_counter() - started
 
 
 def _drop_from_page_cache(files: list) -> None:
@@ -86,18 +114,17 @@ def _drop_from_page_cache(files: list) -> None:
             os.close(fd)
 
 
-def measure_read(paths: list, cold: bool) -> dict:
+def measure_read(paths: list, cold: bool, threads: int) -> dict:
     files = _files(paths)
-    buffer = bytearray(_CHUNK)
     fs_type = filesystem_type(paths[0])
-    _read_all(files, buffer)
-    total, seconds = _read_all(files, buffer)
-    result = {"paths": paths, "filesystem": fs_type, "files": len(files), "bytes": total,
+    _read_all(files, threads)
+    total, seconds = _read_all(files, threads)
+    result = {"paths": paths, "filesystem": fs_type, "files": len(files), "threads": threads, "bytes": total,
               "warm_s": round(seconds, 4), "warm_bytes_per_s": round(total / seconds) if seconds else None,
               "cold_s": None, "cold_bytes_per_s": None}
     if cold and fs_type not in _MEMORY_FILESYSTEMS:
         _drop_from_page_cache(files)
-        total, seconds = _read_all(files, buffer)
+        total, seconds = _read_all(files, threads)
         result.update(cold_s=round(seconds, 4), cold_bytes_per_s=round(total / seconds) if seconds else None)
     return result
 
@@ -140,13 +167,14 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python3 -m engine_host.tools.measure_floor")
     parser.add_argument("--read", nargs="+", metavar="PATH")
     parser.add_argument("--cold", action="store_true")
+    parser.add_argument("--threads", type=int, default=default_threads())
     parser.add_argument("--drop", nargs="+", metavar="PATH")
     parser.add_argument("--h2d-gib", type=float)
     parser.add_argument("--cuda-init", type=int, metavar="RUNS")
     args = parser.parse_args(argv)
     result = {}
     if args.read:
-        result["read"] = measure_read(args.read, args.cold)
+        result["read"] = measure_read(args.read, args.cold, args.threads)
     if args.drop:
         dropped = _files(args.drop)
         _drop_from_page_cache(dropped)
