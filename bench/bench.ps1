@@ -29,6 +29,7 @@ param(
 $ErrorActionPreference = 'Stop'
 $ModulePath = (Resolve-Path $ModulePath).Path
 Import-Module (Join-Path $ModulePath 'CriuCheckpoint.psd1') -Force
+. (Join-Path $PSScriptRoot 'Common.ps1')
 
 function Format-Seconds([TimeSpan] $Span) { '{0,8:0.000} s' -f $Span.TotalSeconds }
 
@@ -73,19 +74,6 @@ try {
 }
 finally {
     $engine | Stop-VllmEngine
-}
-
-function Get-Median([double[]] $Values) { ($Values | Sort-Object)[[int][math]::Floor(($Values.Count - 1) / 2)] }
-
-function Invoke-FloorTool([string[]] $Arguments) {
-    $previous = $env:PYTHONPATH
-    $env:PYTHONPATH = (Join-Path $ModulePath 'EngineHost') + [IO.Path]::PathSeparator + $env:PYTHONPATH
-    try {
-        $json = & $(if ($env:CRIUCHECKPOINT_PYTHON) { $env:CRIUCHECKPOINT_PYTHON } else { 'python3' }) -m engine_host.tools.measure_floor @Arguments
-        if ($LASTEXITCODE -ne 0) { throw "measure_floor $Arguments exited with $LASTEXITCODE" }
-        $json | ConvertFrom-Json -AsHashtable
-    }
-    finally { $env:PYTHONPATH = $previous }
 }
 
 function Measure-RestoreToFirstToken($Checkpoint) {

@@ -48,8 +48,7 @@ param(
 $ErrorActionPreference = 'Stop'
 $ModulePath = (Resolve-Path $ModulePath).Path
 Import-Module (Join-Path $ModulePath 'CriuCheckpoint.psd1') -Force
-$EngineHost = Join-Path $ModulePath 'EngineHost'
-$Python = if ($env:CRIUCHECKPOINT_PYTHON) { $env:CRIUCHECKPOINT_PYTHON } else { 'python3' }
+. (Join-Path $PSScriptRoot 'Common.ps1')
 $Prompt = 'The capital of France is'
 $ThpControl = '/sys/kernel/mm/transparent_hugepage/enabled'
 
@@ -66,24 +65,11 @@ function Save-Result {
     $result | ConvertTo-Json -Depth 8 | Set-Content $ResultPath
 }
 
-function Invoke-FloorTool([string[]] $Arguments) {
-    $previous = $env:PYTHONPATH
-    $env:PYTHONPATH = $EngineHost + [IO.Path]::PathSeparator + $env:PYTHONPATH
-    try {
-        $json = & $Python -m engine_host.tools.measure_floor @Arguments
-        if ($LASTEXITCODE -ne 0) { throw "measure_floor $Arguments exited with $LASTEXITCODE" }
-        $json | ConvertFrom-Json -AsHashtable
-    }
-    finally { $env:PYTHONPATH = $previous }
-}
-
 function Get-Phases($Timings) {
     $phases = [ordered]@{}
     foreach ($phase in $Timings.Phases) { $phases[$phase.Key] = [math]::Round($phase.Value.TotalSeconds, 3) }
     $phases
 }
-
-function Get-Median([double[]] $Values) { ($Values | Sort-Object)[[int][math]::Floor(($Values.Count - 1) / 2)] }
 
 function Write-Figure([string] $Name, [double] $Seconds, [string] $Ratio = '') {
     Write-Host ('{0,-44} {1,8:0.000} s  {2}' -f $Name, $Seconds, $Ratio)
@@ -172,9 +158,7 @@ try {
 
     if ($Sections -ne 'levers') {
         $watch = [Diagnostics.Stopwatch]::StartNew()
-        $env:PYTHONPATH = $EngineHost + [IO.Path]::PathSeparator + $env:PYTHONPATH
-        & $Python -m engine_host.tools.write_random_model --preset llama-8b --out $ModelDir
-        if ($LASTEXITCODE -ne 0) { throw "write_random_model exited with $LASTEXITCODE" }
+        Invoke-EngineTool 'write_random_model' '--preset', 'llama-8b', '--out', $ModelDir
         $result.write_llama_8b_s = [math]::Round($watch.Elapsed.TotalSeconds, 1)
         $sourceBytes = (Get-ChildItem $ModelDir -Filter *.safetensors | Measure-Object Length -Sum).Sum
         $result.llama_8b_weights_bytes = $sourceBytes
