@@ -188,7 +188,7 @@ class TorchStage:
                                f"--max-model-len)")
         return slots
 
-    def _acquire(self, warm_up: bool) -> dict:
+    def _acquire(self, warm_up: bool, capture_mode: str = "global") -> dict:
         phases = {}
         started = time.monotonic()
         shape = (2, len(self._layers), self._slots + 1, self._n_kv_heads, self._c.max_model_len,
@@ -201,14 +201,15 @@ class TorchStage:
         phases["kv_pool"] = time.monotonic() - started
         if self._use_graphs:
             started = time.monotonic()
-            self._capture_graphs(warm_up)
+            self._capture_graphs(warm_up, capture_mode)
             phases["cuda_graph"] = time.monotonic() - started
         log.info("KV pool: %d slots of %d tokens, %.2f GiB; graphs for batch sizes %s",
                  self._slots, self._c.max_model_len, self._kv.numel() * self._kv.element_size() / 2**30,
                  sorted(self._graphs) or "none")
         return phases
 
-    def _capture_graphs(self, warm_up: bool) -> None:
+    def _capture_graphs(self, warm_up: bool, capture_mode: str) -> None:
+        """capture_mode "thread_local" lets other threads (the weight loaders) use CUDA meanwhile."""
         sizes = [b for b in _GRAPH_BATCH_SIZES if b < self._slots] + [self._slots]
         largest = sizes[-1]
         self._static_ids = torch.zeros(largest, dtype=torch.long, device=self.device)
@@ -226,7 +227,7 @@ class TorchStage:
                             self._decode_forward(*args)
                     torch.cuda.current_stream().wait_stream(side)
                 graph = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(graph, pool=pool):
+                with torch.cuda.graph(graph, pool=pool, capture_error_mode=capture_mode):
                     logits = self._decode_forward(*args)
                 self._graphs[b] = (graph, logits)
         torch.cuda.synchronize()
@@ -256,17 +257,22 @@ class TorchStage:
                      self._gpu_memory_bytes(), torch_weights.resident_bytes() / 2**30)
 
     def reacquire(self) -> dict:
-        phases = {}
-        if self._source is not None and self._source.released:
-            started = time.monotonic()
-            threads = self._source.reload()
-            seconds = time.monotonic() - started
-            phases["weights"] = seconds
-            log.info("weights reloaded from safetensors: %.3f GiB in %.3fs (%.2f GB/s) with %d "
-                     "thread(s)", self._source.nbytes / 2**30, seconds,
-                     self._source.nbytes / max(seconds, 1e-9) / 1e9, threads)
-        # The process has run every kernel already (it was checkpointed serving): no warm-up passes.
-        phases.update(self._acquire(warm_up=False))
+        if self._source is None or not self._source.released:
+            # The process has run every kernel already (it was checkpointed serving): no warm-up passes.
+            return self._acquire(warm_up=False)
+        # Graph capture records kernels without running them, so it only needs the weights' new addresses:
+        # it runs while the loader threads fill them, and nothing reads a weight before wait() returns.
+        started = time.monotonic()
+        loading = self._source.start_reload()
+        try:
+            phases = self._acquire(warm_up=False, capture_mode="thread_local")
+        finally:
+            threads = loading.wait()
+        seconds = time.monotonic() - started
+        phases["weights"] = seconds
+        log.info("weights reloaded from safetensors: %.3f GiB in %.3fs (%.2f GB/s) with %d thread(s), "
+                 "the KV pool and CUDA graphs made meanwhile", self._source.nbytes / 2**30, seconds,
+                 self._source.nbytes / max(seconds, 1e-9) / 1e9, threads)
         return phases
 
     def _gpu_memory_bytes(self) -> int:
