@@ -245,5 +245,8 @@ exec "$RealCriu" "`$@"
         $report.Supported | Should -BeTrue
         $report.CriuVersion | Should -Match '^4\.'
         $report.CriuCheckPassed | Should -BeTrue
+        $mode = (Get-Content /sys/kernel/mm/transparent_hugepage/enabled) -replace '.*\[(\w+)\].*', '$1'
+        $report.TransparentHugePages | Should -Be $mode
+        if ($mode -ne 'always') { $report.Advice | Should -Match 'huge pages' } else { $report.Advice | Should -BeNullOrEmpty }
     }
 }

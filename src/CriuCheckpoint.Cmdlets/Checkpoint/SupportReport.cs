@@ -28,7 +28,13 @@ public sealed class SupportReport
     /// <summary>The NVIDIA driver version when one is loaded; null on hosts without a GPU driver.</summary>
     public string? GpuDriver { get; init; }
 
+    /// <summary>The host's transparent huge page mode (always, madvise or never); null where the kernel has none.</summary>
+    public string? TransparentHugePages { get; init; }
+
     public IReadOnlyList<string> Problems { get; init; } = Array.Empty<string>();
+
+    /// <summary>Host settings that would make restores faster; none of them is needed.</summary>
+    public IReadOnlyList<string> Advice { get; init; } = Array.Empty<string>();
 
     public static async Task<SupportReport> CollectAsync(string? criuPath, CancellationToken cancellationToken)
     {
@@ -67,6 +73,14 @@ public sealed class SupportReport
             }
         }
 
+        var hugePages = ReadTransparentHugePages();
+        var advice = new List<string>();
+        if (hugePages is not null && hugePages != "always")
+        {
+            advice.Add($"Transparent huge pages are '{hugePages}': with 'always' (/sys/kernel/mm/transparent_hugepage/enabled) criu restores "
+                + "an engine's memory about 1.6x faster (measured on an H200 host, docs/performance.md). This module leaves the setting as it is.");
+        }
+
         return new SupportReport
         {
             CriuPath = criu?.Path,
@@ -78,8 +92,24 @@ public sealed class SupportReport
             IsRoot = isRoot,
             HasCheckpointCapabilities = isRoot || capabilities,
             GpuDriver = ReadNvidiaDriverVersion(),
+            TransparentHugePages = hugePages,
             Problems = problems,
+            Advice = advice,
         };
+    }
+
+    /// <summary>The bracketed word of /sys/kernel/mm/transparent_hugepage/enabled, e.g. "always [madvise] never".</summary>
+    internal static string? ReadTransparentHugePages(string path = "/sys/kernel/mm/transparent_hugepage/enabled")
+    {
+        if (!File.Exists(path))
+        {
+            return null;
+        }
+
+        var text = File.ReadAllText(path);
+        var open = text.IndexOf('[', StringComparison.Ordinal);
+        var close = text.IndexOf(']', open + 1);
+        return open >= 0 && close > open ? text[(open + 1)..close] : null;
     }
 
     /// <summary>/proc/driver/nvidia/version names the loaded kernel module's version; absent without a driver.</summary>
