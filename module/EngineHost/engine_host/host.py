@@ -189,9 +189,10 @@ class EngineHost:
         """Scheduler thread, after prepare_checkpoint replied: close the link, wait, come back."""
         self._frontend.close()
         self._frontend = None
-        runinfo.remove_ready(self._options.run_dir)
         log.info("prepared: no sockets open; waiting for a resume message on %s", self._fifo)
         logs.flush()
+        # Last: the controller takes ready.json gone as "blocked on the FIFO, writing nothing more".
+        runinfo.remove_ready(self._options.run_dir)
         message = resume.wait_for_resume(self._fifo)
         log.info("resume message: host=%s port=%d handover=%s", message.host, message.port, message.handover)
         phases: dict = {}

@@ -73,7 +73,6 @@ public sealed class CheckpointSaver
 
             // Read while the tree is quiet and still alive: a dump without -LeaveRunning ends it.
             var tree = ProcessTree.Discover(record.RootProcessId, procFs);
-            var logSize = new FileInfo(runDirectory.LogFile).Length;
             var mappedFiles = HostInspector.MappedFiles(tree.ProcessIds);
             staging = store.CreateStaging(record.ConfigHash);
 
@@ -111,6 +110,10 @@ public sealed class CheckpointSaver
 
             observer.Progress(activity, "Writing the manifest and the log snapshot", 80);
             phase.Restart();
+            // The log's size as CRIU recorded it: read now, since nothing writes to it from the freeze on (the tree is
+            // dead, or blocked on its FIFO until it is resumed). Read before the dump, a last line logged on the way
+            // to the FIFO made every restore fail ("bad size").
+            var logSize = new FileInfo(runDirectory.LogFile).Length;
             CopyPrefix(runDirectory.LogFile, CheckpointStore.LogSnapshotPath(staging), logSize);
             var manifest = BuildManifest(engine, criu, tree, logSize, mappedFiles, staging, timings, options.KeepCaches);
             manifest.Gpu = gpuManifest;
