@@ -193,6 +193,7 @@ try {
         try {
             $baseline.Run.gpu_memory_utilization = [math]::Round($utilization, 3)
             $read = (Invoke-FloorTool '--read', $baseline.Checkpoint.Path).read
+            $baseline.Run.image_read = $read
             $baseline.Run.restore = Measure-Restores $baseline 1 @{ HostPidNamespace = $true; CudaThrottleLimit = 1 }
             Add-Ratios $baseline.Run (Get-Floor $baseline.Run $read.warm_bytes_per_s)
             $result.baseline = $baseline.Run
@@ -207,6 +208,7 @@ try {
         $inImage = New-Measured 'weights-in-image' @{ Model = $ModelDir } $MemoryStore
         try {
             $read = (Invoke-FloorTool '--read', $inImage.Checkpoint.Path).read
+            $inImage.Run.image_read = $read
             $inImage.Run.restore = Measure-Restores $inImage 1
             Add-Ratios $inImage.Run (Get-Floor $inImage.Run $read.warm_bytes_per_s)
             $result.weights_in_image = $inImage.Run
