@@ -25,7 +25,7 @@ public static class RestoreCommand
     /// With <paramref name="hostPidNamespace"/> the tree comes back in this host's PID namespace with its recorded
     /// PIDs (the first prototype's way: once the original has exited, and once at a time); criu is then not an init.
     /// </summary>
-    public static IReadOnlyList<string> Build(string criu, string images, string recordedRunDirectory, string replicaDirectory, string python, bool hostPidNamespace = false) =>
+    public static IReadOnlyList<string> Build(string criu, string images, string recordedRunDirectory, string replicaDirectory, string python, bool hostPidNamespace) =>
         (hostPidNamespace ? new[] { "unshare" } : new[] { "unshare", "--pid", "--fork" }).Concat(new[]
         {
             "--mount", "--net", "--propagation", "private",
