@@ -26,6 +26,11 @@ REPLY_TIMEOUT_S = 30.0
 
 # Small and fast, with room for long generations (abort tests need them).
 TINY_ARGS = ["--model", "tiny-4m", "--max-model-len", "4096"]
+# The vllm backend against the vLLM test double (tests/Engine/vllm_double, a package named `vllm`).
+VLLM_DOUBLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vllm_double")
+VLLM_ENV = {"PYTHONPATH": VLLM_DOUBLE}
+VLLM_MODEL = "double/byte-lm"
+VLLM_ARGS = ["--backend", "vllm", "--model", VLLM_MODEL, "--max-model-len", "4096"]
 
 
 class Client:

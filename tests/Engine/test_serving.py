@@ -123,39 +123,6 @@ def test_seeded_sampling_is_reproducible(client):
     assert again == a
 
 
-def test_abort_ends_the_request_and_is_idempotent(client):
-    rid = client.send("generate", {"prompt": "long", "max_tokens": 4000, "stream": True,
-                                   "ignore_eos": True})
-    first = client.recv_any()
-    assert first["id"] == rid and first["kind"] == "chunk"
-    abort = client.call("abort", {"request_id": rid})
-    assert abort["kind"] == "final" and abort["aborted"] is True
-    final = client.replies(rid)[-1]
-    assert final["kind"] == "final" and final["finish_reason"] == "abort"
-    assert 0 < final["completion_tokens"] < 4000
-    assert client.call("abort", {"request_id": rid})["aborted"] is False
-    assert client.call("abort", {"request_id": "never-sent"})["aborted"] is False
-    assert client.call("health")["in_flight"] == 0
-
-
-def test_abort_only_reaches_requests_of_the_same_connection(client, shared_engine):
-    other = shared_engine.client()
-    rid = client.send("generate", {"prompt": "mine", "max_tokens": 30, "ignore_eos": True})
-    assert other.call("abort", {"request_id": rid})["aborted"] is False
-    assert client.replies(rid)[-1]["finish_reason"] == "length"
-
-
-def test_duplicate_request_id_in_flight_is_refused(client):
-    rid = client.send("generate", {"prompt": "dup", "max_tokens": 2000, "ignore_eos": True})
-    client.send("generate", {"prompt": "dup"}, request_id=rid)
-    replies = []
-    while not any(r["kind"] == "error" for r in replies):
-        replies.append(client.recv_any())
-    assert replies[-1]["code"] == "bad_request"
-    client.call("abort", {"request_id": rid})
-    assert client.replies(rid)[-1]["finish_reason"] == "abort"
-
-
 @pytest.mark.parametrize("args, code", [
     ({}, "bad_request"),
     ({"prompt": 42}, "bad_request"),

@@ -18,12 +18,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import Engine, pid_alive
-
-DOUBLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vllm_double")
-VLLM_ENV = {"PYTHONPATH": DOUBLE}
-MODEL = "double/byte-lm"
-ARGS = ["--backend", "vllm", "--model", MODEL, "--max-model-len", "4096"]
+from conftest import VLLM_ARGS as ARGS
+from conftest import VLLM_DOUBLE as DOUBLE
+from conftest import VLLM_ENV, Engine, pid_alive
+from conftest import VLLM_MODEL as MODEL
 REAL_VLLM_HERE = importlib.util.find_spec("vllm") is not None  # before the double is importable
 PROMPTS = ["Hello", "The quick brown fox", "abc", "Once upon a time", "0123456789", "Ünïcödé ✓"]
 
@@ -220,41 +218,6 @@ def test_bad_requests_get_errors_and_the_engine_serves_on(client, args, code):
     r = client.call("generate", args)
     assert r["kind"] == "error" and r["code"] == code and r["message"]
     assert client.generate("alive", max_tokens=2)["kind"] == "final"
-
-
-def test_abort_ends_the_request_in_vllm_and_is_idempotent(client):
-    rid = client.send("generate", {"prompt": "long", "max_tokens": 4000, "stream": True,
-                                   "ignore_eos": True})
-    assert client.recv_any()["kind"] == "chunk"
-    abort = client.call("abort", {"request_id": rid})
-    assert abort["kind"] == "final" and abort["aborted"] is True
-    replies = client.replies(rid)
-    final = replies[-1]
-    assert final["kind"] == "final" and final["finish_reason"] == "abort"
-    assert 0 < final["completion_tokens"] < 4000
-    streamed = [t for r in replies[:-1] for t in r.get("token_ids", [])]
-    assert final["token_ids"][:len(streamed)] == streamed
-    assert client.call("abort", {"request_id": rid})["aborted"] is False
-    assert client.call("abort", {"request_id": "never-sent"})["aborted"] is False
-    assert client.call("health")["in_flight"] == 0
-
-
-def test_abort_reaches_only_the_same_connection(client, vllm_engine):
-    other = vllm_engine.client()
-    rid = client.send("generate", {"prompt": "mine", "max_tokens": 30, "ignore_eos": True})
-    assert other.call("abort", {"request_id": rid})["aborted"] is False
-    assert client.replies(rid)[-1]["finish_reason"] == "length"
-
-
-def test_duplicate_request_id_in_flight_is_refused(client):
-    rid = client.send("generate", {"prompt": "dup", "max_tokens": 3000, "ignore_eos": True})
-    client.send("generate", {"prompt": "dup"}, request_id=rid)
-    replies = []
-    while not any(r["kind"] == "error" for r in replies):
-        replies.append(client.recv_any())
-    assert replies[-1]["code"] == "bad_request"
-    client.call("abort", {"request_id": rid})
-    assert client.replies(rid)[-1]["finish_reason"] == "abort"
 
 
 # ---------------------------------------------------------------- checkpoint: sleep and wake up
