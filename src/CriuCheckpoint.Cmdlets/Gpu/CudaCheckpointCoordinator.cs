@@ -222,14 +222,19 @@ public sealed class CudaCheckpointCoordinator
                     return;
                 }
 
+                var duration = Stopwatch.StartNew();
                 var running = Task.Factory.StartNew(() => call(target), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
                 target.InFlight = running;
                 await running.WaitAsync(timeout, CancellationToken.None).ConfigureAwait(false);
+                if (duration.Elapsed > timeout)
+                {
+                    // It answered, but late: the timer that should have cut it off ran late too (a busy thread pool).
+                    failures.Add(new CallFailure(target, Overran(timeout)));
+                }
             }
             catch (TimeoutException) when (target.InFlight is { IsCompleted: false })
             {
-                failures.Add(new CallFailure(target, new TimeoutException(string.Create(CultureInfo.InvariantCulture,
-                    $"the driver did not answer within {timeout.TotalSeconds:0.#} s"))));
+                failures.Add(new CallFailure(target, Overran(timeout)));
             }
             catch (Exception e)
             {
@@ -250,6 +255,9 @@ public sealed class CudaCheckpointCoordinator
 
         return failures.OrderBy(f => f.Target.ProcessId).ToArray();
     }
+
+    private static TimeoutException Overran(TimeSpan timeout) =>
+        new(string.Create(CultureInfo.InvariantCulture, $"the driver did not answer within {timeout.TotalSeconds:0.#} s"));
 
     /// <summary>
     /// Brings every target back to Running: restores the checkpointed ones, then unlocks the locked ones, trusting the
