@@ -198,6 +198,15 @@ def client(shared_engine) -> Client:
     c.close()
 
 
+def wait_for(predicate, timeout=20.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise TimeoutError(f"timed out waiting for {what}")
+
+
 def pid_alive(pid: int) -> bool:
     """True while pid exists and is not a zombie."""
     try:

@@ -11,19 +11,10 @@ import time
 
 import pytest
 
-from conftest import TINY_ARGS, pid_alive
+from conftest import TINY_ARGS, pid_alive, wait_for
 from engine_host import resume
 
 PROMPTS = ["Hello", "The quick brown fox", "Once upon a time"]
-
-
-def _wait_for(predicate, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise TimeoutError(f"timed out waiting for {what}")
 
 
 def _greedy(client):
@@ -63,17 +54,17 @@ def _prepare(client, **args) -> dict:
 
 
 def _wait_prepared(engine):
-    _wait_for(lambda: not os.path.exists(engine.path("ready.json")), what="ready.json removed")
+    wait_for(lambda: not os.path.exists(engine.path("ready.json")), what="ready.json removed")
     # The link is closed and the zmq context terminated (libzmq names its threads ZMQbg/...):
     # only the main and the scheduler threads remain.
-    _wait_for(lambda: len(_threads(engine.pid)) == 2, what="zmq threads gone")
+    wait_for(lambda: len(_threads(engine.pid)) == 2, what="zmq threads gone")
     assert not [t for t in _threads(engine.pid) if t.startswith("ZMQ")]
 
 
 def _resume(engine, host="127.0.0.1", port=0) -> dict:
     with open(engine.path("resume.fifo"), "w") as fifo:
         fifo.write(json.dumps({"host": host, "port": port}) + "\n")
-    _wait_for(lambda: os.path.exists(engine.path("ready.json")), what="ready.json after resume")
+    wait_for(lambda: os.path.exists(engine.path("ready.json")), what="ready.json after resume")
     return engine.wait_ready()
 
 
@@ -274,7 +265,7 @@ def test_resume_that_cannot_bind_writes_failed_json(start_engine):
     with open(engine.path("failed.json")) as f:
         assert json.load(f)["code"] == "resume_failed"
     assert not os.path.exists(engine.path("ready.json"))
-    _wait_for(lambda: not any(pid_alive(p) for p in pids), what="cores to exit")
+    wait_for(lambda: not any(pid_alive(p) for p in pids), what="cores to exit")
 
 
 def test_sigterm_while_prepared_exits_0(start_engine):
@@ -284,4 +275,4 @@ def test_sigterm_while_prepared_exits_0(start_engine):
     _wait_prepared(engine)
     os.kill(engine.pid, signal.SIGTERM)
     assert engine.wait_exit(30) == 0
-    _wait_for(lambda: not any(pid_alive(p) for p in pids), what="cores to exit")
+    wait_for(lambda: not any(pid_alive(p) for p in pids), what="cores to exit")

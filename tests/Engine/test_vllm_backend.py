@@ -20,7 +20,7 @@ import pytest
 
 from conftest import VLLM_ARGS as ARGS
 from conftest import VLLM_DOUBLE as DOUBLE
-from conftest import VLLM_ENV, Engine, pid_alive
+from conftest import VLLM_ENV, Engine, pid_alive, wait_for
 from conftest import VLLM_MODEL as MODEL
 REAL_VLLM_HERE = importlib.util.find_spec("vllm") is not None  # before the double is importable
 PROMPTS = ["Hello", "The quick brown fox", "abc", "Once upon a time", "0123456789", "Ünïcödé ✓"]
@@ -82,23 +82,14 @@ def _failed(engine) -> dict:
         return json.load(f)
 
 
-def _wait_for(predicate, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise TimeoutError(f"timed out waiting for {what}")
-
-
 def _prepare_resume(engine, **prepare_args) -> dict:
     c = engine.client()
     reply = c.call("prepare_checkpoint", prepare_args)
     assert reply["kind"] == "final" and reply["state"] == "prepared", reply
-    _wait_for(lambda: not os.path.exists(engine.path("ready.json")), what="ready.json removed")
+    wait_for(lambda: not os.path.exists(engine.path("ready.json")), what="ready.json removed")
     with open(engine.path("resume.fifo"), "w") as fifo:
         fifo.write(json.dumps({"port": 0}) + "\n")
-    _wait_for(lambda: os.path.exists(engine.path("ready.json")), what="ready.json after resume")
+    wait_for(lambda: os.path.exists(engine.path("ready.json")), what="ready.json after resume")
     return engine.wait_ready()
 
 
@@ -235,7 +226,7 @@ def test_prepare_sleeps_vllm_and_resume_wakes_it(start_engine, double):
     reply = c.replies(prepare)[-1]
     assert reply["state"] == "prepared" and reply["aborted"] == 0
     assert reply["resume_fifo"] == engine.path("resume.fifo")
-    _wait_for(lambda: not os.path.exists(engine.path("ready.json")), what="ready.json removed")
+    wait_for(lambda: not os.path.exists(engine.path("ready.json")), what="ready.json removed")
     assert "fall asleep (level 1)" in engine.log()
     # The link is closed: no TCP socket is left. Unix sockets stay (the vLLM loop's asyncio self-pipe is a
     # socketpair; in vLLM the frontend <-> EngineCore ZeroMQ ipc sockets too), both ends in the tree.
@@ -247,7 +238,7 @@ def test_prepare_sleeps_vllm_and_resume_wakes_it(start_engine, double):
         assert sockets <= unix, (pid, links)
     with open(engine.path("resume.fifo"), "w") as fifo:
         fifo.write(json.dumps({"port": 0}) + "\n")
-    _wait_for(lambda: os.path.exists(engine.path("ready.json")), what="ready.json after resume")
+    wait_for(lambda: os.path.exists(engine.path("ready.json")), what="ready.json after resume")
     ready = engine.wait_ready()
     assert list(ready["phases"]) == ["resume_reacquire", "resume_wake_up", "resume_bind"]
     assert ready["config_hash"] == engine.client().call("hello")["config_hash"]
@@ -277,7 +268,7 @@ def test_prepare_aborts_in_flight_on_request_and_at_the_drain_timeout(start_engi
     assert c.replies(first)[-1]["finish_reason"] == "abort"
     with open(engine.path("resume.fifo"), "w") as fifo:
         fifo.write("{}\n")
-    _wait_for(lambda: os.path.exists(engine.path("ready.json")), what="resume")
+    wait_for(lambda: os.path.exists(engine.path("ready.json")), what="resume")
     engine.wait_ready()
     c2 = engine.client()
     slow = c2.send("generate", {"prompt": "too slow", "max_tokens": 4000, "ignore_eos": True})
@@ -319,12 +310,12 @@ def test_a_wake_up_that_fails_is_a_resume_failure(start_engine):
     engine = _start(start_engine, env={"VLLM_DOUBLE_WAKE_ERROR": "cannot map memory"})
     pids = [p["pid"] for p in engine.ready["pids"]]
     assert engine.client().call("prepare_checkpoint")["state"] == "prepared"
-    _wait_for(lambda: not os.path.exists(engine.path("ready.json")), what="prepared")
+    wait_for(lambda: not os.path.exists(engine.path("ready.json")), what="prepared")
     with open(engine.path("resume.fifo"), "w") as fifo:
         fifo.write("{}\n")
     failed = _failed(engine)
     assert failed["code"] == "resume_failed" and "cannot map memory" in failed["message"]
-    _wait_for(lambda: not any(pid_alive(p) for p in pids), what="vLLM's processes to end")
+    wait_for(lambda: not any(pid_alive(p) for p in pids), what="vLLM's processes to end")
 
 
 def test_several_gpus_checkpoint_their_communicators(start_engine):
@@ -340,10 +331,10 @@ def test_sigterm_while_prepared_ends_vllm_too(start_engine):
     engine = _start(start_engine)
     pids = [p["pid"] for p in engine.ready["pids"]]
     assert engine.client().call("prepare_checkpoint")["state"] == "prepared"
-    _wait_for(lambda: not os.path.exists(engine.path("ready.json")), what="prepared")
+    wait_for(lambda: not os.path.exists(engine.path("ready.json")), what="prepared")
     os.kill(engine.pid, signal.SIGTERM)
     assert engine.wait_exit(30) == 0
-    _wait_for(lambda: not any(pid_alive(p) for p in pids), what="vLLM's processes to end")
+    wait_for(lambda: not any(pid_alive(p) for p in pids), what="vLLM's processes to end")
 
 
 # ---------------------------------------------------------------- failures and shutdown
@@ -383,7 +374,7 @@ def test_shutdown_aborts_in_flight_and_ends_vllms_processes(start_engine):
     assert c.call("shutdown")["kind"] == "final"
     assert c.replies(rid)[-1]["finish_reason"] == "abort"
     assert engine.wait_exit(30) == 0
-    _wait_for(lambda: not any(pid_alive(p) for p in pids), what="vLLM's processes to end")
+    wait_for(lambda: not any(pid_alive(p) for p in pids), what="vLLM's processes to end")
     assert not os.path.exists(engine.path("failed.json"))
 
 

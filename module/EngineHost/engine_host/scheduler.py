@@ -109,6 +109,42 @@ class RequestLoop:
     def _drop(self, request) -> None:
         raise NotImplementedError
 
+    def _on_generate(self, item: Incoming) -> None:
+        raise NotImplementedError
+
+    def _handle(self, item: Any) -> None:
+        """A stop signal, or a request the socket thread queued (it answers every other known op itself)."""
+        if isinstance(item, StopSignal):
+            log.info("stop signal: shutting down")
+            self._shut_down()
+            return
+        op = item.request.op
+        if op == "generate":
+            self._on_generate(item)
+        elif op == "abort":
+            self._on_abort(item)
+        elif op == "prepare_checkpoint":
+            self._on_prepare(item)
+        elif op == "shutdown":
+            self._shut_down()
+            self._send_final(item.identity, item.request.id, protocol.EmptyResult())
+        else:
+            self._send_error(item.identity, item.request.id, ErrorCode.UNKNOWN_OP,
+                             f"op {op!r} is not handled by the scheduler")
+
+    def _refuses(self, item: Incoming) -> bool:
+        """Answer a generate the engine cannot take now (not ready, id already in flight) with an error."""
+        rid = item.request.id
+        if self._status.state != READY:
+            self._send_error(item.identity, rid, ErrorCode.NOT_READY,
+                             f"engine is {self._status.state}; not accepting work")
+            return True
+        if (item.identity, rid) in self._by_key:
+            self._send_error(item.identity, rid, ErrorCode.BAD_REQUEST,
+                             f"request id {rid!r} is already in flight on this connection")
+            return True
+        return False
+
     def _on_abort(self, item: Incoming) -> None:
         request = self._by_key.get((item.identity, item.request.args.request_id))
         if request is not None:
@@ -241,38 +277,13 @@ class Scheduler(RequestLoop):
             except queue.Empty:
                 return
 
-    def _handle(self, item: Any) -> None:
-        if isinstance(item, StopSignal):
-            log.info("stop signal: shutting down")
-            self._shut_down()
-            return
-        op = item.request.op
-        if op == "generate":
-            self._on_generate(item)
-        elif op == "abort":
-            self._on_abort(item)
-        elif op == "prepare_checkpoint":
-            self._on_prepare(item)
-        elif op == "shutdown":
-            self._shut_down()
-            self._send_final(item.identity, item.request.id, protocol.EmptyResult())
-        else:  # the socket thread answers every other known op itself
-            self._send_error(item.identity, item.request.id, ErrorCode.UNKNOWN_OP,
-                             f"op {op!r} is not handled by the scheduler")
-
     # ------------------------------------------------------------ ops
 
     def _on_generate(self, item: Incoming) -> None:
         rid, args = item.request.id, item.request.args
-        if self._status.state != READY:
-            self._send_error(item.identity, rid, ErrorCode.NOT_READY,
-                             f"engine is {self._status.state}; not accepting work")
+        if self._refuses(item):
             return
         key = (item.identity, rid)
-        if key in self._by_key:
-            self._send_error(item.identity, rid, ErrorCode.BAD_REQUEST,
-                             f"request id {rid!r} is already in flight on this connection")
-            return
         prompt_ids = self._tokenizer.encode(args.prompt)
         if len(prompt_ids) + args.max_tokens > self._max_model_len:
             self._send_error(item.identity, rid, ErrorCode.PROMPT_TOO_LONG,

@@ -34,7 +34,7 @@ from typing import Any, Optional
 from .. import protocol
 from ..options import FailureCode, StartupError
 from ..protocol import ErrorCode, GenerateArgs
-from ..scheduler import EXIT_CORE_DIED, READY, Incoming, RequestLoop, StopSignal
+from ..scheduler import EXIT_CORE_DIED, READY, Incoming, RequestLoop
 
 log = logging.getLogger("engine_host.vllm")
 
@@ -590,35 +590,16 @@ class VllmScheduler(RequestLoop):
                 self._send_error(request.identity, request.request_id, item.code, item.message)
         elif isinstance(item, _EngineDead):
             raise _EngineDied(item.message)
-        elif isinstance(item, StopSignal):
-            log.info("stop signal: shutting down")
-            self._shut_down()
-        elif item.request.op == "generate":
-            self._on_generate(item)
-        elif item.request.op == "abort":
-            self._on_abort(item)
-        elif item.request.op == "prepare_checkpoint":
-            self._on_prepare(item)
-        elif item.request.op == "shutdown":
-            self._shut_down()
-            self._send_final(item.identity, item.request.id, protocol.EmptyResult())
         else:
-            self._send_error(item.identity, item.request.id, ErrorCode.UNKNOWN_OP,
-                             f"op {item.request.op!r} is not handled by the scheduler")
+            super()._handle(item)
 
     # ------------------------------------------------------------ generate
 
     def _on_generate(self, item: Incoming) -> None:
         rid, a = item.request.id, item.request.args
-        if self._status.state != READY:
-            self._send_error(item.identity, rid, ErrorCode.NOT_READY,
-                             f"engine is {self._status.state}; not accepting work")
+        if self._refuses(item):
             return
         key = (item.identity, rid)
-        if key in self._by_key:
-            self._send_error(item.identity, rid, ErrorCode.BAD_REQUEST,
-                             f"request id {rid!r} is already in flight on this connection")
-            return
         try:
             prompt_ids = self._tokenizer.encode(a.prompt)
         except Exception as exc:
