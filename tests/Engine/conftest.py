@@ -5,6 +5,7 @@ each pid it reported), never by name.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -180,15 +181,22 @@ def start_engine(tmp_path, zmq_context):
         engine.stop()
 
 
-@pytest.fixture(scope="module")
-def shared_engine(tmp_path_factory, zmq_context):
-    """One tiny engine for the tests of a module that leave it as they found it."""
-    engine = Engine(str(tmp_path_factory.mktemp("shared")), TINY_ARGS, zmq_context)
+@contextlib.contextmanager
+def serving_engine(tmp_path_factory, name: str, args: list, context: zmq.Context, env: dict = None):
+    """An engine that serves for a whole module's tests, stopped by PID afterwards."""
+    engine = Engine(str(tmp_path_factory.mktemp(name)), args, context, env)
     try:
         engine.wait_ready()
         yield engine
     finally:
         engine.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_engine(tmp_path_factory, zmq_context):
+    """One tiny engine for the tests of a module that leave it as they found it."""
+    with serving_engine(tmp_path_factory, "shared", TINY_ARGS, zmq_context) as engine:
+        yield engine
 
 
 @pytest.fixture

@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import TINY_ARGS, VLLM_ARGS, VLLM_ENV, Engine
+from conftest import TINY_ARGS, VLLM_ARGS, VLLM_ENV, serving_engine
 
 
 @pytest.fixture(scope="module", params=["tiny", "vllm"])
 def engine(request, tmp_path_factory, zmq_context):
     args, env = (TINY_ARGS, None) if request.param == "tiny" else (VLLM_ARGS, VLLM_ENV)
-    engine = Engine(str(tmp_path_factory.mktemp(request.param)), args, zmq_context, env)
-    try:
-        engine.wait_ready()
+    with serving_engine(tmp_path_factory, request.param, args, zmq_context, env) as engine:
         yield engine
-    finally:
-        engine.stop()
 
 
 @pytest.fixture

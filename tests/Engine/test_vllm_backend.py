@@ -20,7 +20,7 @@ import pytest
 
 from conftest import VLLM_ARGS as ARGS
 from conftest import VLLM_DOUBLE as DOUBLE
-from conftest import VLLM_ENV, Engine, pid_alive, wait_for
+from conftest import VLLM_ENV, pid_alive, serving_engine, wait_for
 from conftest import VLLM_MODEL as MODEL
 REAL_VLLM_HERE = importlib.util.find_spec("vllm") is not None  # before the double is importable
 PROMPTS = ["Hello", "The quick brown fox", "abc", "Once upon a time", "0123456789", "Ünïcödé ✓"]
@@ -48,12 +48,8 @@ def double():
 
 @pytest.fixture(scope="module")
 def vllm_engine(tmp_path_factory, zmq_context):
-    engine = Engine(str(tmp_path_factory.mktemp("vllm")), ARGS, zmq_context, VLLM_ENV)
-    try:
-        engine.wait_ready()
+    with serving_engine(tmp_path_factory, "vllm", ARGS, zmq_context, VLLM_ENV) as engine:
         yield engine
-    finally:
-        engine.stop()
 
 
 @pytest.fixture
