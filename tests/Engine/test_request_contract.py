@@ -1,5 +1,5 @@
-"""What every backend's compute loop must do the same way with requests (scheduler.RequestLoop): abort,
-connections that only reach their own requests, duplicate request ids. Run against the tiny engine and
+"""What every backend's compute loop must do the same way with requests (scheduler.RequestLoop): stop
+strings, abort, connections that only reach their own requests, duplicate request ids. Run against the tiny engine and
 against the vllm backend on the vLLM test double."""
 from __future__ import annotations
 
@@ -20,6 +20,19 @@ def client(engine):
     c = engine.client()
     yield c
     c.close()
+
+
+def test_stop_strings_end_generation_and_are_held_back_from_the_stream(client):
+    full = client.generate("Once upon a time", max_tokens=40, ignore_eos=True)["text"]
+    stop = full[8:11]
+    expected = full[:full.find(stop)]
+    r = client.generate("Once upon a time", max_tokens=40, ignore_eos=True, stop=["\x00never", stop])
+    assert r["finish_reason"] == "stop" and r["text"] == expected
+    streamed = client.replies(client.send("generate", {
+        "prompt": "Once upon a time", "max_tokens": 40, "ignore_eos": True, "stop": [stop],
+        "stream": True}))
+    assert "".join(c["text"] for c in streamed[:-1]) == expected == streamed[-1]["text"]
+    assert [t for c in streamed[:-1] for t in c["token_ids"]] == streamed[-1]["token_ids"]
 
 
 def test_abort_ends_the_request_and_is_idempotent(client):

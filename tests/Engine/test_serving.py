@@ -97,18 +97,6 @@ def test_stream_never_splits_a_multibyte_character(client):
     assert "".join(c["text"] for c in replies[:-1]) == final["text"]
 
 
-def test_stop_string_ends_generation_and_is_excluded(client):
-    full = client.generate("Once upon a time", max_tokens=40, ignore_eos=True)["text"]
-    stop = full[8:11]
-    expected = full[:full.find(stop)]
-    r = client.generate("Once upon a time", max_tokens=40, ignore_eos=True, stop=["\x00never", stop])
-    assert r["finish_reason"] == "stop" and r["text"] == expected
-    streamed = client.replies(client.send("generate", {
-        "prompt": "Once upon a time", "max_tokens": 40, "ignore_eos": True, "stop": [stop],
-        "stream": True}))
-    assert "".join(c["text"] for c in streamed[:-1]) == expected == streamed[-1]["text"]
-
-
 def test_seeded_sampling_is_reproducible(client):
     args = {"max_tokens": 30, "temperature": 1.0, "top_p": 0.9, "ignore_eos": True}
     a = client.generate("Seeded", seed=7, **args)["token_ids"]

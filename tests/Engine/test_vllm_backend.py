@@ -167,19 +167,6 @@ def test_stream_chunks_concatenate_to_the_final_result(client):
     assert client.generate("Stream me", max_tokens=40, ignore_eos=True)["text"] == final["text"]
 
 
-def test_stop_strings_end_generation_and_are_held_back_from_the_stream(client, double):
-    _, full, _ = _expected(double, "Once upon a time", 40)
-    stop = full[10:13]
-    expected = full[:full.find(stop)]
-    r = client.generate("Once upon a time", max_tokens=40, ignore_eos=True, stop=["\x00never", stop])
-    assert r["finish_reason"] == "stop" and r["text"] == expected
-    streamed = client.replies(client.send("generate", {
-        "prompt": "Once upon a time", "max_tokens": 40, "ignore_eos": True, "stop": [stop],
-        "stream": True}))
-    assert "".join(c["text"] for c in streamed[:-1]) == expected == streamed[-1]["text"]
-    assert [t for c in streamed[:-1] for t in c["token_ids"]] == streamed[-1]["token_ids"]
-
-
 def test_seeded_sampling_is_reproducible(client, double):
     args = {"max_tokens": 30, "temperature": 1.0, "top_p": 0.9, "ignore_eos": True}
     a = client.generate("Seeded", seed=7, **args)["token_ids"]
