@@ -4,9 +4,10 @@
     Builds, tests, demonstrates and benchmarks the CriuCheckpoint module.
 .DESCRIPTION
     Tasks (each runs what it needs first):
-      deps   apt packages (python3-zmq, python3-msgpack, python3-numpy, python3-pytest, OpenBLAS), CRIU 4.2 into tools/criu, NuGet, Pester
+      deps   apt packages (python3-zmq, python3-msgpack, python3-numpy, python3-pytest, python3-flake8, OpenBLAS),
+             CRIU 4.2 into tools/criu, NuGet, Pester
       build  compiles the module and assembles it in out/CriuCheckpoint
-      test   xunit, pytest and Pester; ends with one line 'N passed, N failed'
+      test   xunit, pytest, Pester and flake8 (lint); ends with one line 'N passed, N failed'
       demo   start an engine, generate, stop, printing timings
       bench  measured figures of the tiny CPU engine, printed with their ratios; where an NVIDIA GPU and torch are
              present, then the GPU benchmark (bench/gpu-bench.ps1: floor, 8B restore, seed-style baseline, levers)
@@ -30,7 +31,7 @@ $ModuleOut = Join-Path $Root 'out/CriuCheckpoint'
 $PesterVersion = '6.2.0'
 $CriuPrefix = Join-Path $Root 'tools/criu'
 # OpenBLAS: numpy on Debian otherwise multiplies with the reference BLAS, about 15x slower.
-$AptPackages = 'python3-zmq', 'python3-msgpack', 'python3-numpy', 'python3-pytest', 'libopenblas0-pthread'
+$AptPackages = 'python3-zmq', 'python3-msgpack', 'python3-numpy', 'python3-pytest', 'python3-flake8', 'libopenblas0-pthread'
 
 function Invoke-Native {
     param([string] $Command, [string[]] $Arguments)
@@ -92,29 +93,57 @@ function Invoke-Build {
     Write-Host "build: module assembled in $ModuleOut"
 }
 
-function Invoke-Tests {
-    $results = [ordered]@{}
-
-    $trxDir = Join-Path $Root 'out/test-results'
-    if (Test-Path $trxDir) { Remove-Item $trxDir -Recurse -Force }
+function Invoke-UnitSuite {
+    param([string] $ResultsDir)
     & dotnet test (Join-Path $Root 'tests/Unit/CriuCheckpoint.Tests.csproj') -c $Configuration --no-build --nologo `
-        --logger 'trx;LogFileName=unit.trx' --results-directory $trxDir
-    $trx = [xml](Get-Content (Join-Path $trxDir 'unit.trx') -Raw)
-    $counters = $trx.TestRun.ResultSummary.Counters
-    $results.xunit = @{ Passed = [int]$counters.passed; Failed = [int]$counters.failed + [int]$counters.error }
+        --logger 'trx;LogFileName=unit.trx' --results-directory $ResultsDir
+    $counters = ([xml](Get-Content (Join-Path $ResultsDir 'unit.trx') -Raw)).TestRun.ResultSummary.Counters
+    @{ Passed = [int]$counters.passed; Failed = [int]$counters.failed + [int]$counters.error }
+}
 
-    $pytestReport = Join-Path $trxDir 'pytest.xml'
-    & $env:CRIUCHECKPOINT_PYTHON -m pytest (Join-Path $Root 'tests/Engine') -q -p no:cacheprovider --junitxml $pytestReport
-    $suite = ([xml](Get-Content $pytestReport -Raw)).testsuites.testsuite
-    $results.pytest = @{ Passed = [int]$suite.tests - [int]$suite.failures - [int]$suite.errors - [int]$suite.skipped; Failed = [int]$suite.failures + [int]$suite.errors }
+function Invoke-EngineSuite {
+    param([string] $ResultsDir)
+    $report = Join-Path $ResultsDir 'pytest.xml'
+    & $env:CRIUCHECKPOINT_PYTHON -m pytest (Join-Path $Root 'tests/Engine') -q -p no:cacheprovider --junitxml $report
+    $suite = ([xml](Get-Content $report -Raw)).testsuites.testsuite
+    @{ Passed = [int]$suite.tests - [int]$suite.failures - [int]$suite.errors - [int]$suite.skipped; Failed = [int]$suite.failures + [int]$suite.errors }
+}
 
+function Invoke-PesterSuite {
     Import-Module (Get-PesterModule) -Force
     $config = New-PesterConfiguration
     $config.Run.Path = Join-Path $Root 'tests/Pester'
     $config.Run.PassThru = $true
     $config.Output.Verbosity = 'Detailed'
     $pester = Invoke-Pester -Configuration $config
-    $results.pester = @{ Passed = $pester.PassedCount; Failed = $pester.FailedCount + $pester.FailedBlocksCount + $pester.FailedContainersCount }
+    @{ Passed = $pester.PassedCount; Failed = $pester.FailedCount + $pester.FailedBlocksCount + $pester.FailedContainersCount }
+}
+
+function Get-LintedFiles {
+    $folders = 'module/EngineHost', 'tests/Engine' | ForEach-Object { Join-Path $Root $_ }
+    @(Get-ChildItem $folders -Recurse -File -Filter '*.py') + @(Get-ChildItem (Join-Path $Root 'bench') -File -Filter '*.py')
+}
+
+# Counted per file, as pytest counts tests: a file flake8 finds nothing in passed, a file with findings failed.
+function Invoke-LintSuite {
+    $files = @(Get-LintedFiles | ForEach-Object FullName)
+    $findings = @(& $env:CRIUCHECKPOINT_PYTHON -m flake8 --config (Join-Path $Root '.flake8') @files)
+    $findings | Write-Host
+    $failedFiles = @($findings | ForEach-Object { ($_ -split ':', 2)[0] } | Select-Object -Unique)
+    if ($LASTEXITCODE -ne 0 -and -not $failedFiles) { throw "flake8 exited with code $LASTEXITCODE and no findings." }
+    @{ Passed = $files.Count - $failedFiles.Count; Failed = $failedFiles.Count }
+}
+
+function Invoke-Tests {
+    $trxDir = Join-Path $Root 'out/test-results'
+    if (Test-Path $trxDir) { Remove-Item $trxDir -Recurse -Force }
+    New-Item -ItemType Directory $trxDir | Out-Null
+
+    $results = [ordered]@{}
+    $results.xunit = Invoke-UnitSuite -ResultsDir $trxDir
+    $results.pytest = Invoke-EngineSuite -ResultsDir $trxDir
+    $results.pester = Invoke-PesterSuite
+    $results.lint = Invoke-LintSuite
 
     foreach ($suiteName in $results.Keys) {
         Write-Host ("{0,-7} {1} passed, {2} failed" -f $suiteName, $results[$suiteName].Passed, $results[$suiteName].Failed)

@@ -103,7 +103,8 @@ def test_prepare_then_resume_serves_identical_greedy_output(start_engine):
 
 
 def _hand_over(engine, handed: socket.socket, host="127.0.0.1", port=0) -> None:
-    """What the module does at resume: listen at the run dir's handover socket, name it, send `handed` by SCM_RIGHTS."""
+    """What the module does at resume: listen at the run dir's handover socket, name it, send `handed` by
+    SCM_RIGHTS."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
         server.bind(engine.path("handover.sock"))
         server.listen(1)

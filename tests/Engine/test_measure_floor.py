@@ -30,7 +30,8 @@ def test_filesystem_type_of_proc_and_of_the_root():
 
 def test_command_line_prints_one_json_object(tmp_path):
     (tmp_path / "pages.img").write_bytes(b"\0" * 4096)
-    out = subprocess.run([sys.executable, "-m", "engine_host.tools.measure_floor", "--read", str(tmp_path),
-                          "--drop", str(tmp_path)], cwd=ENGINE_ROOT, capture_output=True, text=True, check=True)
+    command = [sys.executable, "-m", "engine_host.tools.measure_floor", "--read", str(tmp_path),
+               "--drop", str(tmp_path)]
+    out = subprocess.run(command, cwd=ENGINE_ROOT, capture_output=True, text=True, check=True)
     result = json.loads(out.stdout)
     assert result["read"]["bytes"] == 4096 and result["dropped_files"] == 1

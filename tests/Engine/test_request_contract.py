@@ -1,6 +1,6 @@
 """What every backend's compute loop must do the same way with requests (scheduler.RequestLoop): stop
-strings, abort, connections that only reach their own requests, duplicate request ids. Run against the tiny engine and
-against the vllm backend on the vLLM test double."""
+strings, abort, connections that only reach their own requests, duplicate request ids. Run against the tiny
+engine and against the vllm backend on the vLLM test double."""
 from __future__ import annotations
 
 import pytest

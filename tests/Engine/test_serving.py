@@ -117,7 +117,7 @@ def test_seeded_sampling_is_reproducible(client):
     ({"prompt": "x", "max_tokens": -1}, "bad_request"),
     ({"prompt": "x", "max_tokens": "10"}, "bad_request"),
     ({"prompt": "x", "temperature": -1}, "bad_request"),
-    ({"prompt": "x", "stop": "." }, "bad_request"),
+    ({"prompt": "x", "stop": "."}, "bad_request"),
     ({"prompt": "x", "max_tokens": 4096}, "prompt_too_long"),
     ({"prompt": "y" * 4000, "max_tokens": 100}, "prompt_too_long"),
 ])

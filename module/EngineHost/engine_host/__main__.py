@@ -30,7 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m engine_host", description="CriuCheckpoint engine host")
     p.add_argument("--run-dir", required=True, help="handshake directory (ready.json, failed.json)")
     p.add_argument("--backend", default="tiny",
-                   help="tiny (numpy, default), torch, vllm, or auto (vllm if importable, else torch, else tiny)")
+                   help="tiny (numpy, default), torch, vllm, "
+                        "or auto (vllm if importable, else torch, else tiny)")
     p.add_argument("--model", default=None, help="preset name or model directory")
     p.add_argument("--workers", type=int, default=1, help="core processes (pipeline stages)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])

@@ -1,6 +1,7 @@
 """A core worker process: builds one stage of the model and serves it over inherited pipes.
 
-Started by pipeline.Pipeline as `python -m engine_host.core --index I --fds CTRL_IN,CTRL_OUT,DATA_IN,DATA_OUT`.
+Started by pipeline.Pipeline as
+`python -m engine_host.core --index I --fds CTRL_IN,CTRL_OUT,DATA_IN,DATA_OUT`.
 Control messages (build, release, reacquire, report, shutdown) come on the control pipe, one reply each; step
 messages come from the previous stage on the data pipe and go on to the next one. End of file on either
 input pipe means the frontend is gone, and the core exits.

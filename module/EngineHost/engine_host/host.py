@@ -200,7 +200,8 @@ class EngineHost:
             listener_fd = None
             if message.handover is not None:
                 with _timed(phases, "resume_handover"):
-                    listener_fd = resume.receive_listener(os.path.join(self._options.run_dir, message.handover))
+                    handover_path = os.path.join(self._options.run_dir, message.handover)
+                    listener_fd = resume.receive_listener(handover_path)
             if reacquire:
                 with _timed(phases, "resume_reacquire"):
                     replies = self._pipeline.control("reacquire")

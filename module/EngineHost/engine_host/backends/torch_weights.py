@@ -7,11 +7,11 @@ points every mapped parameter at an empty tensor, so its memory goes back to the
 after torch.cuda.empty_cache(), to the driver) while the Parameter objects, and so the modules, stay as
 they are. start_reload() allocates each parameter's tensor anew on the device, points the parameter at it at
 once (so CUDA graphs captured meanwhile use the new addresses), and fills it from the files with
-several threads in the background; wait() joins them: each reads byte ranges with pread() into its own two pinned staging buffers (CUDA) or
-straight into the tensor (CPU), and copies them to the GPU with non_blocking=True on its own CUDA stream
-while it reads the next range into the other buffer. A tensor whose file dtype differs from the
-parameter's is copied in the file's dtype and converted on the device. Parameters no file holds stay
-resident (logged at startup).
+several threads in the background; wait() joins them: each reads byte ranges with pread() into its own
+two pinned staging buffers (CUDA) or straight into the tensor (CPU), and copies them to the GPU with
+non_blocking=True on its own CUDA stream while it reads the next range into the other buffer. A tensor whose
+file dtype differs from the parameter's is copied in the file's dtype and converted on the device.
+Parameters no file holds stay resident (logged at startup).
 """
 from __future__ import annotations
 

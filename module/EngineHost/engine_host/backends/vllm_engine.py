@@ -468,7 +468,8 @@ class VllmEngine:
         candidates = dict(self._known)
         for pid in _descendants(os.getpid()):
             candidates.setdefault(pid, _process_start_ticks(pid))
-        alive = [(pid, t) for pid, t in candidates.items() if t is not None and _process_start_ticks(pid) == t]
+        alive = [(pid, t) for pid, t in candidates.items()
+                 if t is not None and _process_start_ticks(pid) == t]
         for sig, wait_s in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
             if not alive:
                 return

@@ -1,7 +1,7 @@
 """Measure the physical floor a restore cannot beat on this host, as JSON on stdout.
 
-    python3 -m engine_host.tools.measure_floor [--read PATH ...] [--cold] [--threads N] [--drop PATH ...] [--h2d-gib 4]
-        [--cuda-init 3]
+    python3 -m engine_host.tools.measure_floor [--read PATH ...] [--cold] [--threads N] [--drop PATH ...]
+        [--h2d-gib 4] [--cuda-init 3]
 
 --read        files or directories (read recursively): their bytes read with the page cache warm (a first
               pass warms it, the second is timed) and, with --cold, again after dropping them from the page
@@ -50,7 +50,8 @@ def _files(paths: list) -> list:
 
 
 def filesystem_type(path: str) -> str:
-    """The type of the mount holding path: the longest mount point of /proc/self/mountinfo that prefixes it."""
+    """The type of the mount holding path: the longest mount point of /proc/self/mountinfo that prefixes
+    it."""
     path = os.path.realpath(path)
     best, kind = "", "unknown"
     with open("/proc/self/mountinfo") as mountinfo:
@@ -157,8 +158,8 @@ def measure_host_to_gpu(gib: float) -> dict:
 def measure_cuda_init(runs: int) -> dict:
     seconds = []
     for _ in range(runs):
-        out = subprocess.run([sys.executable, "-I", "-S", "-c", _CUINIT_PROBE], capture_output=True, text=True,
-                             timeout=120, check=True).stdout.strip()
+        out = subprocess.run([sys.executable, "-I", "-S", "-c", _CUINIT_PROBE], capture_output=True,
+                             text=True, timeout=120, check=True).stdout.strip()
         value = float(out)
         if value < 0:
             raise RuntimeError(f"cuInit failed with CUDA error {int(-value)}")

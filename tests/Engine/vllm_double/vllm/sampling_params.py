@@ -98,7 +98,8 @@ class SamplingParams:
                 f"min_tokens must be greater than or equal to 0, got {self.min_tokens}.")
         if self.max_tokens is not None and self.min_tokens > self.max_tokens:
             raise VLLMValidationError(
-                f"min_tokens must be less than or equal to max_tokens={self.max_tokens}, got {self.min_tokens}.")
+                f"min_tokens must be less than or equal to max_tokens={self.max_tokens}, "
+                f"got {self.min_tokens}.")
         if any(not stop_str for stop_str in self.stop):
             raise VLLMValidationError("stop cannot contain an empty string.")
         if self.stop and not self.detokenize:

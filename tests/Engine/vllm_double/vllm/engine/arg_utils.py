@@ -61,10 +61,11 @@ class EngineArgs:
                                          self.max_model_len, self.enforce_eager,
                                          self.enable_sleep_mode, self.skip_tokenizer_init)
         max_num_seqs = self.max_num_seqs or 256
+        prefix_caching = True if self.enable_prefix_caching is None else self.enable_prefix_caching
         return VllmConfig(
             model_config=model_config,
             cache_config=CacheConfig(self.block_size or 16, self.gpu_memory_utilization,
-                                     True if self.enable_prefix_caching is None else self.enable_prefix_caching),
+                                     prefix_caching),
             parallel_config=ParallelConfig(self.tensor_parallel_size, self.pipeline_parallel_size,
                                            self.data_parallel_size),
             scheduler_config=SchedulerConfig(max_num_seqs, self.max_num_batched_tokens or 8192,

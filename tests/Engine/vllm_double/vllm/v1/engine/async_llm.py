@@ -10,14 +10,12 @@ Exception("Call to <method> method failed: ...").
 import asyncio
 import json
 import logging
-import os
 import secrets
 import select
 import subprocess
 import sys
 import threading
 from collections.abc import AsyncGenerator, Iterable
-from copy import copy
 from types import SimpleNamespace
 from typing import Any
 
