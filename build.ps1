@@ -7,12 +7,15 @@
       deps   apt packages (python3-zmq, python3-msgpack, python3-numpy, python3-pytest, python3-flake8, OpenBLAS),
              CRIU 4.2 into tools/criu, NuGet, Pester
       build  compiles the module and assembles it in out/CriuCheckpoint
-      test   xunit, pytest, Pester and flake8 (lint); ends with one line 'N passed, N failed'
+      test   xunit, pytest, Pester and flake8 (lint); ends with one line 'N passed, N failed'.
+             -Suite picks some of them, -Filter runs only the tests whose name contains a text
       demo   start an engine, generate, stop, printing timings
       bench  measured figures of the tiny CPU engine, printed with their ratios; where an NVIDIA GPU and torch are
              present, then the GPU benchmark (bench/gpu-bench.ps1: floor, 8B restore, seed-style baseline, levers)
 .EXAMPLE
     dotnet tool restore && dotnet pwsh ./build.ps1 test
+.EXAMPLE
+    dotnet pwsh ./build.ps1 test -Suite Unit, Engine -Filter Backend
 #>
 [CmdletBinding()]
 param(
@@ -21,7 +24,15 @@ param(
     [string] $Task = 'build',
 
     [ValidateSet('Debug', 'Release')]
-    [string] $Configuration = 'Release'
+    [string] $Configuration = 'Release',
+
+    # test: the suites to run.
+    [ValidateSet('Unit', 'Engine', 'Pester', 'Lint')]
+    [string[]] $Suite = @('Unit', 'Engine', 'Pester', 'Lint'),
+
+    # test: only the tests whose full name contains this text (xunit, pytest -k, Pester), the Python files whose
+    # path contains it (lint).
+    [string] $Filter
 )
 
 $ErrorActionPreference = 'Stop'
@@ -95,8 +106,10 @@ function Invoke-Build {
 
 function Invoke-UnitSuite {
     param([string] $ResultsDir)
+    # A filter without an operator is dotnet test's 'FullyQualifiedName contains'.
+    $filterArgs = if ($Filter) { '--filter', $Filter } else { @() }
     & dotnet test (Join-Path $Root 'tests/Unit/CriuCheckpoint.Tests.csproj') -c $Configuration --no-build --nologo `
-        --logger 'trx;LogFileName=unit.trx' --results-directory $ResultsDir
+        --logger 'trx;LogFileName=unit.trx' --results-directory $ResultsDir @filterArgs | Out-Host
     $counters = ([xml](Get-Content (Join-Path $ResultsDir 'unit.trx') -Raw)).TestRun.ResultSummary.Counters
     @{ Passed = [int]$counters.passed; Failed = [int]$counters.failed + [int]$counters.error }
 }
@@ -104,7 +117,8 @@ function Invoke-UnitSuite {
 function Invoke-EngineSuite {
     param([string] $ResultsDir)
     $report = Join-Path $ResultsDir 'pytest.xml'
-    & $env:CRIUCHECKPOINT_PYTHON -m pytest (Join-Path $Root 'tests/Engine') -q -p no:cacheprovider --junitxml $report
+    $filterArgs = if ($Filter) { '-k', $Filter } else { @() }
+    & $env:CRIUCHECKPOINT_PYTHON -m pytest (Join-Path $Root 'tests/Engine') -q -p no:cacheprovider --junitxml $report @filterArgs | Out-Host
     $suite = ([xml](Get-Content $report -Raw)).testsuites.testsuite
     @{ Passed = [int]$suite.tests - [int]$suite.failures - [int]$suite.errors - [int]$suite.skipped; Failed = [int]$suite.failures + [int]$suite.errors }
 }
@@ -115,18 +129,22 @@ function Invoke-PesterSuite {
     $config.Run.Path = Join-Path $Root 'tests/Pester'
     $config.Run.PassThru = $true
     $config.Output.Verbosity = 'Detailed'
+    if ($Filter) { $config.Filter.FullName = "*$Filter*" }
     $pester = Invoke-Pester -Configuration $config
     @{ Passed = $pester.PassedCount; Failed = $pester.FailedCount + $pester.FailedBlocksCount + $pester.FailedContainersCount }
 }
 
 function Get-LintedFiles {
     $folders = 'module/EngineHost', 'tests/Engine' | ForEach-Object { Join-Path $Root $_ }
-    @(Get-ChildItem $folders -Recurse -File -Filter '*.py') + @(Get-ChildItem (Join-Path $Root 'bench') -File -Filter '*.py')
+    $files = @(Get-ChildItem $folders -Recurse -File -Filter '*.py') + @(Get-ChildItem (Join-Path $Root 'bench') -File -Filter '*.py')
+    $files | Where-Object { -not $Filter -or $_.FullName -like "*$Filter*" }
 }
 
 # Counted per file, as pytest counts tests: a file flake8 finds nothing in passed, a file with findings failed.
 function Invoke-LintSuite {
     $files = @(Get-LintedFiles | ForEach-Object FullName)
+    # flake8 given no file checks the current folder instead.
+    if (-not $files) { return @{ Passed = 0; Failed = 0 } }
     $findings = @(& $env:CRIUCHECKPOINT_PYTHON -m flake8 --config (Join-Path $Root '.flake8') @files)
     $findings | Write-Host
     $failedFiles = @($findings | ForEach-Object { ($_ -split ':', 2)[0] } | Select-Object -Unique)
@@ -140,10 +158,10 @@ function Invoke-Tests {
     New-Item -ItemType Directory $trxDir | Out-Null
 
     $results = [ordered]@{}
-    $results.xunit = Invoke-UnitSuite -ResultsDir $trxDir
-    $results.pytest = Invoke-EngineSuite -ResultsDir $trxDir
-    $results.pester = Invoke-PesterSuite
-    $results.lint = Invoke-LintSuite
+    if ('Unit' -in $Suite) { $results.xunit = Invoke-UnitSuite -ResultsDir $trxDir }
+    if ('Engine' -in $Suite) { $results.pytest = Invoke-EngineSuite -ResultsDir $trxDir }
+    if ('Pester' -in $Suite) { $results.pester = Invoke-PesterSuite }
+    if ('Lint' -in $Suite) { $results.lint = Invoke-LintSuite }
 
     foreach ($suiteName in $results.Keys) {
         Write-Host ("{0,-7} {1} passed, {2} failed" -f $suiteName, $results[$suiteName].Passed, $results[$suiteName].Failed)
@@ -157,7 +175,12 @@ function Invoke-Tests {
 switch ($Task) {
     'deps' { Install-Deps }
     'build' { Install-Deps; Invoke-Build }
-    'test' { Install-Deps; Invoke-Build; Invoke-Tests }
+    'test' {
+        Install-Deps
+        # pytest and flake8 read the Python sources; only xunit and Pester need the compiled module.
+        if ($Suite -contains 'Unit' -or $Suite -contains 'Pester') { Invoke-Build }
+        Invoke-Tests
+    }
     'demo' { Install-Deps; Invoke-Build; & (Join-Path $Root 'scripts/demo.ps1') -ModulePath $ModuleOut }
     'bench' {
         Install-Deps; Invoke-Build
