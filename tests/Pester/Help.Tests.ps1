@@ -14,7 +14,7 @@ BeforeDiscovery {
             Parameters = @((Get-Command $name).Parameters.Keys | Where-Object { $_ -notin $common })
         }
     }
-    $script:ErrorIds = @([CriuCheckpoint.Engine.ErrorIds].GetFields() | Where-Object IsLiteral | ForEach-Object { $_.GetRawConstantValue() })
+    $script:ErrorIds = @([CriuCheckpoint.Core.ErrorIds].GetFields() | Where-Object IsLiteral | ForEach-Object { $_.GetRawConstantValue() })
 }
 
 BeforeAll {

@@ -1,3 +1,5 @@
 using System.Runtime.Versioning;
+using CriuCheckpoint.Link;
+using CriuCheckpoint.Native;
 
 [assembly: SupportedOSPlatform("linux")]

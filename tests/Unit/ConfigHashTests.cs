@@ -1,4 +1,5 @@
 using CriuCheckpoint.Engine;
+using CriuCheckpoint.Native;
 using Xunit;
 
 namespace CriuCheckpoint.Tests;

@@ -1,4 +1,4 @@
-using CriuCheckpoint.Engine;
+using CriuCheckpoint.Core;
 using CriuCheckpoint.Gpu;
 using CriuCheckpoint.Native;
 using Xunit;

@@ -1,4 +1,5 @@
 using System.Net.Sockets;
+using CriuCheckpoint.Link;
 using CriuCheckpoint.Native;
 using Xunit;
 

@@ -1,4 +1,6 @@
+using CriuCheckpoint.Core;
 using CriuCheckpoint.Engine;
+using CriuCheckpoint.Native;
 using Xunit;
 
 namespace CriuCheckpoint.Tests;

@@ -1,7 +1,8 @@
-using CriuCheckpoint.Engine;
+using CriuCheckpoint.Core;
+using CriuCheckpoint.Link;
 using MessagePack;
-using NetMQ;
 using NetMQ.Sockets;
+using NetMQ;
 using Xunit;
 
 namespace CriuCheckpoint.Tests;

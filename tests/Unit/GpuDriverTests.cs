@@ -1,6 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
-using CriuCheckpoint.Engine;
+using CriuCheckpoint.Core;
 using CriuCheckpoint.Gpu;
 using CriuCheckpoint.Native;
 using Xunit;
@@ -127,7 +127,7 @@ public sealed class GpuDriverTests
         Assert.Contains("libcuda.so.1", open.Message);
         // Asked again, the same answer: the failed load is remembered, not retried into a DllNotFoundException.
         Assert.Equal(ErrorIds.GpuDriverNotFound, Assert.Throws<CriuCheckpointException>(() => new NvmlReader().Read()).ErrorId);
-        Assert.Equal(ErrorIds.GpuDriverNotFound, Assert.Throws<CriuCheckpointException>(() => CudaDriver.Instance).ErrorId);
+        Assert.Equal(NativeFailure.Missing, Assert.Throws<NativeException>(() => CudaDriver.Instance).Failure);
         Assert.False(GpuInventory.ForHost().AnyUsesCuda(new[] { Environment.ProcessId, 1 }));
     }
 }

@@ -1,4 +1,5 @@
-using CriuCheckpoint.Engine;
+using CriuCheckpoint.Core;
+using CriuCheckpoint.Link;
 using MessagePack;
 using Xunit;
 

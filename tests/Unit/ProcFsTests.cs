@@ -1,3 +1,4 @@
+using CriuCheckpoint.Link;
 using CriuCheckpoint.Native;
 using Xunit;
 

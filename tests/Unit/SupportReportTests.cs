@@ -1,4 +1,6 @@
 using CriuCheckpoint.Checkpoint;
+using CriuCheckpoint.Link;
+using CriuCheckpoint.Native;
 using Xunit;
 
 namespace CriuCheckpoint.Tests;

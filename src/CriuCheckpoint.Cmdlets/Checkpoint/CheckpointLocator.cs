@@ -1,9 +1,9 @@
-using CriuCheckpoint.Engine;
+using CriuCheckpoint.Core;
 
 namespace CriuCheckpoint.Checkpoint;
 
 /// <summary>Resolves what a user names with -Path: a checkpoint directory, or a store holding exactly one.</summary>
-public static class CheckpointLocator
+internal static class CheckpointLocator
 {
     public static EngineCheckpoint Open(string path, IReadOnlyList<CompatibilityIssue>? issues = null)
     {

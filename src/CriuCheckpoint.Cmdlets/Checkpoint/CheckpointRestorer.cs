@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using CriuCheckpoint.Core;
 using CriuCheckpoint.Engine;
 using CriuCheckpoint.Gpu;
 using CriuCheckpoint.Native;
@@ -10,7 +11,7 @@ namespace CriuCheckpoint.Checkpoint;
 /// so a checkpoint restores while its original runs and N times at once without PID collisions, GPU or not.
 /// A replica that fails is killed by PID and its run directory removed; the others are unaffected.
 /// </summary>
-public sealed class CheckpointRestorer
+internal sealed class CheckpointRestorer
 {
     private readonly EngineRegistry registry;
     private readonly IOperationObserver observer;
@@ -249,4 +250,4 @@ public sealed class CheckpointRestorer
 }
 
 /// <summary>One replica's result: the restored engine, or why it failed.</summary>
-public sealed record ReplicaOutcome(EngineInfo? Engine, CriuCheckpointException? Failure);
+internal sealed record ReplicaOutcome(EngineInfo? Engine, CriuCheckpointException? Failure);

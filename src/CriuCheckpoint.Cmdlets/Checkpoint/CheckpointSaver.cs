@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using CriuCheckpoint.Core;
 using CriuCheckpoint.Engine;
 using CriuCheckpoint.Gpu;
 using CriuCheckpoint.Native;
@@ -10,7 +11,7 @@ namespace CriuCheckpoint.Checkpoint;
 /// manifest and log snapshot, atomic publish. Any failure after prepare resumes the engine and deletes the staging
 /// directory, so the engine is never left blocked and nothing half-written becomes visible.
 /// </summary>
-public sealed class CheckpointSaver
+internal sealed class CheckpointSaver
 {
     private static readonly TimeSpan ResumeTimeout = TimeSpan.FromSeconds(60);
     private readonly EngineRegistry registry;

@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using CriuCheckpoint.Core;
 using CriuCheckpoint.Engine;
 using CriuCheckpoint.Native;
 
@@ -9,7 +10,7 @@ namespace CriuCheckpoint.Checkpoint;
 /// Checkpoints are built in a staging directory inside the store and published by one atomic rename, so nothing
 /// half-written is ever visible; when two savers race, the first rename wins and the loser adopts the winner.
 /// </summary>
-public sealed class CheckpointStore
+internal sealed class CheckpointStore
 {
     private const string StagingPrefix = ".staging-";
     private const UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;

@@ -9,7 +9,7 @@ public sealed record CompatibilityIssue(string Property, string Checkpoint, stri
 }
 
 /// <summary>Decides whether a checkpoint can be restored on this host.</summary>
-public static class Compatibility
+internal static class Compatibility
 {
     public static IReadOnlyList<CompatibilityIssue> Check(CheckpointManifest manifest, HostFacts host, GpuSnapshot? gpus = null)
     {

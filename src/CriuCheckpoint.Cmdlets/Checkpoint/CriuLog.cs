@@ -1,7 +1,7 @@
 namespace CriuCheckpoint.Checkpoint;
 
 /// <summary>Picks what explains a CRIU failure out of its log: each Error line with the lines before it (as runc does).</summary>
-public static class CriuLog
+internal static class CriuLog
 {
     public const int ContextLines = 5;
 

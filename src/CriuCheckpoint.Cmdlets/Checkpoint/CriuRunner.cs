@@ -1,12 +1,12 @@
 using System.Diagnostics;
 using CliWrap;
-using CriuCheckpoint.Engine;
+using CriuCheckpoint.Core;
 using CriuCheckpoint.Native;
 
 namespace CriuCheckpoint.Checkpoint;
 
 /// <summary>Runs criu through CliWrap with its output captured; failures carry the command, exit code and log excerpt.</summary>
-public sealed class CriuRunner
+internal sealed class CriuRunner
 {
     public const string DumpLog = "dump.log";
 

@@ -1,13 +1,14 @@
 using System.Text.RegularExpressions;
-using CliWrap;
 using CliWrap.Buffered;
+using CliWrap;
+using CriuCheckpoint.Core;
 using CriuCheckpoint.Engine;
 using CriuCheckpoint.Native;
 
 namespace CriuCheckpoint.Checkpoint;
 
 /// <summary>The criu executable this module uses, found and version-checked once per call site.</summary>
-public sealed partial class CriuTool
+internal sealed partial class CriuTool
 {
     public const string EnvironmentVariable = "CRIU_PATH";
 

@@ -1,3 +1,4 @@
+using CriuCheckpoint.Core;
 using CriuCheckpoint.Engine;
 
 namespace CriuCheckpoint.Checkpoint;
@@ -6,7 +7,7 @@ namespace CriuCheckpoint.Checkpoint;
 /// Start-VllmEngine -CheckpointStore: restore when the store has a checkpoint of this configuration, otherwise cold
 /// start, save with -LeaveRunning and serve from the engine just started (the seed's three paths in one switch).
 /// </summary>
-public sealed class EngineProvisioner
+internal sealed class EngineProvisioner
 {
     private readonly EngineRegistry registry;
     private readonly IOperationObserver observer;

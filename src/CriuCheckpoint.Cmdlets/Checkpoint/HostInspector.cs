@@ -4,7 +4,7 @@ using CriuCheckpoint.Native;
 namespace CriuCheckpoint.Checkpoint;
 
 /// <summary>Reads the facts of this host that decide whether a checkpoint made elsewhere can be restored here.</summary>
-public static class HostInspector
+internal static class HostInspector
 {
     public static HostFacts Collect(string criuVersion, string python) => new()
     {

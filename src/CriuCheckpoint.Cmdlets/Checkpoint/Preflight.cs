@@ -1,10 +1,10 @@
-using CriuCheckpoint.Engine;
+using CriuCheckpoint.Core;
 using CriuCheckpoint.Native;
 
 namespace CriuCheckpoint.Checkpoint;
 
 /// <summary>Checks that fail fast, with a named cause, before anything is changed.</summary>
-public static class Preflight
+internal static class Preflight
 {
     private const int CapSysAdmin = 21;
     private const int CapCheckpointRestore = 40;

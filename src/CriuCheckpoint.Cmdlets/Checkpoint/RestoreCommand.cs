@@ -11,7 +11,7 @@ namespace CriuCheckpoint.Checkpoint;
 /// restore keeps, and abstract sockets are per network namespace, so only this lets several copies of one CUDA process
 /// run at once. The engine's listening socket comes from the host's namespace at resume (EngineResumer).
 /// </summary>
-public static class RestoreCommand
+internal static class RestoreCommand
 {
     public const string RestoreLog = "restore.log";
 

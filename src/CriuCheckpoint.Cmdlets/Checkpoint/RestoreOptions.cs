@@ -1,6 +1,6 @@
 namespace CriuCheckpoint.Checkpoint;
 
-public sealed record RestoreOptions
+internal sealed record RestoreOptions
 {
     public int Count { get; init; } = 1;
 

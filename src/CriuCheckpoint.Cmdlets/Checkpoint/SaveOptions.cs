@@ -2,7 +2,7 @@ using CriuCheckpoint.Engine;
 
 namespace CriuCheckpoint.Checkpoint;
 
-public sealed record SaveOptions
+internal sealed record SaveOptions
 {
     /// <summary>Resume the engine after the dump instead of letting CRIU end it.</summary>
     public bool LeaveRunning { get; init; }
@@ -26,4 +26,4 @@ public sealed record SaveOptions
 }
 
 /// <summary>What a save produced: the checkpoint, and the engine when it serves on (-LeaveRunning, or nothing was dumped).</summary>
-public sealed record SaveResult(EngineCheckpoint Checkpoint, EngineInfo? Engine);
+internal sealed record SaveResult(EngineCheckpoint Checkpoint, EngineInfo? Engine);

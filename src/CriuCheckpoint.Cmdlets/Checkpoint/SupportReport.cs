@@ -1,6 +1,6 @@
-using CliWrap;
 using CliWrap.Buffered;
-using CriuCheckpoint.Engine;
+using CliWrap;
+using CriuCheckpoint.Core;
 
 namespace CriuCheckpoint.Checkpoint;
 

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Management.Automation;
+using CriuCheckpoint.Core;
 using CriuCheckpoint.Engine;
 
 namespace CriuCheckpoint.Commands;
@@ -16,7 +17,7 @@ public abstract class CriuCheckpointCmdlet : PSCmdlet, IDisposable
 
     protected CancellationToken CancellationToken => cancellation.Token;
 
-    protected EngineRegistry Registry { get; } = EngineRegistry.Default;
+    private protected EngineRegistry Registry { get; } = EngineRegistry.Default;
 
     public void Dispose()
     {
@@ -40,7 +41,7 @@ public abstract class CriuCheckpointCmdlet : PSCmdlet, IDisposable
     /// Runs a service call on the thread pool and pumps its reports onto the pipeline thread until it ends.
     /// Returns its result; a service failure becomes a terminating or non-terminating error as asked.
     /// </summary>
-    protected T Run<T>(Func<IOperationObserver, CancellationToken, Task<T>> work)
+    private protected T Run<T>(Func<IOperationObserver, CancellationToken, Task<T>> work)
     {
         using var queue = new BlockingCollection<Action>();
         try
@@ -74,7 +75,7 @@ public abstract class CriuCheckpointCmdlet : PSCmdlet, IDisposable
         }
     }
 
-    protected void Run(Func<IOperationObserver, CancellationToken, Task> work) =>
+    private protected void Run(Func<IOperationObserver, CancellationToken, Task> work) =>
         Run<bool>(async (observer, token) =>
         {
             await work(observer, token).ConfigureAwait(false);

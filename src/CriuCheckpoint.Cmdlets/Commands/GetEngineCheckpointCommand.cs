@@ -1,6 +1,6 @@
 using System.Management.Automation;
 using CriuCheckpoint.Checkpoint;
-using CriuCheckpoint.Engine;
+using CriuCheckpoint.Core;
 using CriuCheckpoint.Gpu;
 
 namespace CriuCheckpoint.Commands;

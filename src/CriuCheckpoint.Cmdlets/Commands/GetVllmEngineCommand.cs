@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using CriuCheckpoint.Core;
 using CriuCheckpoint.Engine;
 
 namespace CriuCheckpoint.Commands;

@@ -1,6 +1,8 @@
 using System.Collections.Concurrent;
 using System.Management.Automation;
+using CriuCheckpoint.Core;
 using CriuCheckpoint.Engine;
+using CriuCheckpoint.Link;
 
 namespace CriuCheckpoint.Commands;
 

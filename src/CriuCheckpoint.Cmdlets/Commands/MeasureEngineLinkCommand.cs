@@ -1,5 +1,7 @@
 using System.Management.Automation;
+using CriuCheckpoint.Core;
 using CriuCheckpoint.Engine;
+using CriuCheckpoint.Link;
 
 namespace CriuCheckpoint.Commands;
 

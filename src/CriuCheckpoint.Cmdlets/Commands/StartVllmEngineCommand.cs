@@ -1,6 +1,7 @@
 using System.Collections;
 using System.Management.Automation;
 using CriuCheckpoint.Checkpoint;
+using CriuCheckpoint.Core;
 using CriuCheckpoint.Engine;
 
 namespace CriuCheckpoint.Commands;

@@ -1,8 +1,9 @@
 using System.Collections;
 using System.Globalization;
 using System.Security.Cryptography;
-using System.Text;
 using System.Text.Json;
+using System.Text;
+using CriuCheckpoint.Link;
 
 namespace CriuCheckpoint.Engine;
 
@@ -10,7 +11,7 @@ namespace CriuCheckpoint.Engine;
 /// The identity of an engine's initialised state: equal hashes mean a checkpoint of one can serve the other.
 /// Computed over a canonical JSON form (sorted keys, invariant numbers) so it is stable across hosts and runs.
 /// </summary>
-public static class ConfigHash
+internal static class ConfigHash
 {
     public static string Compute(EngineSpec spec)
     {

@@ -1,9 +1,10 @@
-using CliWrap;
 using CliWrap.Buffered;
+using CliWrap;
+using CriuCheckpoint.Core;
 
 namespace CriuCheckpoint.Engine;
 
-public static class EngineBackends
+internal static class EngineBackends
 {
     public const string Auto = "auto";
 

@@ -1,3 +1,4 @@
+using CriuCheckpoint.Core;
 using CriuCheckpoint.Native;
 
 namespace CriuCheckpoint.Engine;
@@ -49,7 +50,7 @@ public sealed record EngineInfo
 
     public PhaseTimings? StartupTime { get; init; }
 
-    public EngineRecord Record { get; init; } = new();
+    internal EngineRecord Record { get; init; } = new();
 
     public override string ToString() => $"{Name} ({Id}) {State} {Endpoint}";
 }

@@ -1,9 +1,11 @@
+using CriuCheckpoint.Core;
+using CriuCheckpoint.Link;
 using CriuCheckpoint.Native;
 
 namespace CriuCheckpoint.Engine;
 
 /// <summary>Turns a persisted record into a live <see cref="EngineInfo"/>: process tree, state, and what hello says.</summary>
-public sealed class EngineInspector
+internal sealed class EngineInspector
 {
     private readonly EngineRegistry registry;
     private readonly ProcFs procFs;

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using CriuCheckpoint.Core;
 using CriuCheckpoint.Native;
 
 namespace CriuCheckpoint.Engine;
@@ -9,7 +10,7 @@ namespace CriuCheckpoint.Engine;
 /// to the run directory's log, never a TTY; then waits for its ready handshake and says hello.
 /// On every path out that is not success, the processes it started are killed by PID and the run dir removed.
 /// </summary>
-public sealed class EngineLauncher
+internal sealed class EngineLauncher
 {
     private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(25);
 
@@ -145,7 +146,7 @@ public sealed class EngineLauncher
         }
     }
 
-    private static Task<int> LaunchDetachedAsync(EngineRecord record, RunDirectory runDirectory, CancellationToken cancellationToken)
+    private static async Task<int> LaunchDetachedAsync(EngineRecord record, RunDirectory runDirectory, CancellationToken cancellationToken)
     {
         var command = new List<string> { record.Python, "-m", "engine_host" };
         command.AddRange(EngineCommandLine(record));
@@ -163,7 +164,20 @@ public sealed class EngineLauncher
             ["DO_NOT_TRACK"] = "1",
             ["VLLM_WORKER_MULTIPROC_METHOD"] = "spawn",
         };
-        return DetachedProcess.StartAsync(command, runDirectory.PidFile, runDirectory.LogFile, record.RunDirectory, environment, cancellationToken);
+        try
+        {
+            return await DetachedProcess.StartAsync(command, runDirectory.PidFile, runDirectory.LogFile, record.RunDirectory, environment, cancellationToken)
+                .ConfigureAwait(false);
+        }
+        catch (NativeException e)
+        {
+            throw new CriuCheckpointException(ErrorIds.EngineStartupFailed, e.Failure switch
+            {
+                NativeFailure.Missing => FailureKind.NotInstalled,
+                NativeFailure.TimedOut => FailureKind.OperationTimeout,
+                _ => FailureKind.InvalidOperation,
+            }, e.Message, e.Source, e, e.Details);
+        }
     }
 
     /// <summary>The engine host's command line (docs/protocol.md): everything in the spec, nothing else.</summary>

@@ -8,7 +8,7 @@ public enum StartSource
 }
 
 /// <summary>What the module persists about an engine in its run directory (engine.json), so any session finds it.</summary>
-public sealed class EngineRecord
+internal sealed class EngineRecord
 {
     public string Id { get; set; } = string.Empty;
 

@@ -7,7 +7,7 @@ namespace CriuCheckpoint.Engine;
 /// session that started them and any session finds them. Root: $CRIUCHECKPOINT_HOME, else
 /// /run/criu-checkpoint for root, else $XDG_RUNTIME_DIR/criu-checkpoint, else /tmp/criu-checkpoint-UID.
 /// </summary>
-public sealed class EngineRegistry
+internal sealed class EngineRegistry
 {
     private const UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
 

@@ -1,5 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
+using CriuCheckpoint.Core;
+using CriuCheckpoint.Link;
 using CriuCheckpoint.Native;
 
 namespace CriuCheckpoint.Engine;
@@ -8,7 +10,7 @@ namespace CriuCheckpoint.Engine;
 /// The two halves of the checkpoint handshake with the engine host (docs/protocol.md): prepare it (it drains, releases
 /// what must not be saved, closes its sockets and blocks on its resume FIFO) and resume it through that FIFO.
 /// </summary>
-public sealed class EngineResumer
+internal sealed class EngineResumer
 {
     private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(5);
     private readonly ProcFs procFs;

@@ -1,10 +1,12 @@
 using System.Diagnostics;
+using CriuCheckpoint.Core;
+using CriuCheckpoint.Link;
 using CriuCheckpoint.Native;
 
 namespace CriuCheckpoint.Engine;
 
 /// <summary>Stops an engine: graceful shutdown over the link, then SIGTERM and SIGKILL of its whole tree by PID.</summary>
-public sealed class EngineStopper
+internal sealed class EngineStopper
 {
     private readonly EngineRegistry registry;
     private readonly IOperationObserver observer;

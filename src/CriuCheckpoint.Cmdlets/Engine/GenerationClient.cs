@@ -1,7 +1,10 @@
+using CriuCheckpoint.Core;
+using CriuCheckpoint.Link;
+
 namespace CriuCheckpoint.Engine;
 
 /// <summary>Runs generate requests on one engine over a shared link; cancelling a request aborts it on the engine.</summary>
-public sealed class GenerationClient
+internal sealed class GenerationClient
 {
     private readonly EngineLink link;
     private readonly EngineInfo engine;

@@ -52,7 +52,7 @@ public sealed class GenerationChunk
 }
 
 /// <summary>Sampling and streaming options of a generate request.</summary>
-public sealed record GenerationOptions
+internal sealed record GenerationOptions
 {
     public int MaxTokens { get; init; } = 16;
 

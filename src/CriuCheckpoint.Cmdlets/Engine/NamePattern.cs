@@ -4,7 +4,7 @@ using System.Text.RegularExpressions;
 namespace CriuCheckpoint.Engine;
 
 /// <summary>PowerShell-style wildcards (*, ?, [abc]) for engine names, case-insensitive.</summary>
-public static class NamePattern
+internal static class NamePattern
 {
     public static Regex ToRegex(string pattern)
     {

@@ -1,9 +1,10 @@
+using CriuCheckpoint.Core;
 using CriuCheckpoint.Native;
 
 namespace CriuCheckpoint.Engine;
 
 /// <summary>Finds the Python that runs the engine host: -PythonPath, $CRIUCHECKPOINT_PYTHON, then python3 on PATH.</summary>
-public static class PythonLocator
+internal static class PythonLocator
 {
     public const string EnvironmentVariable = "CRIUCHECKPOINT_PYTHON";
 

@@ -8,7 +8,7 @@ namespace CriuCheckpoint.Engine;
 /// The files of one engine's run directory: what the launcher records (engine.json, pid) and what the engine
 /// host writes (ready.json, failed.json, its log, the resume FIFO). See docs/protocol.md, "Startup handshake".
 /// </summary>
-public sealed class RunDirectory
+internal sealed class RunDirectory
 {
     internal static readonly JsonSerializerOptions Json = new()
     {
@@ -80,7 +80,7 @@ public sealed class RunDirectory
     }
 }
 
-public sealed class ReadyInfo
+internal sealed class ReadyInfo
 {
     public string Endpoint { get; set; } = string.Empty;
 
@@ -90,14 +90,14 @@ public sealed class ReadyInfo
     public Dictionary<string, double> Phases { get; set; } = new();
 }
 
-public sealed class PidEntry
+internal sealed class PidEntry
 {
     public int Pid { get; set; }
 
     public string Role { get; set; } = string.Empty;
 }
 
-public sealed class FailedInfo
+internal sealed class FailedInfo
 {
     public string Code { get; set; } = string.Empty;
 

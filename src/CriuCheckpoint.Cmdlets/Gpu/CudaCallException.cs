@@ -1,7 +1,7 @@
 namespace CriuCheckpoint.Gpu;
 
 /// <summary>A cuCheckpointProcess* call that returned an error: which function, on which process, and the CUresult.</summary>
-public sealed class CudaCallException : Exception
+internal sealed class CudaCallException : Exception
 {
     public CudaCallException(string function, int processId, int result, string resultName)
         : base($"{function}({processId}) returned {resultName} ({result}).")

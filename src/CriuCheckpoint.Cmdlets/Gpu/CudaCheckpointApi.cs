@@ -1,10 +1,10 @@
-using CriuCheckpoint.Engine;
+using CriuCheckpoint.Core;
 using CriuCheckpoint.Native;
 
 namespace CriuCheckpoint.Gpu;
 
 /// <summary>The checkpoint calls of the host's NVIDIA driver (<see cref="CudaDriver"/>).</summary>
-public sealed class CudaCheckpointApi : ICudaCheckpointApi
+internal sealed class CudaCheckpointApi : ICudaCheckpointApi
 {
     private readonly CudaDriver driver;
 
@@ -19,9 +19,12 @@ public sealed class CudaCheckpointApi : ICudaCheckpointApi
     /// <summary>For checkpoint and restore: throws GpuDriverNotFound without a usable driver, GpuDriverTooOld before r580.</summary>
     public static CudaCheckpointApi Open()
     {
-        var driver = CudaDriver.Instance;
-        driver.EnsureCheckpointSupport();
-        return new CudaCheckpointApi(driver);
+        return GpuDriverFailure.Call(() =>
+        {
+            var driver = CudaDriver.Instance;
+            driver.EnsureCheckpointSupport();
+            return new CudaCheckpointApi(driver);
+        });
     }
 
     /// <summary>For state queries: null where there is no usable driver or it has no checkpoint functions (before r570).</summary>
@@ -32,7 +35,7 @@ public sealed class CudaCheckpointApi : ICudaCheckpointApi
             var driver = CudaDriver.Instance;
             return driver.HasCheckpointFunctions ? new CudaCheckpointApi(driver) : null;
         }
-        catch (CriuCheckpointException e) when (e.ErrorId == ErrorIds.GpuDriverNotFound)
+        catch (NativeException e) when (e.Failure == NativeFailure.Missing)
         {
             return null;
         }

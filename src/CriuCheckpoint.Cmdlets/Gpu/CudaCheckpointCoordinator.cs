@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
-using CriuCheckpoint.Engine;
+using CriuCheckpoint.Core;
 using CriuCheckpoint.Native;
 
 namespace CriuCheckpoint.Gpu;
@@ -14,7 +14,7 @@ namespace CriuCheckpoint.Gpu;
 /// A checkpoint that fails or is cancelled, in any process at any point, restores and unlocks every process it
 /// touched before it throws: no process is left locked.
 /// </summary>
-public sealed class CudaCheckpointCoordinator
+internal sealed class CudaCheckpointCoordinator
 {
     public const string LockPhase = "cuda-lock";
     public const string CheckpointPhase = "cuda-checkpoint";

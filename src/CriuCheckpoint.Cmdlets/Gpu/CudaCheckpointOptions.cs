@@ -1,9 +1,9 @@
-using CriuCheckpoint.Engine;
+using CriuCheckpoint.Core;
 
 namespace CriuCheckpoint.Gpu;
 
 /// <summary>Bounds on the driver calls of <see cref="CudaCheckpointCoordinator"/>, each per process.</summary>
-public sealed record CudaCheckpointOptions
+internal sealed record CudaCheckpointOptions
 {
     /// <summary>How long a lock may wait for the process's CUDA calls in flight (the driver's own timeout).</summary>
     public TimeSpan LockTimeout { get; init; } = TimeSpan.FromSeconds(30);
@@ -30,7 +30,7 @@ public sealed record CudaCheckpointOptions
 /// What a checkpoint did: the processes now Checkpointed, the GPU memory they held before (per NVML), and the
 /// cuda-lock and cuda-checkpoint phases.
 /// </summary>
-public sealed record CudaCheckpointResult(IReadOnlyList<int> ProcessIds, long GpuBytes, PhaseTimings Timings);
+internal sealed record CudaCheckpointResult(IReadOnlyList<int> ProcessIds, long GpuBytes, PhaseTimings Timings);
 
 /// <summary>What a restore did: the processes now Running again, and the cuda-restore and cuda-unlock phases.</summary>
-public sealed record CudaRestoreResult(IReadOnlyList<int> ProcessIds, PhaseTimings Timings);
+internal sealed record CudaRestoreResult(IReadOnlyList<int> ProcessIds, PhaseTimings Timings);

@@ -1,7 +1,7 @@
 namespace CriuCheckpoint.Gpu;
 
 /// <summary>A GPU as NVML describes it. MinorNumber is the N of /dev/nvidiaN; null when NVML does not say.</summary>
-public sealed record GpuDevice
+internal sealed record GpuDevice
 {
     public int Index { get; init; }
 

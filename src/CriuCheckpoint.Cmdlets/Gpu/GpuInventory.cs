@@ -3,7 +3,7 @@ using CriuCheckpoint.Native;
 namespace CriuCheckpoint.Gpu;
 
 /// <summary>The GPUs of a host and the processes using them, at one moment.</summary>
-public sealed record GpuSnapshot(IReadOnlyList<GpuDevice> Devices, IReadOnlyList<GpuProcess> Processes);
+internal sealed record GpuSnapshot(IReadOnlyList<GpuDevice> Devices, IReadOnlyList<GpuProcess> Processes);
 
 /// <summary>
 /// Finds the GPUs and the processes that use them. NVML alone misses processes: those it records under the PID of
@@ -11,7 +11,7 @@ public sealed record GpuSnapshot(IReadOnlyList<GpuDevice> Devices, IReadOnlyList
 /// memory yet. So NVML's compute processes are merged with a scan of /proc/PID/fd for NVIDIA device files, which finds
 /// every CUDA process of this PID namespace by its host PID.
 /// </summary>
-public sealed class GpuInventory
+internal sealed class GpuInventory
 {
     private readonly INvmlReader nvml;
     private readonly ProcFs procFs;

@@ -1,4 +1,4 @@
-using CriuCheckpoint.Engine;
+using CriuCheckpoint.Core;
 
 namespace CriuCheckpoint.Gpu;
 
@@ -7,7 +7,7 @@ namespace CriuCheckpoint.Gpu;
 /// checkpointed on when it is given any pair at all (cuCheckpointProcessRestore), so a partial map is completed here:
 /// an explicit -GpuMap entry first, else the same GPU when this host has it, else the GPU at the same index.
 /// </summary>
-public static class GpuMap
+internal static class GpuMap
 {
     /// <summary>
     /// The pairs for <c>cuCheckpointProcessRestore</c>, one per checkpointed GPU in their order; empty when every GPU

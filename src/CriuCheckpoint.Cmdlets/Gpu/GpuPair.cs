@@ -6,7 +6,7 @@ namespace CriuCheckpoint.Gpu;
 /// A GPU a process was checkpointed on and the GPU to restore it onto, by UUID as NVML and nvidia-smi print it
 /// (GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx). The driver takes the same 16 bytes as a CUuuid.
 /// </summary>
-public sealed record GpuPair(string OldUuid, string NewUuid)
+internal sealed record GpuPair(string OldUuid, string NewUuid)
 {
     /// <summary>The 16 bytes of a GPU UUID; the GPU- prefix and the dashes are optional.</summary>
     public static byte[] UuidBytes(string uuid)

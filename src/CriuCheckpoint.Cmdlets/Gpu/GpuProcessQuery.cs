@@ -7,7 +7,7 @@ namespace CriuCheckpoint.Gpu;
 /// The GPU processes of the host, or of one engine, each tagged with the engine whose process tree holds it
 /// (Get-GpuProcess). Engines are read from the registry, so those other sessions started are recognised too.
 /// </summary>
-public sealed class GpuProcessQuery
+internal sealed class GpuProcessQuery
 {
     private readonly EngineRegistry registry;
     private readonly GpuInventory inventory;

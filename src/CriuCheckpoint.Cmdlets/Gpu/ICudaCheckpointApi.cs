@@ -6,7 +6,7 @@ namespace CriuCheckpoint.Gpu;
 /// and back: Checkpointed → Locked (Restore) → Running (Unlock). Failed calls throw <see cref="CudaCallException"/>.
 /// An interface so the coordinator's ordering and rollback are testable without a GPU.
 /// </summary>
-public interface ICudaCheckpointApi
+internal interface ICudaCheckpointApi
 {
     /// <summary>Blocks the process's further CUDA calls, waiting at most <paramref name="timeout"/> for those in flight.</summary>
     void Lock(int processId, TimeSpan timeout);

@@ -8,7 +8,7 @@ namespace CriuCheckpoint.Gpu;
 /// on Linux the driver opens it in every process at cuInit, and NVML users (nvidia-smi, monitoring agents,
 /// nvidia-persistenced) never do. /dev/nvidiaN is a GPU the process holds, N being the device's minor number.
 /// </summary>
-public sealed partial record NvidiaDeviceFiles(IReadOnlySet<int> GpuMinorNumbers, bool UsesCuda)
+internal sealed partial record NvidiaDeviceFiles(IReadOnlySet<int> GpuMinorNumbers, bool UsesCuda)
 {
     /// <summary>The NVIDIA devices among the targets, or null when there are none.</summary>
     public static NvidiaDeviceFiles? From(IEnumerable<string> fileDescriptorTargets)

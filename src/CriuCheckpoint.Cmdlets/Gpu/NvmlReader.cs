@@ -3,9 +3,11 @@ using CriuCheckpoint.Native;
 namespace CriuCheckpoint.Gpu;
 
 /// <summary>Reads the GPUs and their compute processes from the host's NVML (libnvidia-ml.so.1).</summary>
-public sealed class NvmlReader : INvmlReader
+internal sealed class NvmlReader : INvmlReader
 {
-    public NvmlSnapshot Read()
+    public NvmlSnapshot Read() => GpuDriverFailure.Call(ReadDriver);
+
+    private static NvmlSnapshot ReadDriver()
     {
         using var nvml = NvmlSession.Open();
         var driverVersion = nvml.DriverVersion() ?? string.Empty;

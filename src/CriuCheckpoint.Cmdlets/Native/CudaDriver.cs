@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Runtime.InteropServices;
-using CriuCheckpoint.Engine;
 
 namespace CriuCheckpoint.Native;
 
@@ -10,7 +9,7 @@ namespace CriuCheckpoint.Native;
 /// no call pays for driver initialisation twice. Each call returns the driver's CUresult; callers decide what it means.
 /// Signatures: NVIDIA CUDA Driver API reference, "CUDA Checkpointing" (cuda.h of CUDA 12.8 to 13.x).
 /// </summary>
-public sealed unsafe partial class CudaDriver
+internal sealed unsafe partial class CudaDriver
 {
     public const string Library = "libcuda.so.1";
 
@@ -39,7 +38,7 @@ public sealed unsafe partial class CudaDriver
         MissingCheckpointFunctions = missingCheckpointFunctions;
     }
 
-    /// <summary>The driver, loaded and initialised; throws GpuDriverNotFound where there is none that works.</summary>
+    /// <summary>The driver, loaded and initialised; throws a NativeException (Missing) where there is none that works.</summary>
     public static CudaDriver Instance => Loaded.Value;
 
     /// <summary>The CUDA version the driver supports, as cuDriverGetVersion says: 1000 × major + 10 × minor (13000 = 13.0).</summary>
@@ -53,7 +52,7 @@ public sealed unsafe partial class CudaDriver
     /// <summary>Whether the state queries can be called (drivers since r570 export them).</summary>
     public bool HasCheckpointFunctions => MissingCheckpointFunctions.Count == 0;
 
-    /// <summary>Throws GpuDriverTooOld unless the driver can checkpoint and restore processes, onto other GPUs too (r580+).</summary>
+    /// <summary>Throws a NativeException (TooOld) unless the driver can checkpoint and restore processes, onto other GPUs too (r580+).</summary>
     public void EnsureCheckpointSupport()
     {
         if (HasCheckpointFunctions && Version >= MinimumCheckpointVersion)
@@ -62,9 +61,8 @@ public sealed unsafe partial class CudaDriver
         }
 
         var missing = HasCheckpointFunctions ? string.Empty : $" It lacks {string.Join(", ", MissingCheckpointFunctions)}.";
-        throw new CriuCheckpointException(ErrorIds.GpuDriverTooOld, FailureKind.NotInstalled,
-            $"The NVIDIA driver supports CUDA {VersionText}; checkpointing GPU processes needs driver 580 or newer (CUDA 13.0).{missing}",
-            VersionText);
+        throw new NativeException(NativeFailure.TooOld, Library,
+            $"The NVIDIA driver supports CUDA {VersionText}; checkpointing GPU processes needs driver 580 or newer (CUDA 13.0).{missing}");
     }
 
     public int Lock(int pid, uint timeoutMs)
@@ -113,8 +111,8 @@ public sealed unsafe partial class CudaDriver
         // the library this loads, and it stays loaded (the driver starts threads that must not lose their code).
         if (!NativeLibrary.TryLoad(Library, out var handle))
         {
-            throw new CriuCheckpointException(ErrorIds.GpuDriverNotFound, FailureKind.NotInstalled,
-                $"{Library} was not found: this host has no NVIDIA driver, or its libraries are not on the loader path.", Library);
+            throw new NativeException(NativeFailure.Missing, Library,
+                $"{Library} was not found: this host has no NVIDIA driver, or its libraries are not on the loader path.");
         }
 
         var missing = CheckpointFunctions.Where(f => !NativeLibrary.TryGetExport(handle, f, out _)).ToArray();
@@ -132,9 +130,8 @@ public sealed unsafe partial class CudaDriver
         // libcuda reads CUDA_VISIBLE_DEVICES from this process's environment: hiding every GPU makes cuInit fail too.
         var visible = Environment.GetEnvironmentVariable("CUDA_VISIBLE_DEVICES");
         var hint = visible is null ? string.Empty : $" CUDA_VISIBLE_DEVICES is '{visible}' in this session.";
-        throw new CriuCheckpointException(ErrorIds.GpuDriverNotFound, FailureKind.NotInstalled,
-            $"The NVIDIA driver cannot be used: cuInit failed with {name ?? CudaResult.Name(result)} ({result}). Is the kernel module loaded, and may this user open /dev/nvidia*?{hint}",
-            Library);
+        throw new NativeException(NativeFailure.Missing, Library,
+            $"The NVIDIA driver cannot be used: cuInit failed with {name ?? CudaResult.Name(result)} ({result}). Is the kernel module loaded, and may this user open /dev/nvidia*?{hint}");
     }
 
     [LibraryImport(Library)]

@@ -7,7 +7,7 @@ namespace CriuCheckpoint.Native;
 /// the driver cannot be used. The names are the driver's own (cuGetErrorName), so messages read the same whether they
 /// came from the driver or from this table, which covers the times no driver is loaded to ask.
 /// </summary>
-public static class CudaResult
+internal static class CudaResult
 {
     public const int Success = 0;
     public const int InvalidValue = 1;

@@ -9,7 +9,7 @@ namespace CriuCheckpoint.Native;
 /// A pathname socket is found through the file system, so this reaches a process in another network namespace
 /// as long as it sees the same directory: the way a restored replica gets a listener made in the host's namespace.
 /// </summary>
-public sealed partial class DescriptorHandover : IDisposable
+internal sealed partial class DescriptorHandover : IDisposable
 {
     private const int MaxSocketPathBytes = 107; // sizeof(sun_path) less the terminating NUL
     private const int SocketLevel = 1; // SOL_SOCKET

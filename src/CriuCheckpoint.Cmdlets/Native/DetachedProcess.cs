@@ -1,6 +1,5 @@
-using CliWrap;
 using CliWrap.Buffered;
-using CriuCheckpoint.Engine;
+using CliWrap;
 
 namespace CriuCheckpoint.Native;
 
@@ -8,7 +7,7 @@ namespace CriuCheckpoint.Native;
 /// Starts a command detached from the caller: its own session (setsid), stdin from /dev/null, stdout and stderr
 /// to a log file, never a TTY, so it outlives the pwsh session. Its PID is recorded in a file before it runs.
 /// </summary>
-public static class DetachedProcess
+internal static class DetachedProcess
 {
     // $0 is the pid file and $1 the log: the shell records its own PID, then execs the command in place,
     // so the recorded PID is the command's and the session leader's.
@@ -19,8 +18,8 @@ public static class DetachedProcess
     public static async Task<int> StartAsync(IReadOnlyList<string> command, string pidFile, string logFile, string workingDirectory,
         IReadOnlyDictionary<string, string?> environment, CancellationToken cancellationToken)
     {
-        var setsid = Executables.Find("setsid") ?? throw new CriuCheckpointException(ErrorIds.EngineStartupFailed,
-            FailureKind.NotInstalled, "setsid (util-linux) was not found on PATH.", "setsid");
+        var setsid = Executables.Find("setsid") ?? throw new NativeException(NativeFailure.Missing, "setsid",
+            "setsid (util-linux) was not found on PATH.");
         var arguments = new List<string> { "-f", "sh", "-c", DetachScript, pidFile, logFile };
         arguments.AddRange(command);
         var result = await Cli.Wrap(setsid)
@@ -32,8 +31,8 @@ public static class DetachedProcess
             .ConfigureAwait(false);
         if (result.ExitCode != 0)
         {
-            throw new CriuCheckpointException(ErrorIds.EngineStartupFailed, FailureKind.InvalidOperation,
-                $"'{setsid} {string.Join(' ', arguments)}' exited with code {result.ExitCode}.", command[0], details: result.StandardError);
+            throw new NativeException(NativeFailure.Failed, command[0],
+                $"'{setsid} {string.Join(' ', arguments)}' exited with code {result.ExitCode}.", result.StandardError);
         }
 
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
@@ -47,8 +46,8 @@ public static class DetachedProcess
             await Task.Delay(Poll, cancellationToken).ConfigureAwait(false);
         }
 
-        throw new CriuCheckpointException(ErrorIds.EngineStartupFailed, FailureKind.OperationTimeout,
-            $"The detached launcher did not record a PID in {pidFile} within 10 s.", pidFile);
+        throw new NativeException(NativeFailure.TimedOut, command[0],
+            $"The detached launcher did not record a PID in {pidFile} within 10 s.");
     }
 
     public static int? ReadPid(string pidFile)

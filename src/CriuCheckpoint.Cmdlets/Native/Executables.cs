@@ -1,7 +1,7 @@
 namespace CriuCheckpoint.Native;
 
 /// <summary>Resolves a program name the way a shell does: a path is taken as is, a bare name is searched on PATH.</summary>
-public static class Executables
+internal static class Executables
 {
     public static string? Find(string name)
     {

@@ -4,7 +4,7 @@ using System.Text;
 namespace CriuCheckpoint.Native;
 
 /// <summary>Named pipes: the engine blocks reading one while it is prepared for (or restored from) a checkpoint.</summary>
-public static partial class Fifo
+internal static partial class Fifo
 {
     private const int OpenWriteOnly = 0x1;
     private const int OpenNonBlocking = 0x800;

@@ -3,7 +3,7 @@ using System.Runtime.InteropServices;
 namespace CriuCheckpoint.Native;
 
 /// <summary>Owner and mode of a file through statx(2), whose layout is the same on every architecture.</summary>
-public static partial class FileOwner
+internal static partial class FileOwner
 {
     private const int AtFdCwd = -100;
     private const int AtSymlinkNoFollow = 0x100;

@@ -8,7 +8,7 @@ namespace CriuCheckpoint.Native;
 /// namespace and nothing but close() ever touches it here: once handed to an engine, this copy is only closed.
 /// (System.Net.Sockets may shut a socket down when disposing it, which would stop the engine's shared copy listening.)
 /// </summary>
-public sealed partial class LoopbackListener : IDisposable
+internal sealed partial class LoopbackListener : IDisposable
 {
     private const int AddressFamilyInet = 2;
     private const int SocketStream = 1;

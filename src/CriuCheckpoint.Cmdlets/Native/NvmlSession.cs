@@ -1,6 +1,5 @@
 using System.Runtime.InteropServices;
 using System.Text;
-using CriuCheckpoint.Engine;
 
 namespace CriuCheckpoint.Native;
 
@@ -27,24 +26,24 @@ internal sealed unsafe class NvmlSession : IDisposable
     }
 
     /// <summary>
-    /// Initialises NVML; throws GpuDriverNotFound where the library is missing or no driver is loaded, GpuDriverTooOld
+    /// Initialises NVML; throws a NativeException, Missing where the library is missing or no driver is loaded, TooOld
     /// where it lacks a function used here (the _v3 process query came with the r510 drivers).
     /// </summary>
     public static NvmlSession Open()
     {
-        var missing = MissingFunctions.Value ?? throw new CriuCheckpointException(ErrorIds.GpuDriverNotFound, FailureKind.NotInstalled,
-            $"{Nvml.Library} was not found: this host has no NVIDIA driver, or its libraries are not on the loader path.", Nvml.Library);
+        var missing = MissingFunctions.Value ?? throw new NativeException(NativeFailure.Missing, Nvml.Library,
+            $"{Nvml.Library} was not found: this host has no NVIDIA driver, or its libraries are not on the loader path.");
         if (missing.Length > 0)
         {
-            throw new CriuCheckpointException(ErrorIds.GpuDriverTooOld, FailureKind.NotInstalled,
-                $"The NVIDIA driver's {Nvml.Library} lacks {string.Join(", ", missing)}: the driver is too old.", Nvml.Library);
+            throw new NativeException(NativeFailure.TooOld, Nvml.Library,
+                $"The NVIDIA driver's {Nvml.Library} lacks {string.Join(", ", missing)}: the driver is too old.");
         }
 
         var result = Nvml.nvmlInit_v2();
         if (result != Nvml.Success)
         {
-            throw new CriuCheckpointException(ErrorIds.GpuDriverNotFound, FailureKind.NotInstalled,
-                $"NVML cannot be initialised: {ErrorString(result)} ({result}). Is the NVIDIA kernel module loaded?", Nvml.Library);
+            throw new NativeException(NativeFailure.Missing, Nvml.Library,
+                $"NVML cannot be initialised: {ErrorString(result)} ({result}). Is the NVIDIA kernel module loaded?");
         }
 
         return new NvmlSession();
@@ -65,8 +64,8 @@ internal sealed unsafe class NvmlSession : IDisposable
         var result = Nvml.nvmlDeviceGetCount_v2(out var count);
         return result == Nvml.Success
             ? (int)count
-            : throw new CriuCheckpointException(ErrorIds.GpuDriverNotFound, FailureKind.ResourceUnavailable,
-                $"NVML cannot count the GPUs: {ErrorString(result)} ({result}).", Nvml.Library);
+            : throw new NativeException(NativeFailure.Failed, "nvmlDeviceGetCount_v2",
+                $"NVML cannot count the GPUs: {ErrorString(result)} ({result}).");
     }
 
     public nint? Device(int index) =>

@@ -3,7 +3,7 @@ using System.Globalization;
 namespace CriuCheckpoint.Native;
 
 /// <summary>Reads process facts from a procfs mount (the host's /proc by default; tests point it elsewhere).</summary>
-public sealed class ProcFs
+internal sealed class ProcFs
 {
     public static ProcFs Host { get; } = new("/proc");
 

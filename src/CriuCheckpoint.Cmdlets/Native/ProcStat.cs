@@ -3,7 +3,7 @@ using System.Globalization;
 namespace CriuCheckpoint.Native;
 
 /// <summary>The fields of /proc/PID/stat this module needs.</summary>
-public sealed record ProcStat(int ProcessId, string Name, char State, int ParentProcessId, int ProcessGroupId, int SessionId, ulong StartTime)
+internal sealed record ProcStat(int ProcessId, string Name, char State, int ParentProcessId, int ProcessGroupId, int SessionId, ulong StartTime)
 {
     public static ProcStat Parse(string text)
     {

@@ -1,7 +1,7 @@
 namespace CriuCheckpoint.Native;
 
 /// <summary>Ends processes by PID: SIGTERM, a grace period, then SIGKILL; never by name.</summary>
-public sealed class ProcessTerminator
+internal sealed class ProcessTerminator
 {
     private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(50);
     private readonly ProcFs procFs;

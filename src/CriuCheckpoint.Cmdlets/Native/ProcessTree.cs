@@ -7,7 +7,7 @@ public sealed record ProcessNode(int ProcessId, int ParentProcessId, int Namespa
 }
 
 /// <summary>A root process and all its descendants, discovered from procfs.</summary>
-public sealed class ProcessTree
+internal sealed class ProcessTree
 {
     public ProcessTree(IReadOnlyList<ProcessNode> processes)
     {

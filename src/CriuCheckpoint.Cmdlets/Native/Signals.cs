@@ -3,7 +3,7 @@ using System.Runtime.InteropServices;
 namespace CriuCheckpoint.Native;
 
 /// <summary>kill(2) by PID: the module never signals processes by name.</summary>
-public static partial class Signals
+internal static partial class Signals
 {
     public const int SigKill = 9;
     public const int SigTerm = 15;

@@ -1,4 +1,4 @@
-namespace CriuCheckpoint.Engine;
+namespace CriuCheckpoint.Core;
 
 /// <summary>The stable ErrorIds of this module. Scripts match on these: never rename one.</summary>
 public static class ErrorIds

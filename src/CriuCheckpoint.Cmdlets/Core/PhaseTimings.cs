@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace CriuCheckpoint.Engine;
+namespace CriuCheckpoint.Core;
 
 /// <summary>Named phases in order, each with its duration; Total is the wall time of the whole operation.</summary>
 public sealed class PhaseTimings

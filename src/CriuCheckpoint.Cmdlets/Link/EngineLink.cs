@@ -1,17 +1,18 @@
 using System.Collections.Concurrent;
 using System.Threading.Channels;
+using CriuCheckpoint.Core;
 using MessagePack;
-using NetMQ;
 using NetMQ.Sockets;
+using NetMQ;
 
-namespace CriuCheckpoint.Engine;
+namespace CriuCheckpoint.Link;
 
 /// <summary>
 /// A client connection to one engine: a NetMQ DEALER owned by a dedicated poller thread (NetMQ sockets are not
 /// thread-safe), many requests in flight, replies routed to each request's channel by id.
 /// Every wait has a timeout, honours cancellation and notices when the engine process has died.
 /// </summary>
-public sealed class EngineLink : IDisposable
+internal sealed class EngineLink : IDisposable
 {
     private static readonly TimeSpan LivenessInterval = TimeSpan.FromMilliseconds(250);
     private static readonly IReadOnlyDictionary<string, object?> EmptyArgs = new Dictionary<string, object?>();

@@ -1,10 +1,10 @@
-namespace CriuCheckpoint.Engine;
+namespace CriuCheckpoint.Core;
 
 /// <summary>
 /// What a long-running service reports while it works. Services call it from any thread; the cmdlet's
 /// implementation queues each report so that only the pipeline thread writes to PowerShell's streams.
 /// </summary>
-public interface IOperationObserver
+internal interface IOperationObserver
 {
     void Progress(string activity, string status, int percentComplete);
 
@@ -13,7 +13,7 @@ public interface IOperationObserver
     void Warning(string message);
 }
 
-public sealed class NullObserver : IOperationObserver
+internal sealed class NullObserver : IOperationObserver
 {
     public static NullObserver Instance { get; } = new();
 

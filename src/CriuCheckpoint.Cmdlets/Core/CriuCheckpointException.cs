@@ -1,4 +1,4 @@
-namespace CriuCheckpoint.Engine;
+namespace CriuCheckpoint.Core;
 
 /// <summary>
 /// Broad classes of failure; the cmdlet layer maps each to the PowerShell ErrorCategory of the same name,

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 
-namespace CriuCheckpoint.Engine;
+namespace CriuCheckpoint.Link;
 
 /// <summary>Round-trip times of the link to one engine (health requests answered by its socket thread).</summary>
 public sealed class LinkLatency
@@ -17,7 +17,7 @@ public sealed class LinkLatency
 
     public TimeSpan Maximum { get; init; }
 
-    public static async Task<LinkLatency> MeasureAsync(EngineLink link, string engineName, int count, TimeSpan timeout, CancellationToken cancellationToken)
+    internal static async Task<LinkLatency> MeasureAsync(EngineLink link, string engineName, int count, TimeSpan timeout, CancellationToken cancellationToken)
     {
         // The first request pays for the TCP connect and handshake; it is not a round trip of a live link.
         await link.CallAsync<HealthReply>(LinkProtocol.Ops.Health, timeout, cancellationToken).ConfigureAwait(false);

@@ -1,9 +1,9 @@
 using System.Threading.Channels;
 
-namespace CriuCheckpoint.Engine;
+namespace CriuCheckpoint.Link;
 
 /// <summary>A request in flight on an <see cref="EngineLink"/>: the replies arrive on <see cref="Replies"/>.</summary>
-public sealed class LinkRequest
+internal sealed class LinkRequest
 {
     internal LinkRequest(string id, string op, ChannelReader<LinkReply> replies)
     {

@@ -1,11 +1,11 @@
 using MessagePack;
 
-namespace CriuCheckpoint.Engine;
+namespace CriuCheckpoint.Link;
 
 // The link's typed messages (docs/protocol.md). Keys are the wire names; readers skip keys they do not know.
 
 [MessagePackObject]
-public sealed class RequestEnvelope<TArgs>
+internal sealed class RequestEnvelope<TArgs>
 {
     [Key("v")] public int Version { get; set; } = LinkProtocol.Version;
 
@@ -17,7 +17,7 @@ public sealed class RequestEnvelope<TArgs>
 }
 
 [MessagePackObject]
-public sealed class GenerateArgs
+internal sealed class GenerateArgs
 {
     [Key("prompt")] public string Prompt { get; set; } = string.Empty;
 
@@ -35,13 +35,13 @@ public sealed class GenerateArgs
 }
 
 [MessagePackObject]
-public sealed class AbortArgs
+internal sealed class AbortArgs
 {
     [Key("request_id")] public string RequestId { get; set; } = string.Empty;
 }
 
 [MessagePackObject]
-public sealed class ReplyHeader
+internal sealed class ReplyHeader
 {
     [Key("v")] public int Version { get; set; }
 
@@ -55,7 +55,7 @@ public sealed class ReplyHeader
 }
 
 [MessagePackObject]
-public sealed class PidInfo
+internal sealed class PidInfo
 {
     [Key("pid")] public int Pid { get; set; }
 
@@ -63,7 +63,7 @@ public sealed class PidInfo
 }
 
 [MessagePackObject]
-public sealed class HelloReply
+internal sealed class HelloReply
 {
     [Key("protocol")] public int Protocol { get; set; }
 
@@ -97,7 +97,7 @@ public sealed class HelloReply
 }
 
 [MessagePackObject]
-public sealed class HealthReply
+internal sealed class HealthReply
 {
     [Key("state")] public string State { get; set; } = string.Empty;
 
@@ -109,7 +109,7 @@ public sealed class HealthReply
 }
 
 [MessagePackObject]
-public sealed class GenerateChunkReply
+internal sealed class GenerateChunkReply
 {
     [Key("text")] public string Text { get; set; } = string.Empty;
 
@@ -117,7 +117,7 @@ public sealed class GenerateChunkReply
 }
 
 [MessagePackObject]
-public sealed class GenerateFinalReply
+internal sealed class GenerateFinalReply
 {
     [Key("text")] public string Text { get; set; } = string.Empty;
 
@@ -135,12 +135,12 @@ public sealed class GenerateFinalReply
 }
 
 [MessagePackObject]
-public sealed class AbortReply
+internal sealed class AbortReply
 {
     [Key("aborted")] public bool Aborted { get; set; }
 }
 
-public static class LinkProtocol
+internal static class LinkProtocol
 {
     public const int Version = 1;
 
@@ -177,7 +177,7 @@ public static class LinkProtocol
 }
 
 [MessagePackObject]
-public sealed class PrepareCheckpointArgs
+internal sealed class PrepareCheckpointArgs
 {
     [Key("drain_timeout_s")] public double DrainTimeoutSeconds { get; set; } = 30;
 
@@ -187,7 +187,7 @@ public sealed class PrepareCheckpointArgs
 }
 
 [MessagePackObject]
-public sealed class PrepareCheckpointReply
+internal sealed class PrepareCheckpointReply
 {
     [Key("state")] public string State { get; set; } = string.Empty;
 

@@ -1,9 +1,9 @@
 using MessagePack;
 
-namespace CriuCheckpoint.Engine;
+namespace CriuCheckpoint.Link;
 
 /// <summary>One reply frame routed to its request: the parsed header and the raw payload for typed reading.</summary>
-public sealed class LinkReply
+internal sealed class LinkReply
 {
     public LinkReply(ReplyHeader header, ReadOnlyMemory<byte> payload)
     {
