@@ -15,7 +15,7 @@ PHASES = [("criu-restore", "criu restore", "#4C72B0"),
           ("other", "validate, hello, first token", "#8C8C8C")]
 CONFIGS = [("ours", "llama-8b, ours\n(weights from source)"),
            ("weights_in_image", "llama-8b,\nweights in image"),
-           ("baseline", "llama-8b, seed-style\nbaseline")]
+           ("baseline", "llama-8b, KV-in-image\nbaseline")]
 
 
 def main(argv: list) -> int:

@@ -2,7 +2,7 @@
 <#
 .SYNOPSIS
     The GPU benchmark (issue 5), in one run on one GPU host: the physical floor, our restore of an 8B-class torch
-    engine against its cold start and the floor, the seed-style baseline, and each lever measured alone. Every figure
+    engine against its cold start and the floor, the KV-in-image baseline, and each lever measured alone. Every figure
     is printed beside its ratio; all of them go to a JSON file, rewritten after every section so that a run cut short
     still leaves what it measured.
 .DESCRIPTION
@@ -10,7 +10,7 @@
       floor     pinned and pageable host-to-GPU rates, a fresh process's cuInit, read rates of the stores' file systems
       ours      llama-8b (random bf16 weights written to safetensors), CUDA graphs, KV pool sized by
                 -GpuMemoryUtilization 0.9 (more than half the GPU), -WeightsFromSource, image in tmpfs
-      baseline  the first prototype's way: the same model with its weights and KV cache in the image (a smaller KV pool,
+      baseline  the KV-in-image baseline: the same model with its weights and KV cache in the image (a smaller KV pool,
                 KvCacheGiB, or the image would not fit in host memory: this favours the baseline), CUDA calls one
                 process at a time, restored into the host PID namespace after the original exited
       weights   lever: the same model with its weights in the image (only -WeightsFromSource differs from ours), and
@@ -198,7 +198,7 @@ try {
             Add-Ratios $baseline.Run (Get-Floor $baseline.Run $read.warm_bytes_per_s)
             $result.baseline = $baseline.Run
             $baseline.Run.speedup_of_ours = [math]::Round($baseline.Run.restore.to_first_token_s / $result.ours.restore.to_first_token_s, 2)
-            Write-Host ('ours restores {0:0.0}x faster than the seed-style baseline (whose KV pool is {1:N1} GiB, ours {2:N1} GiB)' -f `
+            Write-Host ('ours restores {0:0.0}x faster than the KV-in-image baseline (whose KV pool is {1:N1} GiB, ours {2:N1} GiB)' -f `
                 $baseline.Run.speedup_of_ours, ($baseline.Run.kv_cache_bytes_serving / 1GB), ($result.ours.kv_cache_bytes_serving / 1GB))
         }
         finally { $baseline.Checkpoint | Remove-EngineCheckpoint -Confirm:$false }
