@@ -1,4 +1,5 @@
 """python -m engine_host --run-dir DIR [options]: parse the command line and run the engine.
+python -m engine_host --describe-backends: print the backends this Python can run, as JSON, and exit.
 
 Command-line mistakes are startup failures like any other: they go to DIR/failed.json
 (code bad_engine_args) when the run directory is known, and the exit code is non-zero.
@@ -15,7 +16,7 @@ import logging  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
 
-from . import logs, runinfo  # noqa: E402
+from . import logs, process_environment, runinfo  # noqa: E402
 from .options import EngineOptions, FailureCode, StartupError  # noqa: E402
 
 log = logging.getLogger("engine_host")
@@ -28,7 +29,10 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m engine_host", description="CriuCheckpoint engine host")
-    p.add_argument("--run-dir", required=True, help="handshake directory (ready.json, failed.json)")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--run-dir", help="handshake directory (ready.json, failed.json)")
+    what.add_argument("--describe-backends", action="store_true",
+                      help="print the backends, their default models and presets, and what auto resolves to")
     p.add_argument("--backend", default="tiny",
                    help="tiny (numpy, default), torch, vllm, "
                         "or auto (vllm if importable, else torch, else tiny)")
@@ -44,8 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _options(argv: list) -> EngineOptions:
-    a = _parser().parse_args(argv)
+def _options(a: argparse.Namespace) -> EngineOptions:
     try:
         engine_args = json.loads(a.engine_args)
     except json.JSONDecodeError as exc:
@@ -105,11 +108,22 @@ def _import_host():
     return EngineHost
 
 
+def _describe_backends() -> int:
+    from . import backends
+
+    print(json.dumps(backends.describe()))
+    return 0
+
+
 def main(argv=None) -> int:
+    process_environment.apply_defaults()
     argv = sys.argv[1:] if argv is None else argv
     logs.setup("frontend")
     try:
-        options = _options(argv)
+        arguments = _parser().parse_args(argv)
+        if arguments.describe_backends:
+            return _describe_backends()
+        options = _options(arguments)
         engine_host = _import_host()
     except StartupError as exc:
         log.error("startup failed: %s: %s", exc.code, exc.message)

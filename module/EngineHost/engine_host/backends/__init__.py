@@ -2,6 +2,9 @@
 
 Modules are imported by name so that choosing one never imports another's dependencies (torch).
 A backend that runs an engine of its own (vllm) sets BackendPlan.runtime instead of stage specs.
+Each module also names, without importing any of them, the packages it needs (DEPENDENCIES), the model it
+loads when none is given (DEFAULT_MODEL) and its built-in models (PRESETS): describe() reports them, and is
+what the PowerShell module asks, so both sides know the same backends.
 """
 from __future__ import annotations
 
@@ -18,12 +21,15 @@ from ..options import EngineOptions, FailureCode, StartupError
 
 log = logging.getLogger("engine_host.backends")
 
+# In the order `auto` prefers them.
 MODULES = {
-    "tiny": "engine_host.backends.tiny",
-    "torch": "engine_host.backends.torch_backend",
     "vllm": "engine_host.backends.vllm_backend",
+    "torch": "engine_host.backends.torch_backend",
+    "tiny": "engine_host.backends.tiny",
 }
 AUTO = "auto"
+# What `auto` falls back to when no backend's packages are all found: the host then says what is missing.
+LAST_RESORT = "tiny"
 
 
 @dataclass
@@ -43,21 +49,41 @@ class BackendPlan:
     vllm_version: Optional[str] = None  # hello's vllm_version (vllm backend only)
 
 
+def missing_dependencies(backend: str) -> list:
+    """The packages `backend` needs that this Python cannot find (finding is enough: importing torch or
+    vLLM costs seconds)."""
+    module = importlib.import_module(MODULES[backend])
+    return [name for name in module.DEPENDENCIES if importlib.util.find_spec(name) is None]
+
+
 def resolve(backend: str) -> str:
-    """`auto`: vllm when this Python can import it, else torch, else tiny (finding is enough)."""
+    """`auto`: the first backend, in MODULES order, whose packages this Python can all find."""
     if backend != AUTO:
         return backend
-    for candidate in ("vllm", "torch"):
-        if importlib.util.find_spec(candidate) is not None:
-            return candidate
-    return "tiny"
+    return next((name for name in MODULES if not missing_dependencies(name)), LAST_RESORT)
+
+
+def describe() -> dict:
+    """Every backend with its default model, presets and availability, and what `auto` resolves to."""
+    return {"backends": [_description(name) for name in MODULES], "auto": resolve(AUTO),
+            "order": list(MODULES)}
+
+
+def _description(backend: str) -> dict:
+    module = importlib.import_module(MODULES[backend])
+    missing = missing_dependencies(backend)
+    description = {"name": backend, "default_model": module.DEFAULT_MODEL, "presets": list(module.PRESETS),
+                   "available": not missing}
+    if missing:
+        description["reason"] = f"this Python cannot import {' and '.join(missing)}"
+    return description
 
 
 def plan(options: EngineOptions) -> BackendPlan:
     if options.backend == AUTO:
         chosen = resolve(AUTO)
-        log.info("backend auto: chose %s (vllm importable: %s, torch importable: %s)", chosen,
-                 importlib.util.find_spec("vllm") is not None, importlib.util.find_spec("torch") is not None)
+        log.info("backend auto: chose %s (missing: %s)", chosen,
+                 {name: missing_dependencies(name) for name in MODULES})
         options = dataclasses.replace(options, backend=chosen)
     module = MODULES.get(options.backend)
     if module is None:

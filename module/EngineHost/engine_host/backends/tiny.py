@@ -12,6 +12,8 @@ from ..stage import StageSpec
 from ..tokenizer import ByteTokenizer
 from . import BackendPlan, check_engine_args, config_hash
 
+# The frontend plans without numpy; the cores (tiny_stage) compute with it.
+DEPENDENCIES = ("numpy",)
 VOCAB_SIZE = 257
 EOS_TOKEN_ID = 256
 DEFAULT_MODEL = "tiny-256m"

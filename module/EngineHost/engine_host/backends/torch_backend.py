@@ -19,6 +19,7 @@ from ..stage import StageSpec
 from ..tokenizer import ByteTokenizer, HFTokenizer
 from . import BackendPlan, check_engine_args, config_hash
 
+DEPENDENCIES = ("torch", "transformers")
 DEFAULT_MODEL = "llama-1b"
 DEFAULT_MAX_MODEL_LEN = 2048
 
@@ -92,7 +93,7 @@ def plan(options: EngineOptions) -> BackendPlan:
         raise StartupError(FailureCode.UNSUPPORTED_MODEL,
                            f"model_type {model_type!r} is not supported; supported: "
                            f"{', '.join(SUPPORTED_MODEL_TYPES)}")
-    missing = [m for m in ("torch", "transformers") if importlib.util.find_spec(m) is None]
+    missing = [m for m in DEPENDENCIES if importlib.util.find_spec(m) is None]
     if missing:
         raise StartupError(FailureCode.BACKEND_UNAVAILABLE,
                            f"the torch backend needs {' and '.join(missing)}, which cannot be imported")

@@ -15,6 +15,10 @@ from dataclasses import dataclass
 from ..options import EngineOptions, FailureCode, StartupError
 from . import BackendPlan
 
+DEPENDENCIES = ("vllm",)
+# vLLM loads hub names and model directories; it has no built-in model, so -Model is always needed.
+DEFAULT_MODEL = None
+PRESETS: dict = {}
 # Engine args this adapter consumes itself; every other key goes to vLLM's AsyncEngineArgs as is.
 # weights_from_source (the torch backend's name for "drop the weights, read them again on resume") is
 # sleep level 2 here.
@@ -74,7 +78,7 @@ def plan(options: EngineOptions) -> BackendPlan:
                            f"{sleep_level} contradicts it")
     if not isinstance(args.get("enable_sleep_mode", True), bool):
         raise StartupError(FailureCode.BAD_ENGINE_ARGS, "engine arg enable_sleep_mode must be a boolean")
-    if importlib.util.find_spec("vllm") is None:
+    if any(importlib.util.find_spec(name) is None for name in DEPENDENCIES):
         raise StartupError(FailureCode.BACKEND_UNAVAILABLE,
                            "the vllm backend needs vLLM, which this Python cannot import (point the "
                            "launcher's Python at a vLLM environment)")

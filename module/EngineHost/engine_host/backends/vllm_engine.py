@@ -44,16 +44,6 @@ _CALL_TIMEOUT_S = 600.0  # sleep/wake_up of a large model move tens of GB
 _STOP_TIMEOUT_S = 20.0
 _MAX_IPC_DIR_LEN = 60  # unix socket paths are limited to 107 bytes; vLLM appends a uuid
 
-# Environment vLLM reads when it starts. setdefault: the launcher's (or the user's) value wins.
-# docs/vllm.md says why each one matters for a checkpoint.
-ENVIRONMENT = {
-    "VLLM_WORKER_MULTIPROC_METHOD": "spawn",  # no fork of a threaded process
-    "VLLM_NO_USAGE_STATS": "1",  # no usage-report thread with a TCP connection to the internet
-    "VLLM_DO_NOT_TRACK": "1",
-    "DO_NOT_TRACK": "1",
-    "UV_USE_IO_URING": "0",  # libuv (uvloop) must not use io_uring: CRIU cannot dump it
-}
-
 
 @contextlib.contextmanager
 def _timed(phases: dict, name: str):
@@ -62,18 +52,17 @@ def _timed(phases: dict, name: str):
     phases[name] = round(time.monotonic() - started, 4)
 
 
-def _set_environment(run_dir: str) -> dict:
-    applied = {}
-    for name, value in ENVIRONMENT.items():
-        if name not in os.environ:
-            os.environ[name] = applied[name] = value
-    # vLLM's frontend <-> EngineCore ZeroMQ ipc socket files: inside the run directory, which a restore
-    # bind-mounts per replica, so replicas never share (or collide on) a socket path.
+def _set_ipc_directory(run_dir: str):
+    """vLLM's frontend <-> EngineCore ZeroMQ ipc socket files go inside the run directory, which a restore
+    bind-mounts per replica, so replicas never share (or collide on) a socket path. Returns the directory,
+    or None when the user chose one or the run directory's path is too long for it.
+    (The rest of vLLM's environment is process_environment.DEFAULTS, set at the engine host's start.)"""
     ipc_dir = os.path.join(run_dir, "vllm-ipc")
-    if "VLLM_RPC_BASE_PATH" not in os.environ and len(ipc_dir) <= _MAX_IPC_DIR_LEN:
-        os.makedirs(ipc_dir, mode=0o700, exist_ok=True)
-        os.environ["VLLM_RPC_BASE_PATH"] = applied["VLLM_RPC_BASE_PATH"] = ipc_dir
-    return applied
+    if "VLLM_RPC_BASE_PATH" in os.environ or len(ipc_dir) > _MAX_IPC_DIR_LEN:
+        return None
+    os.makedirs(ipc_dir, mode=0o700, exist_ok=True)
+    os.environ["VLLM_RPC_BASE_PATH"] = ipc_dir
+    return ipc_dir
 
 
 def _import_vllm() -> SimpleNamespace:
@@ -247,9 +236,9 @@ class VllmEngine:
     # ------------------------------------------------------------ startup
 
     def start(self, phases: dict) -> list:
-        applied = _set_environment(self._settings.run_dir)
-        if applied:
-            log.info("environment for vLLM: %s", applied)
+        ipc_dir = _set_ipc_directory(self._settings.run_dir)
+        if ipc_dir:
+            log.info("vLLM's ipc sockets in %s", ipc_dir)
         with _timed(phases, "import_backend"):
             self._v = _import_vllm()
         log.info("vLLM %s; engine args %s; sleep level %d", self._v.version,
