@@ -23,6 +23,8 @@ internal sealed class FakeCudaCheckpointApi : ICudaCheckpointApi
         }
     }
 
+    public string DriverCudaVersion => "13.0";
+
     /// <summary>Processes that hold NVIDIA devices but never initialised CUDA.</summary>
     public HashSet<int> WithoutCuda { get; } = new();
 

@@ -34,7 +34,7 @@ internal sealed class CheckpointStore
     /// <summary>A new private staging directory inside the store (same filesystem, so publishing is a rename).</summary>
     public string CreateStaging(string configHash)
     {
-        Directory.CreateDirectory(Path, Private);
+        EnsureExists();
         var staging = NewStagingName(configHash);
         Directory.CreateDirectory(staging, Private);
         Directory.CreateDirectory(ImagesPath(staging), Private);
@@ -63,8 +63,26 @@ internal sealed class CheckpointStore
         }
     }
 
-    public IEnumerable<string> StagingDirectories() =>
-        Directory.Exists(Path) ? Directory.EnumerateDirectories(Path, StagingPrefix + "*") : Enumerable.Empty<string>();
+    /// <summary>A staging directory older than this belongs to a save that died (a killed pwsh, a reboot): no save runs that long.</summary>
+    public static readonly TimeSpan StagingMaxAge = TimeSpan.FromHours(1);
+
+    public void EnsureExists() => Directory.CreateDirectory(Path, Private);
+
+    /// <summary>Removes the staging directories last written before <paramref name="olderThan"/>; returns how many.</summary>
+    public int SweepStaging(DateTimeOffset olderThan)
+    {
+        var swept = 0;
+        foreach (var staging in Directory.Exists(Path) ? Directory.EnumerateDirectories(Path, StagingPrefix + "*") : Enumerable.Empty<string>())
+        {
+            if (Directory.GetLastWriteTimeUtc(staging) < olderThan.UtcDateTime)
+            {
+                DeleteStaging(staging);
+                swept++;
+            }
+        }
+
+        return swept;
+    }
 
     /// <summary>Published checkpoint directories (those with a manifest); staging directories are never listed.</summary>
     public IEnumerable<string> CheckpointDirectories() =>

@@ -5,28 +5,28 @@ namespace CriuCheckpoint.Checkpoint;
 
 /// <summary>
 /// Start-VllmEngine -CheckpointStore: restore when the store has a checkpoint of this configuration, otherwise cold
-/// start, save with -LeaveRunning and serve from the engine just started (the seed's three paths in one switch).
+/// start, save with -LeaveRunning and serve from the engine just started: restore, cold start or both, in one switch.
 /// </summary>
 internal sealed class EngineProvisioner
 {
-    private readonly EngineRegistry registry;
+    private readonly CheckpointServices services;
     private readonly IOperationObserver observer;
 
-    public EngineProvisioner(EngineRegistry registry, IOperationObserver observer)
+    public EngineProvisioner(CheckpointServices services, IOperationObserver observer)
     {
-        this.registry = registry;
+        this.services = services;
         this.observer = observer;
     }
 
     public async Task<EngineInfo> StartAsync(EngineSpec spec, string? name, CheckpointStore store, TimeSpan readyTimeout, string? criuPath, CancellationToken cancellationToken)
     {
-        var launcher = new EngineLauncher(registry, observer);
+        var launcher = new EngineLauncher(services.Registry, observer);
         spec = await launcher.ResolveAsync(spec, cancellationToken).ConfigureAwait(false);
         var configHash = ConfigHash.Compute(spec);
         if (store.Find(configHash) is { } checkpoint)
         {
             observer.Verbose($"{checkpoint.Path} holds this configuration ({configHash}): restoring it.");
-            var outcome = (await new CheckpointRestorer(registry, observer).RestoreAsync(checkpoint,
+            var outcome = (await new CheckpointRestorer(services, observer).RestoreAsync(checkpoint,
                 new RestoreOptions { Name = name, CriuPath = criuPath, Timeout = readyTimeout }, cancellationToken).ConfigureAwait(false))[0];
             return outcome.Engine ?? throw outcome.Failure!;
         }
@@ -35,7 +35,7 @@ internal sealed class EngineProvisioner
         var engine = await launcher.StartAsync(spec, name, readyTimeout, cancellationToken).ConfigureAwait(false);
         try
         {
-            var saved = await new CheckpointSaver(registry, observer).SaveAsync(engine, store, new SaveOptions { LeaveRunning = true, CriuPath = criuPath }, cancellationToken)
+            var saved = await new CheckpointSaver(services, observer).SaveAsync(engine, store, new SaveOptions { LeaveRunning = true, CriuPath = criuPath }, cancellationToken)
                 .ConfigureAwait(false);
             observer.Verbose($"Saved {saved.Checkpoint.Path}; engine {engine.Name} serves on.");
             return (saved.Engine ?? engine) with { StartupTime = engine.StartupTime };

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Management.Automation;
+using CriuCheckpoint.Checkpoint;
 using CriuCheckpoint.Core;
 using CriuCheckpoint.Engine;
 
@@ -7,17 +8,26 @@ namespace CriuCheckpoint.Commands;
 
 /// <summary>
 /// What every cmdlet of the module shares: a cancellation token cancelled by Ctrl+C (StopProcessing), services run
-/// off the pipeline thread while the pipeline thread alone writes their progress, verbose and warning reports,
-/// and service failures turned into ErrorRecords with stable ErrorIds.
+/// off the pipeline thread while the pipeline thread alone writes their progress, verbose and warning reports and
+/// the objects they output (one queue, drained only by the pipeline thread), and service failures turned into
+/// ErrorRecords with stable ErrorIds.
 /// </summary>
 public abstract class CriuCheckpointCmdlet : PSCmdlet, IDisposable
 {
     private readonly CancellationTokenSource cancellation = new();
+    private readonly BlockingCollection<Action> reports = new();
     private readonly Dictionary<string, int> activityIds = new();
+    private CheckpointServices? services;
+    private readonly IOperationObserver observer;
+
+    protected CriuCheckpointCmdlet() => observer = new QueuedObserver(this);
 
     protected CancellationToken CancellationToken => cancellation.Token;
 
     private protected EngineRegistry Registry { get; } = EngineRegistry.Default;
+
+    /// <summary>What save and restore reach outside this process, made once per cmdlet call.</summary>
+    private protected CheckpointServices Services => services ??= CheckpointServices.ForHost(Registry);
 
     public void Dispose()
     {
@@ -30,6 +40,7 @@ public abstract class CriuCheckpointCmdlet : PSCmdlet, IDisposable
         if (disposing)
         {
             cancellation.Dispose();
+            reports.Dispose();
         }
     }
 
@@ -43,31 +54,11 @@ public abstract class CriuCheckpointCmdlet : PSCmdlet, IDisposable
     /// </summary>
     private protected T Run<T>(Func<IOperationObserver, CancellationToken, Task<T>> work)
     {
-        using var queue = new BlockingCollection<Action>();
         try
         {
-            var observer = new QueuedObserver(queue, this);
             var task = Task.Run(() => work(observer, CancellationToken), CancellationToken);
-            task.ContinueWith(_ => queue.CompleteAdding(), TaskScheduler.Default);
-            var stopping = false;
-            foreach (var report in queue.GetConsumingEnumerable())
-            {
-                try
-                {
-                    if (!stopping)
-                    {
-                        report();
-                    }
-                }
-                catch (PipelineStoppedException)
-                {
-                    // Ctrl+C: streams are closed, but the service is still cleaning up (resuming an engine, killing
-                    // a half-started one); wait for it so nothing is left behind when the pipeline stops.
-                    stopping = true;
-                }
-            }
-
-            return stopping ? throw new PipelineStoppedException() : task.GetAwaiter().GetResult();
+            WriteReportsUntil(task);
+            return task.GetAwaiter().GetResult();
         }
         catch (OperationCanceledException) when (CancellationToken.IsCancellationRequested)
         {
@@ -81,6 +72,99 @@ public abstract class CriuCheckpointCmdlet : PSCmdlet, IDisposable
             await work(observer, token).ConfigureAwait(false);
             return true;
         });
+
+    /// <summary>Queues an object for the pipeline: work running off the pipeline thread outputs through this.</summary>
+    private protected void PostObject(object output) => Post(() => WriteObject(output));
+
+    /// <summary>Queues a failure of work running off the pipeline thread, written as a non-terminating error.</summary>
+    private protected void PostFailure(CriuCheckpointException failure) => Post(() => WriteFailure(failure));
+
+    /// <summary>Writes what has been queued so far and returns without waiting for more.</summary>
+    private protected void WriteQueued()
+    {
+        while (reports.TryTake(out var report))
+        {
+            report();
+        }
+    }
+
+    private void WriteReportsUntil(Task task)
+    {
+        var ended = false;
+        task.ContinueWith(_ => Post(() => ended = true), TaskScheduler.Default);
+        var stopped = false;
+        while (!ended)
+        {
+            try
+            {
+                reports.Take()();
+            }
+            catch (PipelineStoppedException)
+            {
+                // Ctrl+C: streams are closed, but the service is still cleaning up (resuming an engine, killing
+                // a half-started one); wait for it so nothing is left behind when the pipeline stops.
+                stopped = true;
+            }
+        }
+
+        if (stopped)
+        {
+            throw new PipelineStoppedException();
+        }
+    }
+
+    private void Post(Action report)
+    {
+        try
+        {
+            reports.Add(report);
+        }
+        catch (ObjectDisposedException)
+        {
+            // The cmdlet is gone: a late report has no stream left to go to.
+        }
+    }
+
+    /// <summary>
+    /// The engines that -Engine arguments name, each argument resolved on its own: one that names no engine is
+    /// written as a non-terminating EngineNotFound error and the others go on.
+    /// </summary>
+    private protected IEnumerable<EngineInfo> ResolveEngines(IEnumerable<EngineIdentity> identities)
+    {
+        var resolver = new EngineResolver(Registry);
+        foreach (var identity in identities)
+        {
+            IReadOnlyList<EngineInfo> engines;
+            try
+            {
+                engines = resolver.Resolve(identity);
+            }
+            catch (CriuCheckpointException e)
+            {
+                WriteFailure(e);
+                continue;
+            }
+
+            foreach (var engine in engines)
+            {
+                yield return engine;
+            }
+        }
+    }
+
+    /// <summary>The one engine an -Engine argument names; null, with the error written, when it names none or several.</summary>
+    private protected EngineInfo? ResolveEngine(EngineIdentity identity)
+    {
+        try
+        {
+            return new EngineResolver(Registry).ResolveOne(identity);
+        }
+        catch (CriuCheckpointException e)
+        {
+            WriteFailure(e);
+            return null;
+        }
+    }
 
     /// <summary>Writes a service failure as a non-terminating error.</summary>
     protected void WriteFailure(CriuCheckpointException failure) => WriteError(ToErrorRecord(failure));
@@ -128,32 +212,15 @@ public abstract class CriuCheckpointCmdlet : PSCmdlet, IDisposable
 
     private sealed class QueuedObserver : IOperationObserver
     {
-        private readonly BlockingCollection<Action> queue;
         private readonly CriuCheckpointCmdlet cmdlet;
 
-        public QueuedObserver(BlockingCollection<Action> queue, CriuCheckpointCmdlet cmdlet)
-        {
-            this.queue = queue;
-            this.cmdlet = cmdlet;
-        }
+        public QueuedObserver(CriuCheckpointCmdlet cmdlet) => this.cmdlet = cmdlet;
 
         public void Progress(string activity, string status, int percentComplete) =>
-            Post(() => cmdlet.Progress(activity, status, percentComplete));
+            cmdlet.Post(() => cmdlet.Progress(activity, status, percentComplete));
 
-        public void Verbose(string message) => Post(() => cmdlet.WriteVerbose(message));
+        public void Verbose(string message) => cmdlet.Post(() => cmdlet.WriteVerbose(message));
 
-        public void Warning(string message) => Post(() => cmdlet.WriteWarning(message));
-
-        private void Post(Action report)
-        {
-            try
-            {
-                queue.Add(report);
-            }
-            catch (Exception e) when (e is InvalidOperationException or ObjectDisposedException)
-            {
-                // The operation has ended: a late report has no stream left to go to.
-            }
-        }
+        public void Warning(string message) => cmdlet.Post(() => cmdlet.WriteWarning(message));
     }
 }

@@ -71,7 +71,7 @@ public sealed class RestoreEngineCheckpointCommand : CriuCheckpointCmdlet
                 CudaThrottleLimit = CudaThrottleLimit,
                 HostPidNamespace = HostPidNamespace,
             };
-            var outcomes = Run((observer, token) => new CheckpointRestorer(Registry, observer).RestoreAsync(checkpoint, options, token));
+            var outcomes = Run((observer, token) => new CheckpointRestorer(Services, observer).RestoreAsync(checkpoint, options, token));
             foreach (var outcome in outcomes)
             {
                 if (outcome.Engine is { } engine)

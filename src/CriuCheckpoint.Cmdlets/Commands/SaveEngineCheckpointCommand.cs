@@ -11,9 +11,9 @@ namespace CriuCheckpoint.Commands;
 public sealed class SaveEngineCheckpointCommand : CriuCheckpointCmdlet
 {
     [Parameter(Mandatory = true, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
-    [EngineTransformation]
+    [ArgumentCompleter(typeof(EngineNameCompleter))]
     [ValidateNotNull]
-    public EngineInfo Engine { get; set; } = null!;
+    public EngineIdentity Engine { get; set; } = null!;
 
     /// <summary>The checkpoint store: a directory holding one checkpoint per config hash.</summary>
     [Parameter(Mandatory = true, Position = 0)]
@@ -55,9 +55,14 @@ public sealed class SaveEngineCheckpointCommand : CriuCheckpointCmdlet
 
     protected override void ProcessRecord()
     {
+        if (ResolveEngine(Engine) is not { } engine)
+        {
+            return;
+        }
+
         var store = new CheckpointStore(GetUnresolvedProviderPathFromPSPath(Path));
         var action = LeaveRunning ? "Checkpoint (engine keeps serving)" : "Checkpoint (engine ends after the dump)";
-        if (!ShouldProcess($"engine {Engine.Name} ({Engine.Id}) into {store.Path}", action))
+        if (!ShouldProcess($"engine {engine.Name} ({engine.Id}) into {store.Path}", action))
         {
             return;
         }
@@ -74,7 +79,7 @@ public sealed class SaveEngineCheckpointCommand : CriuCheckpointCmdlet
                 KeepCaches = KeepCaches,
                 CudaThrottleLimit = CudaThrottleLimit,
             };
-            var result = Run((observer, token) => new CheckpointSaver(Registry, observer).SaveAsync(Engine, store, options, token));
+            var result = Run((observer, token) => new CheckpointSaver(Services, observer).SaveAsync(engine, store, options, token));
             WriteTimings($"Checkpoint {result.Checkpoint.Path}", result.Checkpoint.Timings);
             WriteObject(result.Checkpoint);
             if (PassThru && result.Engine is not null)

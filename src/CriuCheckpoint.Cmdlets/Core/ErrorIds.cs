@@ -15,6 +15,7 @@ public static class ErrorIds
     public const string EngineStartupFailed = "EngineStartupFailed";
     public const string EngineStartupTimeout = "EngineStartupTimeout";
     public const string EngineNotFound = "EngineNotFound";
+    public const string EngineNameAmbiguous = "EngineNameAmbiguous";
     public const string EngineNotRunning = "EngineNotRunning";
     public const string EngineDied = "EngineDied";
     public const string EngineNotReady = "EngineNotReady";
@@ -35,6 +36,7 @@ public static class ErrorIds
     public const string CheckpointIncompatible = "CheckpointIncompatible";
     public const string CheckpointInsecure = "CheckpointInsecure";
     public const string ResumeFailed = "ResumeFailed";
+    public const string RestoreTimeout = "RestoreTimeout";
     public const string RestoredEngineNotCheckpointable = "RestoredEngineNotCheckpointable";
     public const string GpuDriverNotFound = "GpuDriverNotFound";
     public const string GpuDriverTooOld = "GpuDriverTooOld";

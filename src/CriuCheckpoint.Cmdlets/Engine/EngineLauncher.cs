@@ -89,7 +89,8 @@ internal sealed class EngineLauncher
     public async Task<EngineSpec> ResolveAsync(EngineSpec spec, CancellationToken cancellationToken)
     {
         var python = PythonLocator.Resolve(spec.Python);
-        var backend = await EngineBackends.ResolveAsync(spec.Backend, python, cancellationToken).ConfigureAwait(false);
+        var backends = await EngineBackends.DescribeAsync(python, cancellationToken).ConfigureAwait(false);
+        var backend = backends.Resolve(spec.Backend);
         if (backend != spec.Backend)
         {
             observer.Verbose($"-Backend auto chose {backend}.");
@@ -99,7 +100,7 @@ internal sealed class EngineLauncher
         {
             Python = python,
             Backend = backend,
-            Model = string.IsNullOrEmpty(spec.Model) ? EngineBackends.DefaultModel(backend) ?? string.Empty : spec.Model,
+            Model = string.IsNullOrEmpty(spec.Model) ? backends.Find(backend)?.DefaultModel ?? string.Empty : spec.Model,
         };
         Validate(resolved);
         return resolved;
@@ -121,12 +122,6 @@ internal sealed class EngineLauncher
 
     private static void Validate(EngineSpec spec)
     {
-        if (!EngineBackends.Known.Contains(spec.Backend))
-        {
-            throw new CriuCheckpointException(ErrorIds.UnknownBackend, FailureKind.InvalidArgument,
-                $"Unknown backend '{spec.Backend}'. Known backends: {string.Join(", ", EngineBackends.Accepted)}.", spec.Backend);
-        }
-
         if (string.IsNullOrEmpty(spec.Model))
         {
             throw new CriuCheckpointException(ErrorIds.ModelNotFound, FailureKind.InvalidArgument,
@@ -150,23 +145,10 @@ internal sealed class EngineLauncher
     {
         var command = new List<string> { record.Python, "-m", "engine_host" };
         command.AddRange(EngineCommandLine(record));
-        var pythonPath = Environment.GetEnvironmentVariable("PYTHONPATH");
-        var environment = new Dictionary<string, string?>
-        {
-            ["PYTHONPATH"] = string.IsNullOrEmpty(pythonPath) ? EngineHostFiles.Directory : $"{EngineHostFiles.Directory}:{pythonPath}",
-            ["PYTHONUNBUFFERED"] = "1",
-            ["PYTHONDONTWRITEBYTECODE"] = "1",
-            // CRIU cannot dump io_uring (DESIGN.md §8).
-            ["UV_USE_IO_URING"] = "0",
-            // vLLM's usage reporting opens outside TCP connections, which a dump cannot carry (docs/vllm.md).
-            ["VLLM_NO_USAGE_STATS"] = "1",
-            ["VLLM_DO_NOT_TRACK"] = "1",
-            ["DO_NOT_TRACK"] = "1",
-            ["VLLM_WORKER_MULTIPROC_METHOD"] = "spawn",
-        };
+        var environment = EngineHostEnvironment.Create();
         try
         {
-            return await DetachedProcess.StartAsync(command, runDirectory.PidFile, runDirectory.LogFile, record.RunDirectory, environment, cancellationToken)
+            return await SessionProcess.StartAsync(command, runDirectory.PidFile, runDirectory.LogFile, record.RunDirectory, environment, cancellationToken)
                 .ConfigureAwait(false);
         }
         catch (NativeException e)

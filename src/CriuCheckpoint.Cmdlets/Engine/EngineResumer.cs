@@ -49,32 +49,42 @@ internal sealed class EngineResumer
 
     /// <summary>
     /// Writes the resume message once the engine reads its FIFO, hands it its listening socket, then waits for its new
-    /// ready.json. The socket is made here, in the host's network namespace: a replica runs in a network namespace of
-    /// its own (RestoreCommand), where nothing it bound itself could be reached. <paramref name="stillAlive"/> tells
-    /// whether the process that should read the FIFO can still do so.
+    /// ready.json. <paramref name="stillAlive"/> tells whether the process that should read the FIFO can still do so.
     /// </summary>
-    public async Task<ReadyInfo> ResumeAsync(EngineRecord record, Func<bool> stillAlive, TimeSpan timeout, CancellationToken cancellationToken, Func<Task>? beforeResume = null)
+    public async Task<ReadyInfo> ResumeAsync(EngineRecord record, Func<bool> stillAlive, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        using var fifo = await OpenFifoAsync(record, stillAlive, timeout, cancellationToken).ConfigureAwait(false);
+        return await ResumeThroughAsync(record, fifo, stillAlive, timeout, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Waits until the engine reads its resume FIFO: for a restored engine, the moment criu has finished. Fails with
+    /// ResumeFailed when the engine exits first or the timeout passes.
+    /// </summary>
+    public async Task<IResumeFifo> OpenFifoAsync(EngineRecord record, Func<bool> stillAlive, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var runDirectory = new RunDirectory(record.RunDirectory);
+        var writer = await Fifo.OpenWhenReadAsync(runDirectory.ResumeFifo, timeout, stillAlive, cancellationToken).ConfigureAwait(false);
+        return writer is not null ? new ResumeFifo(writer) : throw new CriuCheckpointException(ErrorIds.ResumeFailed,
+            stillAlive() ? FailureKind.OperationTimeout : FailureKind.InvalidOperation,
+            stillAlive()
+                ? $"Engine {record.Name} did not open its resume FIFO within {timeout.TotalSeconds:0} s."
+                : $"Engine {record.Name} exited before it read its resume FIFO.",
+            record.Name, details: runDirectory.LogTail());
+    }
+
+    /// <summary>
+    /// Resumes an engine that reads its FIFO: the resume message, its listening socket made here in the host's network
+    /// namespace (a replica runs in a network namespace of its own, where nothing it bound itself could be reached),
+    /// then its new ready.json. Closes the FIFO.
+    /// </summary>
+    public async Task<ReadyInfo> ResumeThroughAsync(EngineRecord record, IResumeFifo fifo, Func<bool> stillAlive, TimeSpan timeout, CancellationToken cancellationToken)
     {
         var runDirectory = new RunDirectory(record.RunDirectory);
         var watch = Stopwatch.StartNew();
-        using (var writer = await Fifo.OpenWhenReadAsync(runDirectory.ResumeFifo, timeout, stillAlive, cancellationToken).ConfigureAwait(false))
+        using (fifo)
         {
-            if (writer is null)
-            {
-                throw new CriuCheckpointException(ErrorIds.ResumeFailed, stillAlive() ? FailureKind.OperationTimeout : FailureKind.InvalidOperation,
-                    stillAlive()
-                        ? $"Engine {record.Name} did not open its resume FIFO within {timeout.TotalSeconds:0} s."
-                        : $"Engine {record.Name} exited before it read its resume FIFO.",
-                    record.Name, details: runDirectory.LogTail());
-            }
-
-            // The engine is running and waiting on us: the moment to hand its GPU state back before it may use it.
-            if (beforeResume is not null)
-            {
-                await beforeResume().ConfigureAwait(false);
-            }
-
-            await HandOverListenerAsync(record, runDirectory, writer, stillAlive, timeout, cancellationToken).ConfigureAwait(false);
+            await HandOverListenerAsync(record, runDirectory, fifo, stillAlive, timeout, cancellationToken).ConfigureAwait(false);
         }
 
         while (true)
@@ -101,7 +111,7 @@ internal sealed class EngineResumer
         }
     }
 
-    private static async Task HandOverListenerAsync(EngineRecord record, RunDirectory runDirectory, Fifo.FifoWriter writer, Func<bool> stillAlive, TimeSpan timeout, CancellationToken cancellationToken)
+    private static async Task HandOverListenerAsync(EngineRecord record, RunDirectory runDirectory, IResumeFifo writer, Func<bool> stillAlive, TimeSpan timeout, CancellationToken cancellationToken)
     {
         try
         {
@@ -121,4 +131,21 @@ internal sealed class EngineResumer
                 $"Engine {record.Name} could not be handed its listening socket: {e.Message}", record.Name, e, runDirectory.LogTail());
         }
     }
+}
+
+/// <summary>The write end of an engine's resume FIFO, open while the engine waits on it.</summary>
+internal interface IResumeFifo : IDisposable
+{
+    void Write(string message);
+}
+
+internal sealed class ResumeFifo : IResumeFifo
+{
+    private readonly Fifo.FifoWriter writer;
+
+    public ResumeFifo(Fifo.FifoWriter writer) => this.writer = writer;
+
+    public void Write(string message) => writer.Write(message);
+
+    public void Dispose() => writer.Dispose();
 }

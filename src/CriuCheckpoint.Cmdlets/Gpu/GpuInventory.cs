@@ -11,7 +11,7 @@ internal sealed record GpuSnapshot(IReadOnlyList<GpuDevice> Devices, IReadOnlyLi
 /// memory yet. So NVML's compute processes are merged with a scan of /proc/PID/fd for NVIDIA device files, which finds
 /// every CUDA process of this PID namespace by its host PID.
 /// </summary>
-internal sealed class GpuInventory
+internal sealed class GpuInventory : IGpuInventory
 {
     private readonly INvmlReader nvml;
     private readonly ProcFs procFs;

@@ -8,6 +8,9 @@ namespace CriuCheckpoint.Gpu;
 /// </summary>
 internal interface ICudaCheckpointApi
 {
+    /// <summary>The CUDA version the driver supports, e.g. 13.0: recorded in a checkpoint's manifest.</summary>
+    string DriverCudaVersion { get; }
+
     /// <summary>Blocks the process's further CUDA calls, waiting at most <paramref name="timeout"/> for those in flight.</summary>
     void Lock(int processId, TimeSpan timeout);
 

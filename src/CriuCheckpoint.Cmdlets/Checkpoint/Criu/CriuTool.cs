@@ -15,7 +15,7 @@ internal sealed partial class CriuTool
     /// <summary>Older CRIU fails on kernels ≥ 6.16 (TCP socket options, vDSO layout): DESIGN.md §6.</summary>
     public static readonly Version MinimumVersion = new(4, 2);
 
-    private CriuTool(string path, Version version)
+    internal CriuTool(string path, Version version)
     {
         Path = path;
         Version = version;

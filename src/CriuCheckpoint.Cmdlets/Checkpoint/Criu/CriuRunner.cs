@@ -1,0 +1,74 @@
+using CriuCheckpoint.Core;
+using CriuCheckpoint.Native;
+
+namespace CriuCheckpoint.Checkpoint;
+
+/// <summary>Runs criu in a session of its own, from typed options; every failure carries the command that ran and the CRIU log excerpt.</summary>
+internal sealed class CriuRunner : ICriuRunner
+{
+    public Task<CriuTool> LocateAsync(string? requested, CancellationToken cancellationToken) => CriuTool.LocateAsync(requested, cancellationToken);
+
+    /// <summary>
+    /// criu runs in a session of its own with its output in a file: when it ends (done, failed, timed out or cancelled,
+    /// which kills it and releases its ptrace hold on the tree) whatever is left of its session is killed.
+    /// </summary>
+    public async Task DumpAsync(CriuTool criu, CriuOptions options, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var command = new[] { criu.Path }.Concat(options.ToArguments()).ToArray();
+        var work = Path.GetDirectoryName(options.ImagesDirectory)!;
+        var outputFile = Path.Combine(work, "criu.out");
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(timeout);
+        int exitCode;
+        try
+        {
+            exitCode = await SessionProcess.RunAsync(command, Path.Combine(work, "criu.pid"), outputFile, deadline.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw Failure(ErrorIds.CriuDumpFailed, FailureKind.OperationTimeout, command, null,
+                $"criu dump did not finish within {timeout.TotalSeconds:0} s and was killed", options.LogPath);
+        }
+        catch (NativeException e)
+        {
+            throw new CriuCheckpointException(ErrorIds.CriuDumpFailed, FailureKind.NotInstalled, e.Message, e.Source, e, e.Details);
+        }
+
+        var output = File.Exists(outputFile) ? File.ReadAllText(outputFile) : string.Empty;
+        File.Delete(outputFile);
+        if (exitCode != 0)
+        {
+            throw Failure(ErrorIds.CriuDumpFailed, FailureKind.InvalidOperation, command, exitCode, "criu dump failed", options.LogPath, output);
+        }
+    }
+
+    public async Task<CriuSession> StartRestoreAsync(CriuTool criu, CriuOptions options, RestoreNamespace place, string pidFile, string outputFile, CancellationToken cancellationToken)
+    {
+        var command = place.Wrap(new[] { criu.Path }.Concat(options.ToArguments()).ToArray());
+        try
+        {
+            var pid = await SessionProcess.StartAsync(command, pidFile, outputFile, options.WorkDirectory, new Dictionary<string, string?>(), cancellationToken)
+                .ConfigureAwait(false);
+            return new CriuSession(pid, command, options.LogPath);
+        }
+        catch (NativeException e)
+        {
+            throw Failure(ErrorIds.CriuRestoreFailed, e.Failure == NativeFailure.Missing ? FailureKind.NotInstalled : FailureKind.InvalidOperation,
+                command, null, $"criu restore could not be started: {e.Message}", options.LogPath, e.Details);
+        }
+    }
+
+    /// <summary>A CRIU failure: what failed, the command line that ran, and the log's Error lines with their context.</summary>
+    public static CriuCheckpointException Failure(string errorId, FailureKind kind, IReadOnlyList<string> commandLine, int? exitCode, string what, string logPath, string? standardError = null)
+    {
+        var command = string.Join(' ', commandLine);
+        var message = exitCode is null ? $"{what}: {command}" : $"{what} (exit code {exitCode}): {command}";
+        var details = $"CRIU log {logPath}:{Environment.NewLine}{CriuLog.ExcerptOfFile(logPath)}";
+        if (!string.IsNullOrWhiteSpace(standardError))
+        {
+            details += $"{Environment.NewLine}output:{Environment.NewLine}{standardError.Trim()}";
+        }
+
+        return new CriuCheckpointException(errorId, kind, message, commandLine[0], details: details);
+    }
+}

@@ -1,0 +1,31 @@
+namespace CriuCheckpoint.Checkpoint;
+
+/// <summary>The facts of this host that save and restore read: privileges, free space, memory, mapped files.</summary>
+internal interface IHostSystem
+{
+    /// <summary>Throws InsufficientPrivilege unless this process may checkpoint and restore.</summary>
+    void EnsurePrivileges();
+
+    long AvailableBytes(string directory);
+
+    /// <summary>The resident memory of the processes (VmRSS), the part of a tree a dump writes out.</summary>
+    long ResidentBytes(IEnumerable<int> processIds);
+
+    List<MappedFile> MappedFiles(IEnumerable<int> processIds);
+
+    HostFacts Facts(string criuVersion, string python);
+}
+
+/// <summary>This host, through /proc and the file system.</summary>
+internal sealed class HostSystem : IHostSystem
+{
+    public void EnsurePrivileges() => Preflight.EnsurePrivileges();
+
+    public long AvailableBytes(string directory) => new DriveInfo(directory).AvailableFreeSpace;
+
+    public long ResidentBytes(IEnumerable<int> processIds) => processIds.Sum(Preflight.ResidentBytes);
+
+    public List<MappedFile> MappedFiles(IEnumerable<int> processIds) => HostInspector.MappedFiles(processIds);
+
+    public HostFacts Facts(string criuVersion, string python) => HostInspector.Collect(criuVersion, python);
+}

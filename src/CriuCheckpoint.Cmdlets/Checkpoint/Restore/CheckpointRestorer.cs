@@ -1,0 +1,64 @@
+using CriuCheckpoint.Core;
+using CriuCheckpoint.Engine;
+
+namespace CriuCheckpoint.Checkpoint;
+
+/// <summary>
+/// Restores engines from a checkpoint as a sequence of steps (docs/architecture.md, "Restore"): Validate once, then
+/// each replica concurrently in its own PID, mount and network namespace with its own rollback stack and deadline, so
+/// a checkpoint restores while its original runs and N times at once without collisions. A replica that fails leaves
+/// nothing behind and the others are unaffected.
+/// </summary>
+internal sealed class CheckpointRestorer
+{
+    private readonly CheckpointServices services;
+    private readonly IOperationObserver observer;
+
+    public CheckpointRestorer(CheckpointServices services, IOperationObserver? observer = null)
+    {
+        this.services = services;
+        this.observer = observer ?? NullObserver.Instance;
+    }
+
+    public static IReadOnlyList<IStep<RestoreContext>> ReplicaSteps { get; } = new IStep<RestoreContext>[]
+    {
+        new MakeRunDirectoryStep(),
+        new RestoreProcessesStep(),
+        new RestoreCudaStep(),
+        new ResumeStep(),
+        new VerifyStep(),
+    };
+
+    /// <summary>Restores the replicas; each entry is an engine or the failure of that replica.</summary>
+    public async Task<IReadOnlyList<ReplicaOutcome>> RestoreAsync(EngineCheckpoint checkpoint, RestoreOptions options, CancellationToken cancellationToken)
+    {
+        var request = new RestoreRequest(checkpoint, options, services, observer);
+        await new StepPipeline<RestoreRequest>(new[] { new ValidateStep() }, observer)
+            .RunAsync(request, $"Restoring from {checkpoint.Path}", Deadline.None, cancellationToken).ConfigureAwait(false);
+        var replicas = Enumerable.Range(1, options.Count).Select(index => RestoreOneAsync(new RestoreContext(request, index), cancellationToken));
+        return await Task.WhenAll(replicas).ConfigureAwait(false);
+    }
+
+    private async Task<ReplicaOutcome> RestoreOneAsync(RestoreContext context, CancellationToken cancellationToken)
+    {
+        var started = services.Clock.GetTimestamp();
+        var activity = $"Restoring {context.Describe} from {context.Checkpoint.Path}";
+        var deadline = new Deadline(context.Options.Timeout, ErrorIds.RestoreTimeout, $"Restoring {context.Describe} of {context.Checkpoint.Path}", "-TimeoutSec");
+        try
+        {
+            await new StepPipeline<RestoreContext>(ReplicaSteps, observer).RunAsync(context, activity, deadline, cancellationToken).ConfigureAwait(false);
+        }
+        catch (CriuCheckpointException e)
+        {
+            return new ReplicaOutcome(null, e);
+        }
+
+        context.Timings.Total = services.Clock.GetElapsedTime(started) + context.Request.Validated;
+        observer.Progress(activity, "Ready", 100);
+        observer.Verbose($"Replica {context.Record.Name}: restored and serving at {context.Engine!.Endpoint}.");
+        return new ReplicaOutcome(context.Engine with { StartupTime = context.Timings }, null);
+    }
+}
+
+/// <summary>One replica's result: the restored engine, or why it failed.</summary>
+internal sealed record ReplicaOutcome(EngineInfo? Engine, CriuCheckpointException? Failure);

@@ -1,0 +1,74 @@
+using CriuCheckpoint.Core;
+using CriuCheckpoint.Engine;
+
+namespace CriuCheckpoint.Checkpoint;
+
+/// <summary>One restore request before its replicas exist: what Validate checks and finds.</summary>
+internal sealed class RestoreRequest
+{
+    public RestoreRequest(EngineCheckpoint checkpoint, RestoreOptions options, CheckpointServices services, IOperationObserver observer)
+    {
+        Checkpoint = checkpoint;
+        Options = options;
+        Services = services;
+        Observer = observer;
+    }
+
+    public EngineCheckpoint Checkpoint { get; }
+
+    public RestoreOptions Options { get; }
+
+    public CheckpointServices Services { get; }
+
+    public IOperationObserver Observer { get; }
+
+    /// <summary>Found by Validate.</summary>
+    public CriuTool? Criu { get; set; }
+
+    public TimeSpan Validated { get; set; }
+
+    /// <summary>Replica <paramref name="index"/>'s name: -Name, with "-1", "-2", … appended when there are several.</summary>
+    public string? ReplicaName(int index) =>
+        Options.Name is null ? null : Options.Count == 1 ? Options.Name : $"{Options.Name}-{index}";
+}
+
+/// <summary>One replica's restore as its steps build it up.</summary>
+internal sealed class RestoreContext
+{
+    public RestoreContext(RestoreRequest request, int index)
+    {
+        Request = request;
+        Index = index;
+        Timings.Add("validate", request.Validated);
+    }
+
+    public RestoreRequest Request { get; }
+
+    public int Index { get; }
+
+    public EngineCheckpoint Checkpoint => Request.Checkpoint;
+
+    public CheckpointManifest Manifest => Request.Checkpoint.Manifest;
+
+    public RestoreOptions Options => Request.Options;
+
+    public CheckpointServices Services => Request.Services;
+
+    public IOperationObserver Observer => Request.Observer;
+
+    public PhaseTimings Timings { get; } = new();
+
+    /// <summary>Made by MakeRunDirectory.</summary>
+    public EngineRecord Record { get; set; } = new();
+
+    /// <summary>Started by RestoreProcesses.</summary>
+    public CriuSession? Session { get; set; }
+
+    /// <summary>Opened by RestoreProcesses once criu has finished and the engine waits on it; closed by Resume.</summary>
+    public IResumeFifo? Fifo { get; set; }
+
+    /// <summary>The result, from Verify.</summary>
+    public EngineInfo? Engine { get; set; }
+
+    public string Describe => $"replica {Index} of {Options.Count}";
+}

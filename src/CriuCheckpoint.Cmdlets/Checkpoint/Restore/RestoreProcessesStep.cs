@@ -1,0 +1,100 @@
+using CriuCheckpoint.Core;
+using CriuCheckpoint.Engine;
+
+namespace CriuCheckpoint.Checkpoint;
+
+/// <summary>
+/// criu restore of the tree inside the replica's namespaces (<see cref="RestoreNamespace"/>), detached, as the
+/// namespace's init; done when the restored engine opens its resume FIFO, which it reads only once criu has finished.
+/// The FIFO stays open for RestoreCuda and Resume; undone by closing it (the run directory's compensation then ends
+/// the namespace).
+/// </summary>
+internal sealed class RestoreProcessesStep : IStep<RestoreContext>
+{
+    private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(20);
+
+    public string Name => "RestoreProcesses";
+
+    public int PercentAtStart => 20;
+
+    public string Describe(RestoreContext context) =>
+        context.Options.HostPidNamespace ? "criu restore in the host's PID namespace" : "criu restore in a fresh PID namespace";
+
+    public async Task<StepOutcome> RunAsync(RestoreContext context, RollbackStack rollback, CancellationToken cancellationToken)
+    {
+        if (context.Options.HostPidNamespace)
+        {
+            await WaitForRecordedPidsAsync(context, cancellationToken).ConfigureAwait(false);
+        }
+
+        var started = context.Services.Clock.GetTimestamp();
+        var record = context.Record;
+        var session = await StartAsync(context, cancellationToken).ConfigureAwait(false);
+        context.Session = session;
+        record.RootProcessId = session.ProcessId;
+        record.RootStartTime = context.Services.ProcFs.ReadStat(session.ProcessId)?.StartTime ?? 0;
+        context.Services.Registry.Save(record);
+        try
+        {
+            context.Fifo = await context.Services.Engines.OpenResumeFifoAsync(record, context.Options.Timeout, cancellationToken).ConfigureAwait(false);
+        }
+        catch (CriuCheckpointException e) when (e.ErrorId == ErrorIds.ResumeFailed)
+        {
+            throw CriuRunner.Failure(ErrorIds.CriuRestoreFailed, e.Kind, session.CommandLine, null,
+                $"criu restore of {context.Describe} of {context.Checkpoint.Path} failed: {e.Message}", session.LogPath);
+        }
+
+        var fifo = context.Fifo;
+        rollback.Push("close the resume FIFO", fifo.Dispose);
+        context.Timings.Add("criu-restore", context.Services.Clock.GetElapsedTime(started));
+        return StepOutcome.Continue;
+    }
+
+    private static Task<CriuSession> StartAsync(RestoreContext context, CancellationToken cancellationToken)
+    {
+        var record = context.Record;
+        var place = new RestoreNamespace
+        {
+            RecordedRunDirectory = context.Manifest.RunDirectory,
+            ReplicaDirectory = record.RunDirectory,
+            Python = context.Manifest.Host.Python,
+            HostPidNamespace = context.Options.HostPidNamespace,
+        };
+        var options = CriuOptions.ForRestore(CheckpointStore.ImagesPath(context.Checkpoint.Path), record.RunDirectory);
+        var runDirectory = new RunDirectory(record.RunDirectory);
+        return context.Services.Criu.StartRestoreAsync(context.Request.Criu!, options, place, runDirectory.PidFile,
+            Path.Combine(record.RunDirectory, "restore.out"), cancellationToken);
+    }
+
+    /// <summary>
+    /// A restore into the host's PID namespace needs the recorded PIDs free. An original that has just exited holds them
+    /// as a zombie until its parent reaps it (an init may take a second), so that is waited for; a live process is not.
+    /// </summary>
+    private static async Task WaitForRecordedPidsAsync(RestoreContext context, CancellationToken cancellationToken)
+    {
+        var procFs = context.Services.ProcFs;
+        var started = context.Services.Clock.GetTimestamp();
+        while (true)
+        {
+            var taken = context.Manifest.ProcessTree
+                .Select(p => (Recorded: p, Now: procFs.ReadStat(p.NamespaceProcessId)))
+                .Where(p => p.Now is not null)
+                .ToList();
+            if (taken.Count == 0)
+            {
+                return;
+            }
+
+            var live = taken.Where(p => p.Now!.State != 'Z').ToList();
+            if (live.Count > 0 || context.Services.Clock.GetElapsedTime(started) > context.Options.Timeout)
+            {
+                var names = string.Join(", ", (live.Count > 0 ? live : taken).Select(p => $"{p.Recorded.NamespaceProcessId} ({p.Now!.Name}, state {p.Now.State})"));
+                throw new CriuCheckpointException(ErrorIds.CriuRestoreFailed, FailureKind.ResourceExists,
+                    $"Cannot restore {context.Checkpoint.Path} into the host's PID namespace: its recorded PIDs are taken on this host: {names}. Stop the engine it was saved from first, or restore without -HostPidNamespace.",
+                    context.Checkpoint.Path);
+            }
+
+            await Task.Delay(Poll, cancellationToken).ConfigureAwait(false);
+        }
+    }
+}

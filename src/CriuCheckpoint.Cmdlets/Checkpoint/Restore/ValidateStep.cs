@@ -1,0 +1,85 @@
+using CriuCheckpoint.Core;
+
+namespace CriuCheckpoint.Checkpoint;
+
+/// <summary>
+/// Everything that can be checked before any process starts, once for all replicas: privileges, criu, the checkpoint's
+/// files, ownership and modes, compatibility with this host (failing with the property and both values unless -Force)
+/// and the replicas' names.
+/// </summary>
+internal sealed class ValidateStep : IStep<RestoreRequest>
+{
+    public string Name => "Validate";
+
+    public int PercentAtStart => 0;
+
+    public string Describe(RestoreRequest context) => $"Validating {context.Checkpoint.Path}";
+
+    public async Task<StepOutcome> RunAsync(RestoreRequest context, RollbackStack rollback, CancellationToken cancellationToken)
+    {
+        var started = context.Services.Clock.GetTimestamp();
+        var options = context.Options;
+        if (options.HostPidNamespace && options.Count != 1)
+        {
+            throw new CriuCheckpointException(ErrorIds.ConflictingParameters, FailureKind.InvalidArgument,
+                $"Only one replica can be restored into the host's PID namespace (its PIDs are the recorded ones), not {options.Count}.", options.Count);
+        }
+
+        context.Services.Host.EnsurePrivileges();
+        context.Criu = await context.Services.Criu.LocateAsync(options.CriuPath, cancellationToken).ConfigureAwait(false);
+        CheckFiles(context.Checkpoint);
+        CheckCompatibility(context);
+        foreach (var index in Enumerable.Range(1, options.Count))
+        {
+            context.Services.Engines.EnsureNameFree(context.ReplicaName(index));
+        }
+
+        context.Validated = context.Services.Clock.GetElapsedTime(started);
+        context.Observer.Verbose($"Checkpoint {context.Checkpoint.Path} validated in {context.Validated.TotalSeconds:0.000} s (criu {context.Criu.Version}).");
+        return StepOutcome.Continue;
+    }
+
+    /// <summary>The files a restore reads, at the sizes the manifest records, owned and writable by nobody else.</summary>
+    private static void CheckFiles(EngineCheckpoint checkpoint)
+    {
+        CheckpointStore.EnsureSecure(checkpoint.Path);
+        var manifest = checkpoint.Manifest;
+        var images = CheckpointStore.ImagesPath(checkpoint.Path);
+        foreach (var image in manifest.Images)
+        {
+            var path = Path.Combine(images, image.Path);
+            var size = File.Exists(path) ? new FileInfo(path).Length : -1;
+            if (size != image.Size)
+            {
+                throw new CriuCheckpointException(ErrorIds.CheckpointCorrupt, FailureKind.InvalidData,
+                    $"Checkpoint {checkpoint.Path} is damaged: image {image.Path} is {(size < 0 ? "missing" : $"{size} bytes")}, the manifest says {image.Size} bytes.",
+                    path);
+            }
+        }
+
+        var log = CheckpointStore.LogSnapshotPath(checkpoint.Path);
+        if (!File.Exists(log) || new FileInfo(log).Length != manifest.LogSizeAtDump)
+        {
+            throw new CriuCheckpointException(ErrorIds.CheckpointCorrupt, FailureKind.InvalidData,
+                $"Checkpoint {checkpoint.Path} is damaged: its log snapshot must be {manifest.LogSizeAtDump} bytes (CRIU restores open files only at their dumped size).", log);
+        }
+    }
+
+    private static void CheckCompatibility(RestoreRequest context)
+    {
+        var manifest = context.Checkpoint.Manifest;
+        // The driver is asked only for checkpoints that hold GPU state: CPU hosts never load it.
+        var gpus = manifest.Gpu is null ? null : context.Services.Gpus.Collect(Array.Empty<int>());
+        var issues = Compatibility.Check(manifest, context.Services.Host.Facts(context.Criu!.Version.ToString(), manifest.Host.Python), gpus);
+        if (issues.Count > 0 && !context.Options.Force)
+        {
+            throw new CriuCheckpointException(ErrorIds.CheckpointIncompatible, FailureKind.InvalidOperation,
+                $"Checkpoint {context.Checkpoint.Path} does not fit this host: {string.Join("; ", issues)}. Use -Force to restore anyway.", context.Checkpoint.Path);
+        }
+
+        foreach (var issue in issues)
+        {
+            context.Observer.Warning($"Restoring despite a difference (-Force): {issue}.");
+        }
+    }
+}

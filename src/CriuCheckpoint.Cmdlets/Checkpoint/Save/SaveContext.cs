@@ -1,0 +1,55 @@
+using CriuCheckpoint.Core;
+using CriuCheckpoint.Engine;
+using CriuCheckpoint.Gpu;
+using CriuCheckpoint.Native;
+
+namespace CriuCheckpoint.Checkpoint;
+
+/// <summary>One save as its steps build it up: what each step found or made, for the steps after it.</summary>
+internal sealed class SaveContext
+{
+    public SaveContext(EngineInfo engine, CheckpointStore store, SaveOptions options, CheckpointServices services, IOperationObserver observer)
+    {
+        Engine = engine;
+        Store = store;
+        Options = options;
+        Services = services;
+        Observer = observer;
+    }
+
+    public EngineInfo Engine { get; }
+
+    public EngineRecord Record => Engine.Record;
+
+    public CheckpointStore Store { get; }
+
+    public SaveOptions Options { get; }
+
+    public CheckpointServices Services { get; }
+
+    public IOperationObserver Observer { get; }
+
+    public PhaseTimings Timings { get; } = new();
+
+    public CudaCheckpointOptions CudaOptions => new() { MaxParallelism = Options.CudaThrottleLimit };
+
+    /// <summary>Found by Preflight.</summary>
+    public CriuTool? Criu { get; set; }
+
+    /// <summary>The tree as Prepare left it: quiet, and still alive.</summary>
+    public ProcessTree Tree { get; set; } = ProcessTree.Empty;
+
+    public List<MappedFile> MappedFiles { get; set; } = new();
+
+    /// <summary>Set by CheckpointCuda when the tree uses CUDA.</summary>
+    public GpuManifest? Gpu { get; set; }
+
+    /// <summary>Where Dump writes, until Publish renames it.</summary>
+    public string? Staging { get; set; }
+
+    /// <summary>The result: the published checkpoint (or the one that already held this configuration).</summary>
+    public EngineCheckpoint? Checkpoint { get; set; }
+
+    /// <summary>The engine when it serves on after the save.</summary>
+    public EngineInfo? Serving { get; set; }
+}

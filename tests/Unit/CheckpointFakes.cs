@@ -1,0 +1,378 @@
+using CriuCheckpoint.Checkpoint;
+using CriuCheckpoint.Core;
+using CriuCheckpoint.Engine;
+using CriuCheckpoint.Gpu;
+using CriuCheckpoint.Native;
+
+namespace CriuCheckpoint.Tests;
+
+/// <summary>
+/// One fake world for save and restore: a registry and a store in a temporary directory, an engine whose state moves
+/// as the real one's does (serving → prepared → dumped or resumed), criu that writes image files, and the fake driver.
+/// Every call is recorded in <see cref="Calls"/>, in order; any call can be made to fail through <see cref="Fail"/>.
+/// </summary>
+internal sealed class CheckpointWorld : IDisposable
+{
+    public const int RootPid = 4100;
+    public const int CorePid = 4101;
+
+    public CheckpointWorld(bool usesCuda = false)
+    {
+        Root = Directory.CreateTempSubdirectory("criu-world-").FullName;
+        Registry = new EngineRegistry(Path.Combine(Root, "registry"));
+        Store = new CheckpointStore(Path.Combine(Root, "store"));
+        Cuda = usesCuda ? new FakeCudaCheckpointApi(CorePid) : new FakeCudaCheckpointApi();
+        Engines = new FakeEngineControl(this);
+        Criu = new FakeCriuRunner(this);
+        Gpus = new FakeGpuInventory(usesCuda);
+        Host = new FakeHostSystem(this);
+        Services = new CheckpointServices
+        {
+            Registry = Registry,
+            ProcFs = new ProcFs(Path.Combine(Root, "proc")),
+            Criu = Criu,
+            OpenCudaApi = () => Cuda,
+            Gpus = Gpus,
+            Host = Host,
+            Engines = Engines,
+        };
+        Engine = StartEngine();
+    }
+
+    public string Root { get; }
+
+    public EngineRegistry Registry { get; }
+
+    public CheckpointStore Store { get; }
+
+    public FakeCudaCheckpointApi Cuda { get; }
+
+    public FakeEngineControl Engines { get; }
+
+    public FakeCriuRunner Criu { get; }
+
+    public FakeGpuInventory Gpus { get; }
+
+    public FakeHostSystem Host { get; }
+
+    public CheckpointServices Services { get; }
+
+    public EngineInfo Engine { get; }
+
+    public List<string> Calls { get; } = new();
+
+    public RecordingObserver Observer { get; } = new();
+
+    /// <summary>The exception a named call throws instead of succeeding ("prepare", "dump", "start-restore", ...).</summary>
+    public Func<string, Exception?> Fail { get; set; } = _ => null;
+
+    public void Record(string call)
+    {
+        lock (Calls)
+        {
+            Calls.Add(call);
+        }
+
+        if (Fail(call) is { } failure)
+        {
+            throw failure;
+        }
+    }
+
+    public static CriuCheckpointException Failure(string errorId) => new(errorId, FailureKind.InvalidOperation, $"injected {errorId}");
+
+    public IReadOnlyList<string> StagingDirectories() =>
+        Directory.Exists(Store.Path) ? Directory.GetDirectories(Store.Path, ".staging-*") : Array.Empty<string>();
+
+    public void Dispose() => Directory.Delete(Root, recursive: true);
+
+    private EngineInfo StartEngine()
+    {
+        var record = Registry.Create(new EngineSpec { Python = "/usr/bin/python3" }, "engine", StartSource.Cold);
+        record.RootProcessId = RootPid;
+        Registry.Save(record);
+        File.WriteAllText(new RunDirectory(record.RunDirectory).LogFile, "engine started\nengine ready\n");
+        Engines.States[record.Id] = FakeEngineState.Serving;
+        return new EngineInfo
+        {
+            Id = record.Id,
+            Name = record.Name,
+            State = EngineState.Ready,
+            ProcessId = RootPid,
+            ProcessTree = FakeEngineControl.TreeOf(RootPid).Processes,
+            ConfigHash = record.ConfigHash,
+            RunDirectory = record.RunDirectory,
+            Record = record,
+        };
+    }
+}
+
+internal enum FakeEngineState
+{
+    Serving,
+    Prepared,
+    Dead,
+}
+
+internal sealed class FakeEngineControl : IEngineControl
+{
+    private readonly CheckpointWorld world;
+    private int nextPid = 5000;
+
+    public FakeEngineControl(CheckpointWorld world) => this.world = world;
+
+    public Dictionary<string, FakeEngineState> States { get; } = new();
+
+    /// <summary>How Verify's hello finds a replica.</summary>
+    public EngineState ReplicaState { get; set; } = EngineState.Ready;
+
+    /// <summary>When set, opening a replica's FIFO waits for cancellation: criu hangs.</summary>
+    public bool FifoNeverOpens { get; set; }
+
+    /// <summary>A frontend and its core; inside a replica's namespace they have the PIDs they were dumped with.</summary>
+    public static ProcessTree TreeOf(int root) => new(new[]
+    {
+        new ProcessNode(root, 1, CheckpointWorld.RootPid, "python3", "python3 -m engine_host", 1),
+        new ProcessNode(root + 1, root, CheckpointWorld.CorePid, "python3", "core-0", 2),
+    });
+
+    public bool IsAlive(EngineRecord record) => State(record) != FakeEngineState.Dead;
+
+    public bool IsPrepared(EngineRecord record) => State(record) == FakeEngineState.Prepared;
+
+    public void EnsureServing(EngineRecord record)
+    {
+        world.Record("ensure-serving");
+        if (State(record) != FakeEngineState.Serving)
+        {
+            throw new CriuCheckpointException(ErrorIds.EngineNotReady, FailureKind.ResourceUnavailable, "not serving");
+        }
+    }
+
+    public void EnsureNameFree(string? name) => world.Record($"name-free {name}");
+
+    public Task PrepareAsync(EngineRecord record, PrepareRequest request, CancellationToken cancellationToken)
+    {
+        // The engine blocks on its FIFO before it acknowledges: a failed prepare can leave it prepared.
+        States[record.Id] = FakeEngineState.Prepared;
+        world.Record("prepare");
+        return Task.CompletedTask;
+    }
+
+    public async Task<IResumeFifo> OpenResumeFifoAsync(EngineRecord record, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        if (FifoNeverOpens && record.StartedFrom == StartSource.Checkpoint)
+        {
+            await Task.Delay(Timeout.Infinite, cancellationToken);
+        }
+
+        world.Record("open-fifo");
+        return new FakeFifo(world);
+    }
+
+    public Task ResumeThroughAsync(EngineRecord record, IResumeFifo fifo, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        using (fifo)
+        {
+            world.Record("resume");
+        }
+
+        States[record.Id] = FakeEngineState.Serving;
+        return Task.CompletedTask;
+    }
+
+    public Task<EngineInfo> DescribeAsync(EngineRecord record, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        world.Record("hello");
+        return Task.FromResult(new EngineInfo
+        {
+            Id = record.Id,
+            Name = record.Name,
+            State = record.StartedFrom == StartSource.Checkpoint ? ReplicaState : EngineState.Ready,
+            Endpoint = "tcp://127.0.0.1:5555",
+            RunDirectory = record.RunDirectory,
+            Record = record,
+        });
+    }
+
+    public ProcessTree Tree(int rootProcessId) => TreeOf(rootProcessId);
+
+    public Task WaitForExitAsync(ProcessTree tree, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        world.Record("wait-exit");
+        return Task.CompletedTask;
+    }
+
+    public void Abandon(EngineRecord record)
+    {
+        world.Record($"abandon {record.Name}");
+        States[record.Id] = FakeEngineState.Dead;
+        world.Registry.Remove(record);
+    }
+
+    public void Forget(EngineRecord record)
+    {
+        world.Record("forget");
+        world.Registry.Remove(record);
+    }
+
+    /// <summary>A restored replica starts blocked on its FIFO, as criu leaves it.</summary>
+    public int Restored(EngineRecord record)
+    {
+        States[record.Id] = FakeEngineState.Prepared;
+        return Interlocked.Increment(ref nextPid);
+    }
+
+    public void Dumped(EngineRecord record, bool leaveRunning)
+    {
+        if (!leaveRunning)
+        {
+            States[record.Id] = FakeEngineState.Dead;
+        }
+    }
+
+    private FakeEngineState State(EngineRecord record) => States.GetValueOrDefault(record.Id, FakeEngineState.Dead);
+}
+
+internal sealed class FakeFifo : IResumeFifo
+{
+    private readonly CheckpointWorld world;
+    private bool closed;
+
+    public FakeFifo(CheckpointWorld world) => this.world = world;
+
+    public void Write(string message)
+    {
+    }
+
+    public void Dispose()
+    {
+        if (!closed)
+        {
+            closed = true;
+            world.Record("close-fifo");
+        }
+    }
+}
+
+internal sealed class FakeCriuRunner : ICriuRunner
+{
+    private readonly CheckpointWorld world;
+
+    public FakeCriuRunner(CheckpointWorld world) => this.world = world;
+
+    public List<IReadOnlyList<string>> CommandLines { get; } = new();
+
+    /// <summary>Told the PID of each replica's root when its restore starts.</summary>
+    public Action<int> OnStart { get; set; } = _ => { };
+
+    /// <summary>Runs after a successful dump: to change the world the next step finds.</summary>
+    public Action AfterDump { get; set; } = () => { };
+
+    public Task<CriuTool> LocateAsync(string? requested, CancellationToken cancellationToken)
+    {
+        world.Record("locate-criu");
+        return Task.FromResult(new CriuTool("/opt/criu/bin/criu", new Version(4, 2, 1)));
+    }
+
+    public Task DumpAsync(CriuTool criu, CriuOptions options, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        CommandLines.Add(options.ToArguments());
+        world.Record("dump");
+        File.WriteAllBytes(Path.Combine(options.ImagesDirectory, "pages-1.img"), new byte[4096]);
+        File.WriteAllBytes(Path.Combine(options.ImagesDirectory, "core-4100.img"), new byte[512]);
+        File.WriteAllText(options.LogPath, "(00.000001) Dumping finished successfully\n");
+        world.Engines.Dumped(world.Engine.Record, options.LeaveRunning);
+        AfterDump();
+        return Task.CompletedTask;
+    }
+
+    public Task<CriuSession> StartRestoreAsync(CriuTool criu, CriuOptions options, RestoreNamespace place, string pidFile, string outputFile, CancellationToken cancellationToken)
+    {
+        var command = place.Wrap(new[] { criu.Path }.Concat(options.ToArguments()).ToArray());
+        lock (CommandLines)
+        {
+            CommandLines.Add(command);
+        }
+
+        world.Record("start-restore");
+        File.WriteAllText(options.LogPath, "(00.000001) Error (criu/cr-restore.c:1): injected restore failure\n");
+        var record = world.Registry.List().Single(r => r.RunDirectory == options.WorkDirectory);
+        var pid = world.Engines.Restored(record);
+        OnStart(pid);
+        return Task.FromResult(new CriuSession(pid, command, options.LogPath));
+    }
+}
+
+internal sealed class FakeGpuInventory : IGpuInventory
+{
+    private readonly bool usesCuda;
+
+    public FakeGpuInventory(bool usesCuda) => this.usesCuda = usesCuda;
+
+    public static GpuDevice Device { get; } = new() { Index = 0, Uuid = "GPU-aaaa", Name = "NVIDIA H200", DriverVersion = "580.159.04", MinorNumber = 0 };
+
+    public bool AnyUsesCuda(IEnumerable<int> processIds) => usesCuda && processIds.Contains(CheckpointWorld.CorePid);
+
+    public GpuSnapshot Collect(IReadOnlyCollection<int>? among = null) => new(
+        new[] { Device },
+        usesCuda && (among is null || among.Contains(CheckpointWorld.CorePid))
+            ? new[] { new GpuProcess { ProcessId = CheckpointWorld.CorePid, GpuIndex = 0, GpuUuid = Device.Uuid, GpuMemoryBytes = 1 << 30 } }
+            : Array.Empty<GpuProcess>());
+}
+
+internal sealed class FakeHostSystem : IHostSystem
+{
+    private readonly CheckpointWorld world;
+
+    public FakeHostSystem(CheckpointWorld world) => this.world = world;
+
+    public long AvailableBytesNow { get; set; } = 1L << 40;
+
+    public void EnsurePrivileges() => world.Record("privileges");
+
+    public long AvailableBytes(string directory) => AvailableBytesNow;
+
+    public long ResidentBytes(IEnumerable<int> processIds) => processIds.Count() * (100L << 20);
+
+    public List<MappedFile> MappedFiles(IEnumerable<int> processIds) => new();
+
+    public HostFacts Facts(string criuVersion, string python) => new()
+    {
+        Hostname = "host",
+        Architecture = "X64",
+        Kernel = "6.18.0",
+        CpuModel = "cpu",
+        CriuVersion = criuVersion,
+        Python = python,
+        ModuleVersion = "0.1.0",
+    };
+}
+
+internal sealed class RecordingObserver : IOperationObserver
+{
+    public List<string> Warnings { get; } = new();
+
+    public List<string> Steps { get; } = new();
+
+    public void Progress(string activity, string status, int percentComplete)
+    {
+        lock (Steps)
+        {
+            Steps.Add(status);
+        }
+    }
+
+    public void Verbose(string message)
+    {
+    }
+
+    public void Warning(string message)
+    {
+        lock (Warnings)
+        {
+            Warnings.Add(message);
+        }
+    }
+}

@@ -1,0 +1,214 @@
+using CriuCheckpoint.Checkpoint;
+using CriuCheckpoint.Core;
+using CriuCheckpoint.Engine;
+using CriuCheckpoint.Gpu;
+using Xunit;
+
+namespace CriuCheckpoint.Tests;
+
+public sealed class RestoreStepsTests
+{
+    [Fact]
+    public void A_replica_is_the_documented_steps_in_order()
+    {
+        Assert.Equal(new[] { "MakeRunDirectory", "RestoreProcesses", "RestoreCuda", "Resume", "Verify" },
+            CheckpointRestorer.ReplicaSteps.Select(s => s.Name));
+    }
+
+    [Fact]
+    public async Task Two_replicas_restore_each_in_its_own_run_directory_and_namespaces()
+    {
+        using var world = new CheckpointWorld();
+        var checkpoint = await SavedCheckpoint(world);
+
+        var outcomes = await Restore(world, checkpoint, new RestoreOptions { Count = 2, Name = "replica" });
+
+        Assert.All(outcomes, o => Assert.Null(o.Failure));
+        Assert.Equal(new[] { "replica-1", "replica-2" }, outcomes.Select(o => o.Engine!.Name).Order());
+        Assert.Equal(2, world.Registry.List().Count);
+        foreach (var command in world.Criu.CommandLines.Skip(1))
+        {
+            Assert.Equal(new[] { "unshare", "--pid", "--fork", "--mount", "--net", "--propagation", "private" }, command.Take(7));
+            Assert.Equal(new[] { "/opt/criu/bin/criu", "restore" }, command.SkipWhile(a => a != "/opt/criu/bin/criu").Take(2));
+        }
+
+        var timings = outcomes[0].Engine!.StartupTime!;
+        Assert.Equal(new[] { "validate", "run-directory", "criu-restore", "resume", "hello" }, timings.Phases.Select(p => p.Key));
+    }
+
+    [Fact]
+    public async Task A_checkpoint_with_gpu_state_is_restored_onto_the_cuda_process_host_pid()
+    {
+        using var world = new CheckpointWorld(usesCuda: true);
+        var checkpoint = await SavedCheckpoint(world);
+        var replicaRoot = 0;
+        world.Criu.OnStart = pid =>
+        {
+            replicaRoot = pid;
+            // What criu restores: a process the driver holds checkpointed.
+            world.Cuda.SetState(pid + 1, CudaProcessState.Checkpointed);
+        };
+
+        var outcome = (await Restore(world, checkpoint, new RestoreOptions()))[0];
+
+        Assert.Null(outcome.Failure);
+        // In the fake tree the CUDA process is the child of the replica's root, with the recorded namespace PID.
+        var restore = world.Cuda.CallsOf("restore").Last();
+        Assert.Equal(replicaRoot + 1, restore.ProcessId);
+        Assert.Equal(CudaProcessState.Running, world.Cuda.StateOf(replicaRoot + 1));
+    }
+
+    [Fact]
+    public async Task Validate_refuses_several_replicas_in_the_host_pid_namespace_before_anything_starts()
+    {
+        using var world = new CheckpointWorld();
+        var checkpoint = await SavedCheckpoint(world);
+        world.Calls.Clear();
+
+        var failure = await Assert.ThrowsAsync<CriuCheckpointException>(() => Restore(world, checkpoint, new RestoreOptions { Count = 2, HostPidNamespace = true }));
+
+        Assert.Equal(ErrorIds.ConflictingParameters, failure.ErrorId);
+        Assert.Empty(world.Calls);
+    }
+
+    [Fact]
+    public async Task Validate_refuses_a_damaged_image_before_anything_starts()
+    {
+        using var world = new CheckpointWorld();
+        var checkpoint = await SavedCheckpoint(world);
+        File.AppendAllText(Path.Combine(CheckpointStore.ImagesPath(checkpoint.Path), "pages-1.img"), "x");
+        world.Calls.Clear();
+
+        var failure = await Assert.ThrowsAsync<CriuCheckpointException>(() => Restore(world, checkpoint, new RestoreOptions()));
+
+        Assert.Equal(ErrorIds.CheckpointCorrupt, failure.ErrorId);
+        Assert.DoesNotContain("start-restore", world.Calls);
+        Assert.Empty(world.Registry.List());
+    }
+
+    [Fact]
+    public async Task Validate_names_the_property_that_does_not_fit_this_host()
+    {
+        using var world = new CheckpointWorld();
+        var checkpoint = await SavedCheckpoint(world);
+        checkpoint.Manifest.Host.Kernel = "5.10.0";
+
+        var failure = await Assert.ThrowsAsync<CriuCheckpointException>(() => Restore(world, checkpoint, new RestoreOptions()));
+
+        Assert.Equal(ErrorIds.CheckpointIncompatible, failure.ErrorId);
+        Assert.Contains("Kernel: checkpoint has '5.10.0', this host has '6.18.0'", failure.Message);
+    }
+
+    [Fact]
+    public async Task Criu_that_cannot_start_fails_the_replica_and_removes_its_run_directory()
+    {
+        using var world = new CheckpointWorld();
+        var checkpoint = await SavedCheckpoint(world);
+        world.Fail = call => call == "start-restore" ? CheckpointWorld.Failure(ErrorIds.CriuRestoreFailed) : null;
+
+        var outcome = (await Restore(world, checkpoint, new RestoreOptions { Name = "r" }))[0];
+
+        Assert.Equal(ErrorIds.CriuRestoreFailed, outcome.Failure!.ErrorId);
+        Assert.Equal("abandon r", world.Calls.Last());
+        Assert.Empty(world.Registry.List());
+    }
+
+    [Fact]
+    public async Task An_engine_that_exits_before_its_fifo_is_a_criu_failure_quoting_the_criu_log_and_the_command_that_ran()
+    {
+        using var world = new CheckpointWorld();
+        var checkpoint = await SavedCheckpoint(world);
+        world.Fail = call => call == "open-fifo" ? new CriuCheckpointException(ErrorIds.ResumeFailed, FailureKind.InvalidOperation, "exited before it read its resume FIFO") : null;
+
+        var failure = (await Restore(world, checkpoint, new RestoreOptions { Name = "r" }))[0].Failure!;
+
+        Assert.Equal(ErrorIds.CriuRestoreFailed, failure.ErrorId);
+        Assert.StartsWith("criu restore of replica 1 of 1", failure.Message);
+        Assert.Contains(": unshare --pid --fork", failure.Message);
+        Assert.Contains("injected restore failure", failure.Details);
+        Assert.Equal("abandon r", world.Calls.Last());
+    }
+
+    [Fact]
+    public async Task A_failed_cuda_restore_closes_the_fifo_then_removes_the_replica()
+    {
+        using var world = new CheckpointWorld(usesCuda: true);
+        var checkpoint = await SavedCheckpoint(world);
+        world.Cuda.Fail = (call, _) => call == "restore" ? new CudaCallException("cuCheckpointProcessRestore", 0, 2, "CUDA_ERROR_OUT_OF_MEMORY") : null;
+
+        var failure = (await Restore(world, checkpoint, new RestoreOptions { Name = "r" }))[0].Failure!;
+
+        Assert.Equal(ErrorIds.CudaRestoreFailed, failure.ErrorId);
+        Assert.Equal(new[] { "open-fifo", "close-fifo", "abandon r" }, world.Calls.SkipWhile(c => c != "start-restore").Skip(1));
+    }
+
+    [Fact]
+    public async Task A_failed_resume_is_the_engines_failure_and_removes_the_replica()
+    {
+        using var world = new CheckpointWorld();
+        var checkpoint = await SavedCheckpoint(world);
+        world.Fail = call => call == "resume" ? CheckpointWorld.Failure(ErrorIds.ResumeFailed) : null;
+
+        var failure = (await Restore(world, checkpoint, new RestoreOptions { Name = "r" }))[0].Failure!;
+
+        Assert.Equal(ErrorIds.ResumeFailed, failure.ErrorId);
+        Assert.Equal(new[] { "open-fifo", "resume", "close-fifo", "abandon r" }, world.Calls.SkipWhile(c => c != "start-restore").Skip(1));
+        Assert.Empty(world.Registry.List());
+    }
+
+    [Fact]
+    public async Task A_replica_that_does_not_answer_hello_is_removed()
+    {
+        using var world = new CheckpointWorld();
+        var checkpoint = await SavedCheckpoint(world);
+        world.Engines.ReplicaState = EngineState.Failed;
+
+        var failure = (await Restore(world, checkpoint, new RestoreOptions { Name = "r" }))[0].Failure!;
+
+        Assert.Equal(ErrorIds.ResumeFailed, failure.ErrorId);
+        Assert.Equal("abandon r", world.Calls.Last());
+    }
+
+    [Fact]
+    public async Task A_hanging_criu_is_stopped_at_the_deadline_and_rolled_back()
+    {
+        using var world = new CheckpointWorld();
+        var checkpoint = await SavedCheckpoint(world);
+        world.Engines.FifoNeverOpens = true;
+
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        var failure = (await Restore(world, checkpoint, new RestoreOptions { Name = "r", Timeout = TimeSpan.FromMilliseconds(300) }))[0].Failure!;
+
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(5), $"took {watch.Elapsed}");
+        Assert.Equal(ErrorIds.RestoreTimeout, failure.ErrorId);
+        Assert.Equal(FailureKind.OperationTimeout, failure.Kind);
+        Assert.Contains("step RestoreProcesses", failure.Message);
+        Assert.Equal("abandon r", world.Calls.Last());
+        Assert.Empty(world.Registry.List());
+    }
+
+    [Fact]
+    public async Task One_failing_replica_leaves_the_others_serving()
+    {
+        using var world = new CheckpointWorld();
+        var checkpoint = await SavedCheckpoint(world);
+        var starts = 0;
+        world.Fail = call => call == "start-restore" && Interlocked.Increment(ref starts) == 2 ? CheckpointWorld.Failure(ErrorIds.CriuRestoreFailed) : null;
+
+        var outcomes = await Restore(world, checkpoint, new RestoreOptions { Count = 3, Name = "r" });
+
+        Assert.Equal(2, outcomes.Count(o => o.Engine is not null));
+        Assert.Single(outcomes, o => o.Failure is not null);
+        Assert.Equal(2, world.Registry.List().Count);
+    }
+
+    private static async Task<EngineCheckpoint> SavedCheckpoint(CheckpointWorld world)
+    {
+        var saved = await new CheckpointSaver(world.Services, world.Observer).SaveAsync(world.Engine, world.Store, new SaveOptions(), CancellationToken.None);
+        world.Calls.Clear();
+        return saved.Checkpoint;
+    }
+
+    private static Task<IReadOnlyList<ReplicaOutcome>> Restore(CheckpointWorld world, EngineCheckpoint checkpoint, RestoreOptions options) =>
+        new CheckpointRestorer(world.Services, world.Observer).RestoreAsync(checkpoint, options, CancellationToken.None);
+}
