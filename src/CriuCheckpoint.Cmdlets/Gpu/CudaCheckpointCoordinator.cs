@@ -7,7 +7,7 @@ using CriuCheckpoint.Native;
 namespace CriuCheckpoint.Gpu;
 
 /// <summary>
-/// Checkpoints and restores the CUDA state of an engine's GPU processes (DESIGN.md §4.3 and §5.4). Checkpoint: lock
+/// Checkpoints and restores the CUDA state of an engine's GPU processes (docs/architecture.md, steps CheckpointCuda and RestoreCuda). Checkpoint: lock
 /// every process, then checkpoint them all in parallel. Restore: restore them all in parallel, then unlock them all,
 /// then check that each runs. Every lock comes before any checkpoint and every restore before any unlock because the
 /// processes of one engine wait on each other: none may run CUDA work while a peer is half-way.

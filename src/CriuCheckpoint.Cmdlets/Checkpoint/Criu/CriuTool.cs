@@ -12,7 +12,7 @@ internal sealed partial class CriuTool
 {
     public const string EnvironmentVariable = "CRIU_PATH";
 
-    /// <summary>Older CRIU fails on kernels ≥ 6.16 (TCP socket options, vDSO layout): DESIGN.md §6.</summary>
+    /// <summary>Older CRIU fails on kernels ≥ 6.16 (TCP socket options, vDSO layout): docs/architecture.md, "CRIU and driver constraints".</summary>
     public static readonly Version MinimumVersion = new(4, 2);
 
     internal CriuTool(string path, Version version)
