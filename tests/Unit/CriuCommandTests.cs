@@ -46,11 +46,11 @@ public sealed class CriuCommandTests
 
         var argv = place.Wrap(new[] { "/opt/criu", "restore", "-D", "/images with space" });
 
-        Assert.Equal(new[] { "unshare", "--pid", "--fork", "--mount", "--net", "--propagation", "private", "sh", "-c" }, argv.Take(9));
-        Assert.Contains("shift 5; exec \"$@\"", argv[9]);
+        Assert.Equal(new[] { "unshare", "--pid", "--fork", "--kill-child=SIGKILL", "--mount", "--net", "--propagation", "private", "sh", "-c" }, argv.Take(10));
+        Assert.Contains("shift 5; exec \"$@\"", argv[10]);
         Assert.Equal(new[] { "sh", "/usr/bin/python3", RestoreNamespace.LoopbackScript, "/run/cc/engines", "/run/cc/engines/e1", "/run/cc/replicas/r1" },
-            argv.Skip(10).Take(6));
-        Assert.Equal(new[] { "/opt/criu", "restore", "-D", "/images with space" }, argv.Skip(16));
+            argv.Skip(11).Take(6));
+        Assert.Equal(new[] { "/opt/criu", "restore", "-D", "/images with space" }, argv.Skip(17));
     }
 
     [Fact]

@@ -28,7 +28,7 @@ public sealed class RestoreStepsTests
         Assert.Equal(2, world.Registry.List().Count);
         foreach (var command in world.Criu.CommandLines.Skip(1))
         {
-            Assert.Equal(new[] { "unshare", "--pid", "--fork", "--mount", "--net", "--propagation", "private" }, command.Take(7));
+            Assert.Equal(new[] { "unshare", "--pid", "--fork", "--kill-child=SIGKILL", "--mount", "--net", "--propagation", "private" }, command.Take(8));
             Assert.Equal(new[] { "/opt/criu/bin/criu", "restore" }, command.SkipWhile(a => a != "/opt/criu/bin/criu").Take(2));
         }
 

@@ -1,7 +1,7 @@
 """A core worker process: builds one stage of the model and serves it over inherited pipes.
 
 Started by pipeline.Pipeline as
-`python -m engine_host.core --index I --fds CTRL_IN,CTRL_OUT,DATA_IN,DATA_OUT`.
+`python -m engine_host.core --index I --fds CTRL_IN,CTRL_OUT,DATA_IN,DATA_OUT --frontend-pid PID`.
 Control messages (build, release, reacquire, report, shutdown) come on the control pipe, one reply each; step
 messages come from the previous stage on the data pipe and go on to the next one. End of file on either
 input pipe means the frontend is gone, and the core exits.
@@ -13,6 +13,7 @@ import time
 _T0 = time.monotonic()
 
 import argparse  # noqa: E402  (imports are timed from _T0)
+import ctypes  # noqa: E402
 import importlib  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
@@ -76,11 +77,30 @@ def _step(index: int, stage, message):
         return StepFailure(f"core-{index}: {type(exc).__name__}: {exc}")
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_frontend(frontend_pid: int) -> None:
+    """SIGKILL this core the moment its frontend dies, however it dies.
+
+    A core busy in a step (or loading weights) reads no pipe, so it would not see the frontend gone and could hold
+    its memory, GPU memory too, as an orphan. The kernel keeps this setting across a checkpoint's restore (CRIU
+    records it), so a restored engine's cores die with its frontend as well.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != frontend_pid:  # it died before the setting took hold
+        os._exit(1)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="engine_host.core")
     parser.add_argument("--index", type=int, required=True)
     parser.add_argument("--fds", required=True)
+    parser.add_argument("--frontend-pid", type=int, required=True)
     args = parser.parse_args(argv)
+    _die_with_frontend(args.frontend_pid)
     logs.setup(f"core-{args.index}")
     # The frontend coordinates shutdown; a terminal's Ctrl+C must not kill a core mid-step.
     signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -57,7 +57,8 @@ class Pipeline:
             child = [to_core_r, from_core_w, data[i][0], data[i + 1][1]]
             fds = ",".join(str(c.fileno()) for c in child)
             proc = subprocess.Popen(
-                [sys.executable, "-m", "engine_host.core", "--index", str(i), "--fds", fds],
+                [sys.executable, "-m", "engine_host.core", "--index", str(i), "--fds", fds,
+                 "--frontend-pid", str(os.getpid())],
                 pass_fds=[c.fileno() for c in child], stdin=subprocess.DEVNULL, env=env)
             for c in child:
                 c.close()

@@ -41,7 +41,9 @@ internal sealed record RestoreNamespace
         var arguments = new List<string> { "unshare" };
         if (!HostPidNamespace)
         {
-            arguments.AddRange(new[] { "--pid", "--fork" });
+            // unshare is the PID a user sees and kills: when it dies, its child (criu, the namespace's init) is killed
+            // too, and with the init the kernel ends every process of the namespace.
+            arguments.AddRange(new[] { "--pid", "--fork", "--kill-child=SIGKILL" });
         }
 
         arguments.AddRange(new[] { "--mount", "--net", "--propagation", "private", "sh", "-c", Script, "sh" });
