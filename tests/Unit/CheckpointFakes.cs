@@ -300,6 +300,12 @@ internal sealed class FakeCriuRunner : ICriuRunner
         File.WriteAllText(options.LogPath, "(00.000001) Error (criu/cr-restore.c:1): injected restore failure\n");
         var record = world.Registry.List().Single(r => r.RunDirectory == options.WorkDirectory);
         var pid = world.Engines.Restored(record);
+        if (world.Gpus.AnyUsesCuda(new[] { CheckpointWorld.CorePid }))
+        {
+            // What criu restores of a CUDA process: one the driver holds checkpointed.
+            world.Cuda.SetState(pid + 1, CudaProcessState.Checkpointed);
+        }
+
         OnStart(pid);
         return Task.FromResult(new CriuSession(pid, command, options.LogPath));
     }
@@ -311,12 +317,18 @@ internal sealed class FakeGpuInventory : IGpuInventory
 
     public FakeGpuInventory(bool usesCuda) => this.usesCuda = usesCuda;
 
-    public static GpuDevice Device { get; } = new() { Index = 0, Uuid = "GPU-aaaa", Name = "NVIDIA H200", DriverVersion = "580.159.04", MinorNumber = 0 };
+    public static GpuDevice Device { get; } = new()
+    {
+        Index = 0, Uuid = "GPU-aaaa", Name = "NVIDIA H200", DriverVersion = "580.159.04", MinorNumber = 0, MemoryTotalBytes = 140L << 30,
+    };
+
+    /// <summary>What other processes hold on the GPU.</summary>
+    public long UsedByOthers { get; set; }
 
     public bool AnyUsesCuda(IEnumerable<int> processIds) => usesCuda && processIds.Contains(CheckpointWorld.CorePid);
 
     public GpuSnapshot Collect(IReadOnlyCollection<int>? among = null) => new(
-        new[] { Device },
+        new[] { Device with { MemoryUsedBytes = UsedByOthers } },
         usesCuda && (among is null || among.Contains(CheckpointWorld.CorePid))
             ? new[] { new GpuProcess { ProcessId = CheckpointWorld.CorePid, GpuIndex = 0, GpuUuid = Device.Uuid, GpuMemoryBytes = 1 << 30 } }
             : Array.Empty<GpuProcess>());
@@ -334,7 +346,7 @@ internal sealed class FakeHostSystem : IHostSystem
 
     public long AvailableBytes(string directory) => AvailableBytesNow;
 
-    public long ResidentBytes(IEnumerable<int> processIds) => processIds.Count() * (100L << 20);
+    public long DumpedBytes(IEnumerable<int> processIds) => processIds.Count() * (100L << 20);
 
     public List<MappedFile> MappedFiles(IEnumerable<int> processIds) => new();
 

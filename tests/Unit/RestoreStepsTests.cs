@@ -42,12 +42,7 @@ public sealed class RestoreStepsTests
         using var world = new CheckpointWorld(usesCuda: true);
         var checkpoint = await SavedCheckpoint(world);
         var replicaRoot = 0;
-        world.Criu.OnStart = pid =>
-        {
-            replicaRoot = pid;
-            // What criu restores: a process the driver holds checkpointed.
-            world.Cuda.SetState(pid + 1, CudaProcessState.Checkpointed);
-        };
+        world.Criu.OnStart = pid => replicaRoot = pid;
 
         var outcome = (await Restore(world, checkpoint, new RestoreOptions()))[0];
 
@@ -56,6 +51,24 @@ public sealed class RestoreStepsTests
         var restore = world.Cuda.CallsOf("restore").Last();
         Assert.Equal(replicaRoot + 1, restore.ProcessId);
         Assert.Equal(CudaProcessState.Running, world.Cuda.StateOf(replicaRoot + 1));
+    }
+
+    [Fact]
+    public async Task A_gpu_without_room_for_what_the_engine_held_while_serving_is_refused_before_anything_starts()
+    {
+        using var world = new CheckpointWorld(usesCuda: true);
+        var checkpoint = await SavedCheckpoint(world);
+        Assert.Equal(new[] { 1L << 30 }, checkpoint.Manifest.Gpu!.ServingBytes);
+        world.Gpus.UsedByOthers = (140L << 30) - (3L << 29);
+
+        var failure = await Assert.ThrowsAsync<CriuCheckpointException>(() => Restore(world, checkpoint, new RestoreOptions { Count = 2 }));
+
+        Assert.Equal(ErrorIds.InsufficientGpuMemory, failure.ErrorId);
+        Assert.Equal("GPU 0 (GPU-aaaa) has 1536 MiB free; 2 replica(s) of " + checkpoint.Path + " need 2048 MiB there (what the engine held while it served). Get-GpuProcess shows what holds that GPU.",
+            failure.Message);
+        Assert.DoesNotContain("start-restore", world.Calls);
+        Assert.Empty(world.Registry.List());
+        Assert.Null((await Restore(world, checkpoint, new RestoreOptions()))[0].Failure);
     }
 
     [Fact]

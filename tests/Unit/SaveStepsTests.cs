@@ -10,7 +10,7 @@ public sealed class SaveStepsTests
     [Fact]
     public void Save_is_the_documented_steps_in_order()
     {
-        Assert.Equal(new[] { "Preflight", "Prepare", "CheckpointCuda", "Dump", "WriteManifest", "Publish", "ResumeOrRetire" },
+        Assert.Equal(new[] { "Preflight", "Prepare", "CheckpointCuda", "CheckSpace", "Dump", "WriteManifest", "Publish", "ResumeOrRetire" },
             CheckpointSaver.Steps.Select(s => s.Name));
     }
 
@@ -78,15 +78,31 @@ public sealed class SaveStepsTests
     }
 
     [Fact]
-    public async Task Too_little_space_in_the_store_fails_before_the_engine_is_touched()
+    public async Task Too_little_space_for_the_released_engine_fails_before_the_dump_and_hands_everything_back()
     {
-        using var world = new CheckpointWorld();
-        world.Host.AvailableBytesNow = 1 << 20;
+        using var world = new CheckpointWorld(usesCuda: true);
+        world.Cuda.OnCall = (call, _) => world.Calls.Add($"cuda-{call}");
+        // The fake tree holds 2 x 100 MiB once released: room for 200 MiB is too little, for the estimate it is enough.
+        world.Host.AvailableBytesNow = 200L << 20;
 
         var failure = await Assert.ThrowsAsync<CriuCheckpointException>(() => Save(world));
 
         Assert.Equal(ErrorIds.InsufficientSpace, failure.ErrorId);
-        Assert.DoesNotContain("prepare", world.Calls);
+        Assert.Contains("needs about 226 MiB", failure.Message);
+        Assert.DoesNotContain("dump", world.Calls);
+        Assert.Equal(new[] { "cuda-restore", "cuda-unlock", "open-fifo", "resume", "close-fifo" },
+            world.Calls.SkipWhile(c => c != "cuda-checkpoint").Skip(1));
+        Assert.Empty(world.StagingDirectories());
+    }
+
+    [Fact]
+    public async Task The_space_estimate_is_recorded_beside_the_image_size()
+    {
+        using var world = new CheckpointWorld();
+
+        var result = await Save(world);
+
+        Assert.Equal((200L << 20) + (10L << 20) + (16L << 20), result.Checkpoint.Manifest.EstimatedImageBytes);
     }
 
     [Fact]

@@ -23,7 +23,7 @@ import traceback  # noqa: E402
 from multiprocessing.connection import Connection, wait  # noqa: E402
 
 from . import logs  # noqa: E402
-from .options import FailureCode, StartupError  # noqa: E402
+from .options import FailureCode, StartupError, is_out_of_memory  # noqa: E402
 from .stage import StageSpec, StepFailure  # noqa: E402
 
 log = logging.getLogger("engine_host.core")
@@ -57,14 +57,24 @@ def _serve(index: int, stage, ctrl_in: Connection, ctrl_out: Connection, data_in
             elif message == "report":
                 ctrl_out.send(("ok", stage.report()))
             elif message == "reacquire":
-                phases = stage.reacquire()
-                ctrl_out.send(("ok", {**stage.report(), "phases": phases}))
+                ctrl_out.send(_reacquire(index, stage))
             elif message == "shutdown":
                 ctrl_out.send(("ok", {}))
                 return 0
             else:
                 log.error("unknown control message %r", message)
                 ctrl_out.send(("error", f"unknown control message {message!r}"))
+
+
+def _reacquire(index: int, stage) -> tuple:
+    """Take back what prepare released. A failure is a reply naming its cause; the core lives on."""
+    try:
+        phases = stage.reacquire()
+    except Exception as exc:
+        log.error("reacquire failed:\n%s", traceback.format_exc())
+        code = FailureCode.GPU_OUT_OF_MEMORY if is_out_of_memory(exc) else FailureCode.RESUME_FAILED
+        return "failed", {"code": code, "message": f"core-{index}: {type(exc).__name__}: {exc}"}
+    return "ok", {**stage.report(), "phases": phases}
 
 
 def _step(index: int, stage, message):
@@ -83,9 +93,9 @@ _PR_SET_PDEATHSIG = 1
 def _die_with_frontend(frontend_pid: int) -> None:
     """SIGKILL this core the moment its frontend dies, however it dies.
 
-    A core busy in a step (or loading weights) reads no pipe, so it would not see the frontend gone and could hold
-    its memory, GPU memory too, as an orphan. The kernel keeps this setting across a checkpoint's restore (CRIU
-    records it), so a restored engine's cores die with its frontend as well.
+    A core busy in a step (or loading weights) reads no pipe, so it would not see the frontend gone and
+    could hold its memory, GPU memory too, as an orphan. CRIU records the setting, so a restored engine's
+    cores die with its frontend as well.
     """
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:

@@ -18,8 +18,8 @@ from typing import Optional
 
 from . import __version__, backends, logs, protocol, resume, runinfo
 from .frontend import Frontend, Outbox
-from .options import EngineOptions, FailureCode, StartupError
-from .pipeline import Pipeline
+from .options import EngineOptions, FailureCode, StartupError, is_out_of_memory
+from .pipeline import ControlFailed, Pipeline
 from .scheduler import PREPARED, EngineStatus, Scheduler, StopSignal
 from .stage import NewSequence, SamplingParams, SeqInput, StepFailure, StepRequest
 
@@ -29,7 +29,11 @@ _WARMUP_PROMPT = "CriuCheckpoint warm-up."
 
 
 class ResumeFailed(Exception):
-    pass
+    """The engine could not serve again after its resume message; `code` goes to failed.json."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
 
 
 @contextlib.contextmanager
@@ -161,7 +165,7 @@ class EngineHost:
                 self._failure = (FailureCode.CORE_DIED, self._scheduler.failure)
         except ResumeFailed as exc:
             log.exception("resume failed")
-            self._exit_code, self._failure = 1, (FailureCode.RESUME_FAILED, str(exc))
+            self._exit_code, self._failure = 1, (exc.code, str(exc))
         except Exception as exc:
             log.exception("scheduler failed")
             self._exit_code, self._failure = 1, (FailureCode.ENGINE_FAILED,
@@ -209,8 +213,11 @@ class EngineHost:
                 self._reports = [{**old, **new} for old, new in zip(self._reports, replies)]
             with _timed(phases, "resume_bind"):
                 self._bind(message.host, message.port, listener_fd)
+        except ControlFailed as exc:
+            raise ResumeFailed(exc.code, exc.message) from exc
         except Exception as exc:
-            raise ResumeFailed(f"{type(exc).__name__}: {exc}") from exc
+            code = FailureCode.GPU_OUT_OF_MEMORY if is_out_of_memory(exc) else FailureCode.RESUME_FAILED
+            raise ResumeFailed(code, f"{type(exc).__name__}: {exc}") from exc
         self._write_ready(phases)
         log.info("resumed on %s: %s", self._frontend.endpoint, phases)
 

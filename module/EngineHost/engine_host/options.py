@@ -17,7 +17,14 @@ class FailureCode:
     # after serving began
     CORE_DIED = "core_died"
     RESUME_FAILED = "resume_failed"
+    GPU_OUT_OF_MEMORY = "gpu_out_of_memory"
     ENGINE_FAILED = "engine_failed"
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """A device allocation failed (torch.cuda.OutOfMemoryError, or a CUDA error saying so), told apart without
+    importing torch: the caller names the cause (the GPU is full), not just that something failed."""
+    return type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower()
 
 
 class StartupError(Exception):

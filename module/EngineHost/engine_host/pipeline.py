@@ -30,6 +30,15 @@ class CoreDied(Exception):
     pass
 
 
+class ControlFailed(Exception):
+    """A core answered a control command with a failure: `code` is a FailureCode naming the cause."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
 class Pipeline:
     def __init__(self, specs: list):
         self._specs: list = specs
@@ -113,6 +122,8 @@ class Pipeline:
             replies = []
             for conn in self._ctrl_in:
                 status, body = conn.recv()
+                if status == "failed":
+                    raise ControlFailed(body["code"], f"{command} failed: {body['message']}")
                 if status != "ok":
                     raise RuntimeError(f"{command} failed: {body}")
                 replies.append(body)

@@ -38,6 +38,9 @@ public sealed class CheckpointManifest
 
     public long ImageBytes { get; set; }
 
+    /// <summary>What the save expected the image to take before it dumped (its space check).</summary>
+    public long EstimatedImageBytes { get; set; }
+
     /// <summary>Every file of images/ with its size: CRIU 4.2 hangs on a truncated pages image, so restore checks first.</summary>
     public List<MappedFile> Images { get; set; } = new();
 
@@ -95,4 +98,10 @@ public sealed class GpuManifest
     public string CudaVersion { get; set; } = string.Empty;
 
     public long BytesCheckpointed { get; set; }
+
+    /// <summary>
+    /// What the tree held on each GPU while it served, in <see cref="DeviceUuids"/>' order: what a replica takes back
+    /// at resume, so what a restore needs free there.
+    /// </summary>
+    public List<long> ServingBytes { get; set; } = new();
 }

@@ -8,8 +8,8 @@ internal interface IHostSystem
 
     long AvailableBytes(string directory);
 
-    /// <summary>The resident memory of the processes (VmRSS), the part of a tree a dump writes out.</summary>
-    long ResidentBytes(IEnumerable<int> processIds);
+    /// <summary>The memory of the processes that a dump writes out (see <see cref="Preflight.DumpedBytes"/>).</summary>
+    long DumpedBytes(IEnumerable<int> processIds);
 
     List<MappedFile> MappedFiles(IEnumerable<int> processIds);
 
@@ -23,7 +23,7 @@ internal sealed class HostSystem : IHostSystem
 
     public long AvailableBytes(string directory) => new DriveInfo(directory).AvailableFreeSpace;
 
-    public long ResidentBytes(IEnumerable<int> processIds) => processIds.Sum(Preflight.ResidentBytes);
+    public long DumpedBytes(IEnumerable<int> processIds) => processIds.Sum(Preflight.DumpedBytes);
 
     public List<MappedFile> MappedFiles(IEnumerable<int> processIds) => HostInspector.MappedFiles(processIds);
 

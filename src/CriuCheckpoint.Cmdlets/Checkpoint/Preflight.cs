@@ -1,3 +1,4 @@
+using System.Globalization;
 using CriuCheckpoint.Core;
 using CriuCheckpoint.Native;
 
@@ -29,26 +30,17 @@ internal static class Preflight
     }
 
     /// <summary>
-    /// The image holds roughly the resident memory of the tree plus what the driver moves from the GPU into it;
-    /// refuse when the store cannot take it.
+    /// The memory of a process that a dump writes out: anonymous and shared memory (RssAnon + RssShmem). File-backed
+    /// pages are read back from their files at restore and device mappings are not memory at all, so neither counts;
+    /// GPU memory that the driver has checkpointed sits in anonymous memory by then and does.
     /// </summary>
-    public static void EnsureSpace(string storePath, IEnumerable<int> processIds, long gpuBytes)
-    {
-        var needed = processIds.Sum(ResidentBytes) + gpuBytes + (64L << 20);
-        var available = new DriveInfo(storePath).AvailableFreeSpace;
-        if (available < needed)
-        {
-            throw new CriuCheckpointException(ErrorIds.InsufficientSpace, FailureKind.ResourceUnavailable,
-                $"The store {storePath} has {available >> 20} MiB free; the checkpoint needs about {needed >> 20} MiB.", storePath);
-        }
-    }
-
-    public static long ResidentBytes(int pid)
+    public static long DumpedBytes(int pid)
     {
         try
         {
-            var line = File.ReadLines($"/proc/{pid}/status").FirstOrDefault(l => l.StartsWith("VmRSS:", StringComparison.Ordinal));
-            return line is null ? 0 : long.Parse(line["VmRSS:".Length..].Trim().Split(' ')[0]) * 1024;
+            return File.ReadLines($"/proc/{pid}/status")
+                .Where(l => l.StartsWith("RssAnon:", StringComparison.Ordinal) || l.StartsWith("RssShmem:", StringComparison.Ordinal))
+                .Sum(l => long.Parse(l[(l.IndexOf(':') + 1)..].Trim().Split(' ')[0], CultureInfo.InvariantCulture) * 1024);
         }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or IOException)
         {

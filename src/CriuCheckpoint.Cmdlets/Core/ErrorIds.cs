@@ -37,6 +37,7 @@ public static class ErrorIds
     public const string CheckpointInsecure = "CheckpointInsecure";
     public const string ResumeFailed = "ResumeFailed";
     public const string RestoreTimeout = "RestoreTimeout";
+    public const string InsufficientGpuMemory = "InsufficientGpuMemory";
     public const string RestoredEngineNotCheckpointable = "RestoredEngineNotCheckpointable";
     public const string GpuDriverNotFound = "GpuDriverNotFound";
     public const string GpuDriverTooOld = "GpuDriverTooOld";

@@ -12,6 +12,7 @@ namespace CriuCheckpoint.Engine;
 /// </summary>
 internal sealed class EngineResumer
 {
+    private const string GpuOutOfMemoryCode = "gpu_out_of_memory";
     private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(5);
     private readonly ProcFs procFs;
 
@@ -96,8 +97,7 @@ internal sealed class EngineResumer
 
             if (runDirectory.ReadFailed() is { } failed)
             {
-                throw new CriuCheckpointException(ErrorIds.ResumeFailed, FailureKind.InvalidOperation,
-                    $"Engine {record.Name} failed to resume: {failed.Message} ({failed.Code}).", record.Name, details: runDirectory.LogTail());
+                throw ResumeFailure(record, failed, runDirectory.LogTail());
             }
 
             if (!stillAlive() || watch.Elapsed > timeout)
@@ -110,6 +110,15 @@ internal sealed class EngineResumer
             await Task.Delay(Poll, cancellationToken).ConfigureAwait(false);
         }
     }
+
+    /// <summary>The engine's own reason; a GPU that is full is named as such, since freeing it is the remedy.</summary>
+    private static CriuCheckpointException ResumeFailure(EngineRecord record, FailedInfo failed, string logTail) =>
+        failed.Code == GpuOutOfMemoryCode
+            ? new CriuCheckpointException(ErrorIds.InsufficientGpuMemory, FailureKind.ResourceUnavailable,
+                $"Engine {record.Name} could not take back its GPU memory at resume: {failed.Message}. Free GPU memory (Get-GpuProcess shows what holds it), or restore onto another GPU.",
+                record.Name, details: logTail)
+            : new CriuCheckpointException(ErrorIds.ResumeFailed, FailureKind.InvalidOperation,
+                $"Engine {record.Name} failed to resume: {failed.Message} ({failed.Code}).", record.Name, details: logTail);
 
     private static async Task HandOverListenerAsync(EngineRecord record, RunDirectory runDirectory, IResumeFifo writer, Func<bool> stillAlive, TimeSpan timeout, CancellationToken cancellationToken)
     {

@@ -1,4 +1,5 @@
 using CriuCheckpoint.Core;
+using CriuCheckpoint.Gpu;
 
 namespace CriuCheckpoint.Checkpoint;
 
@@ -71,6 +72,11 @@ internal sealed class ValidateStep : IStep<RestoreRequest>
         // The driver is asked only for checkpoints that hold GPU state: CPU hosts never load it.
         var gpus = manifest.Gpu is null ? null : context.Services.Gpus.Collect(Array.Empty<int>());
         var issues = Compatibility.Check(manifest, context.Services.Host.Facts(context.Criu!.Version.ToString(), manifest.Host.Python), gpus);
+        if (gpus is not null)
+        {
+            CheckGpuMemory(context, manifest.Gpu!, gpus);
+        }
+
         if (issues.Count > 0 && !context.Options.Force)
         {
             throw new CriuCheckpointException(ErrorIds.CheckpointIncompatible, FailureKind.InvalidOperation,
@@ -80,6 +86,33 @@ internal sealed class ValidateStep : IStep<RestoreRequest>
         foreach (var issue in issues)
         {
             context.Observer.Warning($"Restoring despite a difference (-Force): {issue}.");
+        }
+    }
+
+    /// <summary>
+    /// Each GPU a replica lands on must have free what the engine held there while it served, once per replica;
+    /// found out later, a full GPU fails the resume after criu and the driver have done all their work.
+    /// </summary>
+    private static void CheckGpuMemory(RestoreRequest context, GpuManifest gpu, GpuSnapshot gpus)
+    {
+        var devices = gpus.Devices.OrderBy(d => d.Index).ToList();
+        var pairs = GpuMap.Pairs(gpu.DeviceUuids, devices.Select(d => d.Uuid).ToList());
+        for (var index = 0; index < Math.Min(gpu.DeviceUuids.Count, gpu.ServingBytes.Count); index++)
+        {
+            var target = pairs.Count == 0 ? gpu.DeviceUuids[index] : pairs[index].NewUuid;
+            var needed = gpu.ServingBytes[index] * context.Options.Count;
+            if (needed == 0 || devices.FirstOrDefault(d => string.Equals(d.Uuid, target, StringComparison.OrdinalIgnoreCase)) is not { } device)
+            {
+                continue;
+            }
+
+            var free = device.MemoryTotalBytes - device.MemoryUsedBytes;
+            if (free < needed)
+            {
+                throw new CriuCheckpointException(ErrorIds.InsufficientGpuMemory, FailureKind.ResourceUnavailable,
+                    $"GPU {device.Index} ({device.Uuid}) has {free >> 20} MiB free; {context.Options.Count} replica(s) of {context.Checkpoint.Path} need {needed >> 20} MiB there "
+                    + "(what the engine held while it served). Get-GpuProcess shows what holds that GPU.", device.Uuid);
+            }
         }
     }
 }

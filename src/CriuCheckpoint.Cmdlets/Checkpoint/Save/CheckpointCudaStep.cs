@@ -44,6 +44,7 @@ internal sealed class CheckpointCudaStep : IStep<SaveContext>
             DriverVersion = devices.FirstOrDefault()?.DriverVersion ?? string.Empty,
             CudaVersion = api.DriverCudaVersion,
             BytesCheckpointed = result.GpuBytes,
+            ServingBytes = devices.Select(d => context.ServingGpuBytes.GetValueOrDefault(d.Uuid)).ToList(),
         };
         context.Observer.Verbose($"CUDA checkpoint of PIDs {string.Join(", ", result.ProcessIds)}: {result.GpuBytes >> 20} MiB moved to host memory ({result.Timings}).");
         return StepOutcome.Continue;

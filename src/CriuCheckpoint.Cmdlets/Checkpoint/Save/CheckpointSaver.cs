@@ -24,6 +24,7 @@ internal sealed class CheckpointSaver
         new PreflightStep(),
         new PrepareStep(),
         new CheckpointCudaStep(),
+        new CheckSpaceStep(),
         new DumpStep(),
         new WriteManifestStep(),
         new PublishStep(),

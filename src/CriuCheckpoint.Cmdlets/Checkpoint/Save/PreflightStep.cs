@@ -5,14 +5,11 @@ namespace CriuCheckpoint.Checkpoint;
 
 /// <summary>
 /// Fails fast with a named cause before anything changes: privileges, criu found and new enough, an engine that can
-/// be saved and serves, room in the store. A checkpoint of this configuration that exists already is the result,
+/// be saved and serves. A checkpoint of this configuration that exists already is the result,
 /// unless -Force.
 /// </summary>
 internal sealed class PreflightStep : IStep<SaveContext>
 {
-    /// <summary>The image beyond the tree's memory: page maps, the log snapshot, CRIU's own files.</summary>
-    private const long Margin = 64L << 20;
-
     public string Name => "Preflight";
 
     public int PercentAtStart => 0;
@@ -41,24 +38,22 @@ internal sealed class PreflightStep : IStep<SaveContext>
             return StepOutcome.Finished;
         }
 
+        context.ServingGpuBytes = ServingGpuBytes(context);
         context.Store.EnsureExists();
         context.Store.SweepStaging(context.Services.Clock.GetUtcNow() - CheckpointStore.StagingMaxAge);
-        EnsureSpace(context);
         context.Timings.Add("preflight", context.Services.Clock.GetElapsedTime(started));
         context.Observer.Verbose($"Save preflight: criu {context.Criu.Version} at {context.Criu.Path}, {context.Timings["preflight"].TotalSeconds:0.000} s.");
         return StepOutcome.Continue;
     }
 
-    /// <summary>The image holds roughly the resident memory of the tree plus what the driver moves from the GPU into it.</summary>
-    private static void EnsureSpace(SaveContext context)
+    /// <summary>Read while the engine serves: after prepare its KV cache is gone, and a restore must find room for it.</summary>
+    private static IReadOnlyDictionary<string, long> ServingGpuBytes(SaveContext context)
     {
-        var host = context.Services.Host;
-        var needed = host.ResidentBytes(context.Engine.ProcessTree.Select(p => p.ProcessId)) + context.Engine.GpuMemoryBytes + Margin;
-        var available = host.AvailableBytes(context.Store.Path);
-        if (available < needed)
-        {
-            throw new CriuCheckpointException(ErrorIds.InsufficientSpace, FailureKind.ResourceUnavailable,
-                $"The store {context.Store.Path} has {available >> 20} MiB free; the checkpoint needs about {needed >> 20} MiB.", context.Store.Path);
-        }
+        var pids = context.Engine.ProcessTree.Select(p => p.ProcessId).ToArray();
+        var gpus = context.Services.Gpus;
+        return !gpus.AnyUsesCuda(pids)
+            ? new Dictionary<string, long>()
+            : gpus.Collect(pids).Processes.Where(p => p.GpuUuid is not null)
+                .GroupBy(p => p.GpuUuid!).ToDictionary(g => g.Key, g => g.Sum(p => p.GpuMemoryBytes));
     }
 }

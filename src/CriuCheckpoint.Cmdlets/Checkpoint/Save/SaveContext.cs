@@ -36,6 +36,9 @@ internal sealed class SaveContext
     /// <summary>Found by Preflight.</summary>
     public CriuTool? Criu { get; set; }
 
+    /// <summary>What the tree held on each GPU (by UUID) while it served, read by Preflight.</summary>
+    public IReadOnlyDictionary<string, long> ServingGpuBytes { get; set; } = new Dictionary<string, long>();
+
     /// <summary>The tree as Prepare left it: quiet, and still alive.</summary>
     public ProcessTree Tree { get; set; } = ProcessTree.Empty;
 
@@ -43,6 +46,9 @@ internal sealed class SaveContext
 
     /// <summary>Set by CheckpointCuda when the tree uses CUDA.</summary>
     public GpuManifest? Gpu { get; set; }
+
+    /// <summary>What CheckSpace expects the image to take.</summary>
+    public long EstimatedImageBytes { get; set; }
 
     /// <summary>Where Dump writes, until Publish renames it.</summary>
     public string? Staging { get; set; }

@@ -48,6 +48,7 @@ internal sealed class WriteManifestStep : IStep<SaveContext>
             MappedFiles = context.MappedFiles,
             Images = imageFiles,
             ImageBytes = imageFiles.Sum(f => f.Size),
+            EstimatedImageBytes = context.EstimatedImageBytes,
             Gpu = context.Gpu,
             GpuBytes = context.Gpu?.BytesCheckpointed ?? 0,
             CachesKept = context.Options.KeepCaches,
