@@ -1,30 +1,23 @@
 using System.Management.Automation;
 using CriuCheckpoint.Core;
 using CriuCheckpoint.Engine;
+using CriuCheckpoint.Gpu;
+using CriuCheckpoint.Native;
 
 namespace CriuCheckpoint.Commands;
 
 /// <summary>Stops engines: graceful shutdown, then SIGTERM/SIGKILL of the whole tree by PID; removes the run directory.</summary>
-[Cmdlet(VerbsLifecycle.Stop, "VllmEngine", SupportsShouldProcess = true, DefaultParameterSetName = ByEngine)]
+[Cmdlet(VerbsLifecycle.Stop, "VllmEngine", SupportsShouldProcess = true)]
 [OutputType(typeof(EngineInfo))]
 public sealed class StopVllmEngineCommand : CriuCheckpointCmdlet
 {
-    private const string ByEngine = "Engine";
-    private const string ByName = "Name";
-    private const string ById = "Id";
-
-    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ParameterSetName = ByEngine)]
-    [ValidateNotNull]
-    public EngineInfo[] Engine { get; set; } = Array.Empty<EngineInfo>();
-
-    [Parameter(Mandatory = true, ParameterSetName = ByName)]
+    /// <summary>Engine objects, or names (wildcards allowed) or ids.</summary>
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [Alias("Name", "Id")]
+    [ArgumentCompleter(typeof(EngineNameCompleter))]
     [ValidateNotNullOrEmpty]
     [SupportsWildcards]
-    public string[] Name { get; set; } = Array.Empty<string>();
-
-    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = ById)]
-    [ValidateNotNullOrEmpty]
-    public string[] Id { get; set; } = Array.Empty<string>();
+    public EngineIdentity[] Engine { get; set; } = Array.Empty<EngineIdentity>();
 
     /// <summary>Seconds the engine gets to exit after the shutdown request before its processes are signalled.</summary>
     [Parameter]
@@ -37,7 +30,7 @@ public sealed class StopVllmEngineCommand : CriuCheckpointCmdlet
 
     protected override void ProcessRecord()
     {
-        foreach (var record in Targets())
+        foreach (var record in ResolveEngines(Engine).Select(e => e.Record))
         {
             if (!ShouldProcess($"engine {record.Name} ({record.Id}, PID {record.RootProcessId})", "Stop"))
             {
@@ -47,7 +40,7 @@ public sealed class StopVllmEngineCommand : CriuCheckpointCmdlet
             try
             {
                 var elapsed = Run((observer, token) =>
-                    new EngineStopper(Registry, observer).StopAsync(record, TimeSpan.FromSeconds(GracePeriod), token));
+                    new EngineStopper(Registry, observer, gpuMemory: new GpuMemoryWatch(new NvmlReader(), ProcFs.Host)).StopAsync(record, TimeSpan.FromSeconds(GracePeriod), token));
                 WriteVerbose($"Engine {record.Name} stopped in {elapsed.TotalSeconds:0.000} s.");
                 if (PassThru)
                 {
@@ -59,30 +52,5 @@ public sealed class StopVllmEngineCommand : CriuCheckpointCmdlet
                 WriteFailure(e);
             }
         }
-    }
-
-    private IEnumerable<EngineRecord> Targets()
-    {
-        switch (ParameterSetName)
-        {
-            case ByEngine:
-                return Engine.Select(e => e.Record);
-            case ById:
-                return Id.SelectMany(id => Lookup(id, r => r.Id == id));
-            default:
-                return Name.SelectMany(name => Lookup(name, r => NamePattern.ToRegex(name).IsMatch(r.Name)));
-        }
-    }
-
-    private IEnumerable<EngineRecord> Lookup(string key, Func<EngineRecord, bool> match)
-    {
-        var found = Registry.List().Where(match).ToArray();
-        if (found.Length == 0 && !NamePattern.HasWildcards(key))
-        {
-            WriteFailure(new CriuCheckpointException(ErrorIds.EngineNotFound, FailureKind.ObjectNotFound,
-                $"No engine '{key}' is known in {Registry.Root}.", key));
-        }
-
-        return found;
     }
 }

@@ -16,8 +16,11 @@ internal sealed class EngineInspector
         this.procFs = procFs ?? ProcFs.Host;
     }
 
+    /// <summary>A restored engine is its frontend once that is known; until then (mid-restore) its namespace wrapper.</summary>
     public bool IsAlive(EngineRecord record) =>
-        record.RootProcessId > 1 && procFs.IsAlive(record.RootProcessId, record.RootStartTime);
+        record.EngineProcessId > 1
+            ? procFs.IsAlive(record.EngineProcessId, record.EngineStartTime)
+            : record.RootProcessId > 1 && procFs.IsAlive(record.RootProcessId, record.RootStartTime);
 
     public Func<bool> Liveness(EngineRecord record) => () => IsAlive(record);
 
@@ -56,6 +59,12 @@ internal sealed class EngineInspector
     {
         var runDirectory = new RunDirectory(record.RunDirectory);
         var alive = IsAlive(record);
+        if (!alive)
+        {
+            // An engine killed outright cannot remove its own ready.json; no client may take it for a live endpoint.
+            runDirectory.RemoveReady();
+        }
+
         var ready = alive ? runDirectory.ReadReady() : null;
         HelloReply? hello = null;
         HealthReply? health = null;

@@ -26,11 +26,24 @@ internal sealed class EngineRecord
 
     public StartSource StartedFrom { get; set; }
 
-    /// <summary>The host PID of the tree's root: the engine frontend, or the restore helper for a restored engine.</summary>
+    /// <summary>
+    /// The host PID of the tree's root, the session leader: the engine frontend, or for a restored engine the
+    /// namespace wrapper (unshare), whose death ends the whole namespace.
+    /// </summary>
     public int RootProcessId { get; set; }
 
     /// <summary>The root's start time (clock ticks since boot) so a reused PID is never mistaken for the engine.</summary>
     public ulong RootStartTime { get; set; }
+
+    /// <summary>A restored engine's namespace init (criu): killed, the kernel ends every process of the namespace.</summary>
+    public int NamespaceInitProcessId { get; set; }
+
+    public ulong NamespaceInitStartTime { get; set; }
+
+    /// <summary>A restored engine's frontend, by host PID: the engine lives exactly as long as it does.</summary>
+    public int EngineProcessId { get; set; }
+
+    public ulong EngineStartTime { get; set; }
 
     /// <summary>The checkpoint an engine was restored from, if any.</summary>
     public string? CheckpointPath { get; set; }

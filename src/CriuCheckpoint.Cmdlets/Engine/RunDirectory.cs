@@ -42,7 +42,9 @@ internal sealed class RunDirectory
 
     public FailedInfo? ReadFailed() => ReadJson<FailedInfo>(FailedFile);
 
-    public int? ReadPid() => DetachedProcess.ReadPid(PidFile);
+    public void RemoveReady() => File.Delete(ReadyFile);
+
+    public int? ReadPid() => SessionProcess.ReadPid(PidFile);
 
     /// <summary>The last lines of the engine log, for error messages.</summary>
     public string LogTail(int lines = 25)
@@ -84,17 +86,8 @@ internal sealed class ReadyInfo
 {
     public string Endpoint { get; set; } = string.Empty;
 
-    public List<PidEntry> Pids { get; set; } = new();
-
     /// <summary>Startup phases in order of execution, in seconds.</summary>
     public Dictionary<string, double> Phases { get; set; } = new();
-}
-
-internal sealed class PidEntry
-{
-    public int Pid { get; set; }
-
-    public string Role { get; set; } = string.Empty;
 }
 
 internal sealed class FailedInfo

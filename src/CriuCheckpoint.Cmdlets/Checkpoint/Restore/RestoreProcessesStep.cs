@@ -46,8 +46,31 @@ internal sealed class RestoreProcessesStep : IStep<RestoreContext>
 
         var fifo = context.Fifo;
         rollback.Push("close the resume FIFO", fifo.Dispose);
+        RecordRestoredTree(context);
         context.Timings.Add("criu-restore", context.Services.Clock.GetElapsedTime(started));
         return StepOutcome.Continue;
+    }
+
+    /// <summary>
+    /// The restored frontend (by the PID it was dumped with, now its PID inside the namespace) and its parent, criu,
+    /// the namespace's init: Get-VllmEngine follows the first, Stop-VllmEngine ends the namespace through the second.
+    /// </summary>
+    private static void RecordRestoredTree(RestoreContext context)
+    {
+        var record = context.Record;
+        var tree = context.Services.Engines.Tree(record.RootProcessId).Processes;
+        var dumpedRoot = context.Manifest.ProcessTree.FirstOrDefault()?.ProcessId;
+        if (tree.FirstOrDefault(p => p.NamespaceProcessId == dumpedRoot && p.ProcessId != record.RootProcessId) is not { } engine)
+        {
+            return;
+        }
+
+        var init = tree.FirstOrDefault(p => p.ProcessId == engine.ParentProcessId);
+        record.EngineProcessId = engine.ProcessId;
+        record.EngineStartTime = engine.StartTime;
+        record.NamespaceInitProcessId = init?.ProcessId ?? 0;
+        record.NamespaceInitStartTime = init?.StartTime ?? 0;
+        context.Services.Registry.Save(record);
     }
 
     private static Task<CriuSession> StartAsync(RestoreContext context, CancellationToken cancellationToken)
