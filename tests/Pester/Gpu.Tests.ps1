@@ -27,6 +27,29 @@ Describe 'GPU checkpoint and restore of torch engines' -Tag GPU -Skip:(-not $Has
             $phases
         }
 
+        # The space a save asks of the store is what its checkpoint then takes, never less, at most 1.5 times as much.
+        function Test-SpaceEstimate($Run, $Checkpoint) {
+            $Run.estimated_image_bytes = $Checkpoint.Manifest.EstimatedImageBytes
+            $Run.estimate_vs_checkpoint = [math]::Round($Checkpoint.Manifest.EstimatedImageBytes / $Checkpoint.SizeBytes, 3)
+            $Checkpoint.Manifest.EstimatedImageBytes | Should -BeGreaterOrEqual $Checkpoint.SizeBytes
+            $Run.estimate_vs_checkpoint | Should -BeLessOrEqual 1.5
+        }
+
+        # PIDs the driver lists as holding GPU memory.
+        function Get-GpuHolder { @(nvidia-smi --query-compute-apps=pid --format=csv,noheader 2>$null | Where-Object { $_.Trim() }) }
+
+        # Another process that takes GPU memory, as another tenant of the GPU would.
+        function Start-GpuFiller([long] $Bytes) {
+            $code = "import time, torch; x = torch.empty($Bytes, dtype=torch.uint8, device='cuda'); print('held', flush=True); time.sleep(900)"
+            $info = [Diagnostics.ProcessStartInfo]::new($env:CRIUCHECKPOINT_PYTHON)
+            $info.ArgumentList.Add('-c')
+            $info.ArgumentList.Add($code)
+            $info.RedirectStandardOutput = $true
+            $filler = [Diagnostics.Process]::Start($info)
+            $filler.StandardOutput.ReadLine() | Should -Be 'held'
+            $filler
+        }
+
         # Cold start, generate, save, restore, generate again: the figures of one configuration, asserted and recorded.
         function Invoke-GpuRoundTrip([string] $Label, [hashtable] $Start, [int] $Replicas = 1) {
             $run = [ordered]@{}
@@ -48,6 +71,7 @@ Describe 'GPU checkpoint and restore of torch engines' -Tag GPU -Skip:(-not $Has
             $run.image_bytes = $checkpoint.SizeBytes
             $run.gpu_bytes_checkpointed = $checkpoint.GpuBytes
             $checkpoint.Manifest.Gpu | Should -Not -BeNullOrEmpty
+            Test-SpaceEstimate $run $checkpoint
 
             $watch = [Diagnostics.Stopwatch]::StartNew()
             $restored = @($checkpoint | Restore-EngineCheckpoint -Count $Replicas -Name "gpu-$Label-restored" -TimeoutSec 900)
@@ -99,6 +123,46 @@ Describe 'GPU checkpoint and restore of torch engines' -Tag GPU -Skip:(-not $Has
         Invoke-GpuRoundTrip -Label 'llama-1b-two-replicas' -Start @{ Model = 'llama-1b' } -Replicas 2
     }
 
+    It 'frees the GPU memory of a restored engine within 10 s of a SIGKILL of its recorded PID' {
+        $checkpoint = Start-VllmEngine -Model llama-1b -Backend torch -Device cuda -Name gpu-kill -ReadyTimeout 900 | Save-EngineCheckpoint -Path $Store -Force
+        $replica = $checkpoint | Restore-EngineCheckpoint -Name gpu-kill-restored -TimeoutSec 900
+        Get-GpuHolder | Should -Not -BeNullOrEmpty
+        kill -9 $replica.ProcessId
+        $watch = [Diagnostics.Stopwatch]::StartNew()
+        while ((Get-GpuHolder).Count -gt 0 -and $watch.Elapsed.TotalSeconds -lt 30) { Start-Sleep -Milliseconds 50 }
+        $Results.kill_to_gpu_released_s = [math]::Round($watch.Elapsed.TotalSeconds, 3)
+        Get-GpuHolder | Should -BeNullOrEmpty
+        $watch.Elapsed.TotalSeconds | Should -BeLessThan 10
+        (Get-VllmEngine -Name gpu-kill-restored).State | Should -BeIn 'Stopped', 'Failed'
+    }
+
+    It 'refuses a restore into a GPU another process filled, with InsufficientGpuMemory within 10 s, and restores once it is free' {
+        $engine = Start-VllmEngine -Model llama-1b -Backend torch -Device cuda -Name gpu-full -ReadyTimeout 900
+        $before = Invoke-EngineGenerate -Engine $engine -Prompt $Prompt -MaxTokens 16
+        $checkpoint = $engine | Save-EngineCheckpoint -Path $Store -Force
+        $serving = $checkpoint.Manifest.Gpu.ServingBytes[0]
+        $serving | Should -BeGreaterThan 0
+        $free = [long](nvidia-smi --query-gpu=memory.free --format=csv,noheader,nounits | Select-Object -First 1) * 1MB
+        $filler = Start-GpuFiller ($free - [long]($serving / 2))
+        try {
+            $watch = [Diagnostics.Stopwatch]::StartNew()
+            $err = { $checkpoint | Restore-EngineCheckpoint -Name gpu-full-restored -ErrorAction Stop } | Should -Throw -PassThru
+            $watch.Stop()
+            $Results.insufficient_gpu_memory_s = [math]::Round($watch.Elapsed.TotalSeconds, 3)
+            $err.FullyQualifiedErrorId | Should -Be 'InsufficientGpuMemory,CriuCheckpoint.Commands.RestoreEngineCheckpointCommand'
+            "$err" | Should -Match 'MiB free'
+            $watch.Elapsed.TotalSeconds | Should -BeLessThan 10
+            @(Get-GpuProcess | Where-Object CudaState -In 'Locked', 'Checkpointed') | Should -BeNullOrEmpty
+            Get-VllmEngine | Should -BeNullOrEmpty
+        }
+        finally {
+            $filler.Kill(); $filler.WaitForExit(); $filler.Dispose()
+        }
+
+        $replica = $checkpoint | Restore-EngineCheckpoint -Name gpu-full-restored -TimeoutSec 900
+        (Invoke-EngineGenerate -Engine $replica -Prompt $Prompt -MaxTokens 16).TokenIds | Should -Be $before.TokenIds
+    }
+
     Context 'an 8B-class model written to safetensors' {
         BeforeAll {
             $script:ModelDir = Join-Path ([IO.Path]::GetTempPath()) "llama-8b-$PID"
@@ -121,6 +185,24 @@ Describe 'GPU checkpoint and restore of torch engines' -Tag GPU -Skip:(-not $Has
         It 'round-trips with -WeightsFromSource: neither weights nor KV cache in the image' {
             Invoke-GpuRoundTrip -Label 'llama-8b-weights-from-source' -Start @{ Model = $ModelDir; WeightsFromSource = $true }
             $Results.runs['llama-8b-weights-from-source'].image_bytes | Should -BeLessThan ($Results.runs['llama-8b'].image_bytes / 2)
+        }
+
+        It 'saves -WeightsFromSource into a store smaller than its GPU footprint but larger than its image' {
+            $small = Join-Path $TestHome 'small-store'
+            New-Item -ItemType Directory $small | Out-Null
+            mount -t tmpfs -o size=6g,mode=0700 criu-small-store $small
+            try {
+                $engine = Start-VllmEngine -Model $ModelDir -WeightsFromSource -Backend torch -Device cuda -Name gpu-small-store -ReadyTimeout 900
+                $engine.GpuMemoryBytes | Should -BeGreaterThan 6GB
+                $checkpoint = $engine | Save-EngineCheckpoint -Path (Join-Path $small 'store')
+                $run = [ordered]@{ gpu_memory_bytes_serving = $engine.GpuMemoryBytes; image_bytes = $checkpoint.SizeBytes }
+                Test-SpaceEstimate $run $checkpoint
+                $Results.runs['llama-8b-weights-from-source-6g-store'] = $run
+            }
+            finally {
+                Get-VllmEngine | Stop-VllmEngine -Confirm:$false
+                umount $small
+            }
         }
     }
 }
