@@ -13,6 +13,7 @@
     CmdletsToExport      = @(
         'Start-VllmEngine'
         'Stop-VllmEngine'
+        'Resume-VllmEngine'
         'Get-VllmEngine'
         'Invoke-EngineGenerate'
         'Measure-EngineLink'

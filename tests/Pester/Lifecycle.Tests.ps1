@@ -109,6 +109,37 @@ Describe 'A cold engine lives and dies as a whole' {
     }
 }
 
+Describe 'An engine left prepared' {
+    AfterEach {
+        Get-VllmEngine | Stop-VllmEngine -Confirm:$false
+        Assert-NothingLeft $TestHome $Store
+    }
+
+    It 'serves again after Resume-VllmEngine, answering as before' {
+        $engine = Start-VllmEngine -Model tiny-16m -Workers 2 -Name prepared
+        $before = Invoke-EngineGenerate -Engine $engine -Prompt 'Once' -MaxTokens 8
+        # A client that asks for a checkpoint and goes away: what a killed Save-EngineCheckpoint leaves.
+        $send = 'import sys, zmq, msgpack; s = zmq.Context().socket(zmq.DEALER); s.connect(sys.argv[1]); ' +
+            's.send_multipart([b"", msgpack.packb({"v": 1, "id": "p1", "op": "prepare_checkpoint", "args": {}})]); s.recv_multipart()'
+        & $env:CRIUCHECKPOINT_PYTHON -c $send $engine.Endpoint
+        (Wait-State prepared 'Prepared' 10).State | Should -Be 'Prepared'
+
+        $resumed = 'prepared' | Resume-VllmEngine
+
+        $resumed.State | Should -Be 'Ready'
+        (Invoke-EngineGenerate -Engine $resumed -Prompt 'Once' -MaxTokens 8).Text | Should -Be $before.Text
+    }
+
+    It 'writes EngineNotRunning for an engine that has exited, and the serving one as it is' {
+        $engine = Start-VllmEngine -Model tiny-16m -Name serving
+        (Resume-VllmEngine -Engine $engine).State | Should -Be 'Ready'
+        kill -9 $engine.ProcessId
+        $null = Wait-State serving 'Stopped', 'Failed' 5
+        $err = { Resume-VllmEngine -Name serving -ErrorAction Stop } | Should -Throw -PassThru
+        $err.FullyQualifiedErrorId | Should -Be 'EngineNotRunning,CriuCheckpoint.Commands.ResumeVllmEngineCommand'
+    }
+}
+
 Describe 'Timeouts bound the whole operation' {
     AfterEach {
         Get-VllmEngine | Stop-VllmEngine -Confirm:$false

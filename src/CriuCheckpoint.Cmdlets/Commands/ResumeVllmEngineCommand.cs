@@ -1,0 +1,45 @@
+using System.Management.Automation;
+using CriuCheckpoint.Core;
+using CriuCheckpoint.Engine;
+
+namespace CriuCheckpoint.Commands;
+
+/// <summary>Brings engines that were prepared for a checkpoint, and never dumped, back to serving.</summary>
+[Cmdlet(VerbsLifecycle.Resume, "VllmEngine", SupportsShouldProcess = true)]
+[OutputType(typeof(EngineInfo))]
+public sealed class ResumeVllmEngineCommand : CriuCheckpointCmdlet
+{
+    /// <summary>Engine objects, or names (wildcards allowed) or ids.</summary>
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [Alias("Name", "Id")]
+    [ArgumentCompleter(typeof(EngineNameCompleter))]
+    [ValidateNotNullOrEmpty]
+    [SupportsWildcards]
+    public EngineIdentity[] Engine { get; set; } = Array.Empty<EngineIdentity>();
+
+    /// <summary>Seconds the engine gets to read its resume message and serve again.</summary>
+    [Parameter]
+    [ValidateRange(1, 3600)]
+    public int TimeoutSec { get; set; } = 60;
+
+    protected override void ProcessRecord()
+    {
+        foreach (var record in ResolveEngines(Engine).Select(e => e.Record))
+        {
+            if (!ShouldProcess($"engine {record.Name} ({record.Id}, PID {record.RootProcessId})", "Resume"))
+            {
+                continue;
+            }
+
+            try
+            {
+                WriteObject(Run((observer, token) =>
+                    new PreparedEngineResumer(Registry, observer).ResumeAsync(record, TimeSpan.FromSeconds(TimeoutSec), token)));
+            }
+            catch (CriuCheckpointException e)
+            {
+                WriteFailure(e);
+            }
+        }
+    }
+}
