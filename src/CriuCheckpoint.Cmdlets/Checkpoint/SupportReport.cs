@@ -57,30 +57,8 @@ public sealed class SupportReport
             problems.Add(e.Message);
         }
 
-        var checkOutput = string.Empty;
-        var checkPassed = false;
-        if (criu is not null)
-        {
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            timeout.CancelAfter(TimeSpan.FromSeconds(60));
-            var check = await Cli.Wrap(criu.Path).WithArguments("check").WithValidation(CommandResultValidation.None)
-                .ExecuteBufferedAsync(timeout.Token).ConfigureAwait(false);
-            checkOutput = (check.StandardOutput + check.StandardError).Trim();
-            checkPassed = check.ExitCode == 0;
-            if (!checkPassed)
-            {
-                problems.Add($"'criu check' failed (exit code {check.ExitCode}): {checkOutput}");
-            }
-        }
-
+        var (checkPassed, checkOutput) = criu is null ? (false, string.Empty) : await CheckAsync(criu, problems, cancellationToken).ConfigureAwait(false);
         var hugePages = ReadTransparentHugePages();
-        var advice = new List<string>();
-        if (hugePages is not null && hugePages != "always")
-        {
-            advice.Add($"Transparent huge pages are '{hugePages}': with 'always' (/sys/kernel/mm/transparent_hugepage/enabled) criu restores "
-                + "an engine's memory about 1.6x faster (measured on an H200 host, docs/performance.md). This module leaves the setting as it is.");
-        }
-
         return new SupportReport
         {
             CriuPath = criu?.Path,
@@ -94,8 +72,36 @@ public sealed class SupportReport
             GpuDriver = ReadNvidiaDriverVersion(),
             TransparentHugePages = hugePages,
             Problems = problems,
-            Advice = advice,
+            Advice = AdviceFor(hugePages),
         };
+    }
+
+    /// <summary>'criu check': whether this kernel has every feature criu needs; a failure is a problem quoting it.</summary>
+    private static async Task<(bool Passed, string Output)> CheckAsync(CriuTool criu, List<string> problems, CancellationToken cancellationToken)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(TimeSpan.FromSeconds(60));
+        var check = await Cli.Wrap(criu.Path).WithArguments("check").WithValidation(CommandResultValidation.None)
+            .ExecuteBufferedAsync(timeout.Token).ConfigureAwait(false);
+        var output = (check.StandardOutput + check.StandardError).Trim();
+        if (check.ExitCode != 0)
+        {
+            problems.Add($"'criu check' failed (exit code {check.ExitCode}): {output}");
+        }
+
+        return (check.ExitCode == 0, output);
+    }
+
+    private static List<string> AdviceFor(string? hugePages)
+    {
+        var advice = new List<string>();
+        if (hugePages is not null && hugePages != "always")
+        {
+            advice.Add($"Transparent huge pages are '{hugePages}': with 'always' (/sys/kernel/mm/transparent_hugepage/enabled) criu restores "
+                + "an engine's memory about 1.6x faster (measured on an H200 host, docs/performance.md). This module leaves the setting as it is.");
+        }
+
+        return advice;
     }
 
     /// <summary>The bracketed word of /sys/kernel/mm/transparent_hugepage/enabled, e.g. "always [madvise] never".</summary>
