@@ -1,51 +1,75 @@
-using CliWrap.Buffered;
+using System.Collections.Concurrent;
+using System.Text.Json;
 using CliWrap;
+using CliWrap.Buffered;
 using CriuCheckpoint.Core;
 
 namespace CriuCheckpoint.Engine;
 
+/// <summary>
+/// The backends as the engine host itself describes them, so names, <c>auto</c>, default models and presets are
+/// defined once, in Python. Asked once per interpreter and PYTHONPATH (a PYTHONPATH can make vLLM importable) for
+/// the life of the process.
+/// </summary>
 internal static class EngineBackends
 {
     public const string Auto = "auto";
 
-    /// <summary>Backends in the order <c>auto</c> prefers them.</summary>
-    public static IReadOnlyList<string> Known { get; } = new[] { "vllm", "torch", "tiny" };
+    private static readonly TimeSpan DescribeTimeout = TimeSpan.FromSeconds(30);
 
-    /// <summary>What -Backend accepts.</summary>
-    public static IReadOnlyList<string> Accepted { get; } = new[] { Auto }.Concat(Known).ToArray();
+    private static readonly JsonSerializerOptions JsonOptions = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
-    /// <summary>The model each backend loads when -Model is not given.</summary>
-    public static string? DefaultModel(string backend) => backend switch
-    {
-        "tiny" => "tiny-256m",
-        "torch" => "llama-1b",
-        _ => null,
-    };
+    private static readonly ConcurrentDictionary<string, BackendCatalog> Catalogs = new(StringComparer.Ordinal);
 
     /// <summary>Models starting with '/', '.' or '~' are paths that must exist; others are presets or hub names.</summary>
     public static bool LooksLikePath(string model) =>
         model.StartsWith('/') || model.StartsWith('.') || model.StartsWith('~');
 
-    /// <summary>
-    /// Resolves <c>auto</c> before anything is hashed or launched, so a configuration hash always names one backend:
-    /// vllm when the Python can import it, else torch, else tiny. Finding a package is enough; importing torch or
-    /// vLLM here would cost seconds that the engine pays again anyway.
-    /// </summary>
-    public static async Task<string> ResolveAsync(string requested, string python, CancellationToken cancellationToken)
+    public static async Task<BackendCatalog> DescribeAsync(string python, CancellationToken cancellationToken)
     {
-        if (requested != Auto)
+        var environment = EngineHostEnvironment.Create();
+        var key = $"{python}\0{environment["PYTHONPATH"]}";
+        if (Catalogs.TryGetValue(key, out var known))
         {
-            return requested;
+            return known;
         }
 
-        const string probe = "import importlib.util as u; print(next((b for b in ('vllm', 'torch') if u.find_spec(b)), 'tiny'))";
+        var catalog = await AskAsync(python, environment, cancellationToken).ConfigureAwait(false);
+        return Catalogs.GetOrAdd(key, catalog);
+    }
+
+    private static async Task<BackendCatalog> AskAsync(string python, IReadOnlyDictionary<string, string?> environment, CancellationToken cancellationToken)
+    {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(TimeSpan.FromSeconds(30));
-        var result = await Cli.Wrap(python).WithArguments(new[] { "-c", probe }).WithValidation(CommandResultValidation.None)
-            .ExecuteBufferedAsync(timeout.Token).ConfigureAwait(false);
-        var chosen = result.StandardOutput.Trim();
-        return result.ExitCode == 0 && Known.Contains(chosen) ? chosen : throw new CriuCheckpointException(
-            ErrorIds.EngineStartupFailed, FailureKind.InvalidOperation,
-            $"'{python}' could not say which backend it can run (exit code {result.ExitCode}).", python, details: result.StandardError);
+        timeout.CancelAfter(DescribeTimeout);
+        BufferedCommandResult result;
+        try
+        {
+            result = await Cli.Wrap(python).WithArguments(["-m", "engine_host", "--describe-backends"])
+                .WithEnvironmentVariables(environment).WithWorkingDirectory(EngineHostFiles.Directory)
+                .WithValidation(CommandResultValidation.None).ExecuteBufferedAsync(timeout.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new CriuCheckpointException(ErrorIds.EngineStartupFailed, FailureKind.OperationTimeout,
+                $"'{python}' did not describe its backends within {DescribeTimeout.TotalSeconds:0} s.", python);
+        }
+
+        return result.ExitCode == 0 && Parse(result.StandardOutput) is { IsComplete: true } catalog ? catalog
+            : throw new CriuCheckpointException(ErrorIds.EngineStartupFailed, FailureKind.InvalidOperation,
+                $"'{python}' could not say which backends it can run (exit code {result.ExitCode}).", python,
+                details: string.Join(Environment.NewLine, result.StandardError, result.StandardOutput).Trim());
+    }
+
+    private static BackendCatalog? Parse(string json)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize<BackendCatalog>(json, JsonOptions);
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
     }
 }

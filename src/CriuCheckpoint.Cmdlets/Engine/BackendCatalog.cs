@@ -1,0 +1,33 @@
+using CriuCheckpoint.Core;
+
+namespace CriuCheckpoint.Engine;
+
+/// <summary>One backend as the engine host describes it (python -m engine_host --describe-backends).</summary>
+internal sealed record BackendDescription(string Name, string? DefaultModel, IReadOnlyList<string> Presets, bool Available, string? Reason);
+
+/// <summary>The backends one Python can run, in the order <c>auto</c> prefers them, and what <c>auto</c> is there.</summary>
+internal sealed record BackendCatalog(IReadOnlyList<BackendDescription> Backends, string Auto, IReadOnlyList<string> Order)
+{
+    /// <summary>What -Backend accepts.</summary>
+    public IEnumerable<string> Accepted => Order.Prepend(EngineBackends.Auto);
+
+    public BackendDescription? Find(string name) => Backends.FirstOrDefault(b => b.Name == name);
+
+    /// <summary>The backend that runs for <paramref name="requested"/>: <c>auto</c> resolved, any other name checked.</summary>
+    public string Resolve(string requested) =>
+        requested == EngineBackends.Auto ? Auto
+        : Order.Contains(requested) ? requested
+        : throw new CriuCheckpointException(ErrorIds.UnknownBackend, FailureKind.InvalidArgument,
+            $"Unknown backend '{requested}'. Known backends: {string.Join(", ", Accepted)}.", requested);
+
+    /// <summary>The presets of one backend (<c>auto</c>: of the backend it resolves to), or of all when none is named.</summary>
+    public IEnumerable<string> Presets(string? backend) =>
+        backend is null ? Backends.SelectMany(b => b.Presets).Distinct()
+        : Find(backend == EngineBackends.Auto ? Auto : backend)?.Presets ?? [];
+
+    /// <summary>Whether the JSON it was read from named every backend it orders, with an <c>auto</c> among them.</summary>
+    public bool IsComplete =>
+        Order is { Count: > 0 } && Backends is not null && Backends.Count == Order.Count
+        && Backends.All(b => b is { Name: not null, Presets: not null }) && Order.All(name => Find(name) is not null)
+        && Order.Contains(Auto);
+}
