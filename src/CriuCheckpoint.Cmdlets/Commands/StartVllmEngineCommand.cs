@@ -101,7 +101,7 @@ public sealed class StartVllmEngineCommand : CriuCheckpointCmdlet
             var readyTimeout = TimeSpan.FromSeconds(ReadyTimeout);
             var engine = CheckpointStore is null
                 ? Run((observer, token) => new EngineLauncher(Registry, observer).StartAsync(spec, Name, readyTimeout, token))
-                : Run((observer, token) => new EngineProvisioner(Registry, observer).StartAsync(
+                : Run((observer, token) => new EngineProvisioner(Services, observer).StartAsync(
                     spec, Name, new CheckpointStore(GetUnresolvedProviderPathFromPSPath(CheckpointStore)), readyTimeout, CriuPath, token));
             WriteTimings($"Engine {engine.Name} started", engine.StartupTime!);
             WriteObject(engine);

@@ -148,7 +148,7 @@ internal sealed class EngineLauncher
         var environment = EngineHostEnvironment.Create();
         try
         {
-            return await DetachedProcess.StartAsync(command, runDirectory.PidFile, runDirectory.LogFile, record.RunDirectory, environment, cancellationToken)
+            return await SessionProcess.StartAsync(command, runDirectory.PidFile, runDirectory.LogFile, record.RunDirectory, environment, cancellationToken)
                 .ConfigureAwait(false);
         }
         catch (NativeException e)
