@@ -57,6 +57,32 @@ Describe 'A tiny engine with two workers' {
         (Invoke-EngineGenerate -Engine pester-tiny -Prompt 'Once upon a time' -MaxTokens 4).Text | Should -Be $result.Text
     }
 
+    It 'takes the engine by name or id, from the command line or the pipeline, in every cmdlet' {
+        ('pester-tiny' | Get-VllmEngine).Id | Should -Be $Engine.Id
+        (Get-VllmEngine pester-tiny).Id | Should -Be $Engine.Id
+        ($Engine.Id | Get-VllmEngine).Name | Should -Be 'pester-tiny'
+        ($Engine | Get-VllmEngine).State | Should -Be 'Ready'
+        ('pester-tiny' | Measure-EngineLink -Count 3).EngineName | Should -Be 'pester-tiny'
+        (Measure-EngineLink $Engine.Id -Count 3).EngineName | Should -Be 'pester-tiny'
+        ('pester-tiny' | Invoke-EngineGenerate -Prompt 'hi' -MaxTokens 2).Engine.Id | Should -Be $Engine.Id
+    }
+
+    It 'reports a prompt pipeline''s unknown engine once, as an error -ErrorAction silences' {
+        $output = 'a', 'b', 'c' | Invoke-EngineGenerate -Engine no-such-engine -ErrorAction SilentlyContinue -ErrorVariable problems
+        $output | Should -BeNullOrEmpty
+        $problems | Should -HaveCount 1
+        $problems[0].FullyQualifiedErrorId | Should -Be 'EngineNotFound,CriuCheckpoint.Commands.InvokeEngineGenerateCommand'
+    }
+
+    It 'writes each chunk as the engine sends it, not when the request is done' {
+        $arrivals = Invoke-EngineGenerate -Engine $Engine -Prompt 'Namespaces' -MaxTokens 60 -Stream |
+            ForEach-Object { [pscustomobject]@{ Chunk = $_; At = [DateTime]::UtcNow } }
+        $final = ($arrivals | Where-Object { $_.Chunk.IsFinal }).Chunk.Result
+        $spread = $arrivals[-1].At - $arrivals[0].At
+        # Chunks held back until the end would all arrive within a moment of each other.
+        $spread.TotalSeconds | Should -BeGreaterThan (($final.Duration - $final.TimeToFirstToken).TotalSeconds / 2)
+    }
+
     It 'streams chunks that add up to the completion' {
         $chunks = Invoke-EngineGenerate -Engine $Engine -Prompt 'Namespaces' -MaxTokens 10 -Stream
         $final = $chunks | Where-Object IsFinal
@@ -99,6 +125,7 @@ Describe 'A tiny engine with two workers' {
         foreach ($processId in $pids) { Test-ProcessAlive $processId | Should -BeFalse }
         Test-Path $Engine.RunDirectory | Should -BeFalse
         Get-VllmEngine -Name pester-tiny -ErrorAction Ignore | Should -BeNullOrEmpty
+        ($Engine | Get-VllmEngine).State | Should -Be 'Stopped'
         $script:Engine = $null
     }
 }
@@ -119,6 +146,65 @@ Describe 'Stop-VllmEngine' {
 
     It 'reports an unknown engine' {
         { Stop-VllmEngine -Name no-such-engine -ErrorAction Stop } | Should -Throw -ErrorId 'EngineNotFound,CriuCheckpoint.Commands.StopVllmEngineCommand'
+    }
+
+    It 'stops engines named from the pipeline and by position, and goes on past an unknown one' {
+        $piped = Start-VllmEngine -Model tiny-4m -Name pester-piped
+        $positional = Start-VllmEngine -Model tiny-4m -Name pester-positional
+        try {
+            'no-such-engine', 'pester-piped' | Stop-VllmEngine -ErrorAction SilentlyContinue -ErrorVariable problems
+            $problems | Should -HaveCount 1
+            $problems[0].FullyQualifiedErrorId | Should -Be 'EngineNotFound,CriuCheckpoint.Commands.StopVllmEngineCommand'
+            Test-ProcessAlive $piped.ProcessId | Should -BeFalse
+            Stop-VllmEngine pester-positional
+            Test-ProcessAlive $positional.ProcessId | Should -BeFalse
+        }
+        finally {
+            Stop-Process -Id ($piped, $positional).ProcessTree.ProcessId -Force -ErrorAction Ignore
+        }
+    }
+}
+
+Describe 'Naming an engine' {
+    It '<Command> writes EngineNotFound (ObjectNotFound) for an unknown name, which -ErrorAction SilentlyContinue silences' -ForEach @(
+        @{ Command = 'Get-VllmEngine'; Arguments = @{} }
+        @{ Command = 'Stop-VllmEngine'; Arguments = @{} }
+        @{ Command = 'Invoke-EngineGenerate'; Arguments = @{ Prompt = 'hi' } }
+        @{ Command = 'Measure-EngineLink'; Arguments = @{} }
+        @{ Command = 'Save-EngineCheckpoint'; Arguments = @{ Path = 'no-such-store' } }
+        @{ Command = 'Get-GpuProcess'; Arguments = @{} }
+    ) {
+        $output = & $Command -Engine no-such-engine @Arguments -ErrorAction SilentlyContinue -ErrorVariable problems
+        $output | Should -BeNullOrEmpty
+        $problems | Should -HaveCount 1
+        $problems[0].FullyQualifiedErrorId | Should -Be "EngineNotFound,$((Get-Command $Command).ImplementingType.FullName)"
+        "$($problems[0].CategoryInfo.Category)" | Should -Be 'ObjectNotFound'
+        $problems[0].TargetObject | Should -Be 'no-such-engine'
+    }
+
+    Context 'two engines that one pattern matches' {
+        BeforeAll {
+            $script:Twins = 'pester-twin-a', 'pester-twin-b' | ForEach-Object { Start-VllmEngine -Model tiny-4m -Name $_ }
+        }
+
+        AfterAll {
+            Stop-Process -Id $Twins.ProcessTree.ProcessId -Force -ErrorAction Ignore
+        }
+
+        It 'refuses the pattern where a cmdlet takes one engine, naming both' {
+            $output = Measure-EngineLink 'pester-twin-*' -Count 1 -ErrorAction SilentlyContinue -ErrorVariable problems
+            $output | Should -BeNullOrEmpty
+            $problems | Should -HaveCount 1
+            $problems[0].FullyQualifiedErrorId | Should -Be 'EngineNameAmbiguous,CriuCheckpoint.Commands.MeasureEngineLinkCommand'
+            "$($problems[0].CategoryInfo.Category)" | Should -Be 'InvalidArgument'
+            "$($problems[0])" | Should -Match 'pester-twin-a.*pester-twin-b'
+        }
+
+        It 'lists and stops every engine the pattern matches where a cmdlet takes several' {
+            (Get-VllmEngine 'pester-twin-*').Name | Should -Be 'pester-twin-a', 'pester-twin-b'
+            'pester-twin-*' | Stop-VllmEngine
+            foreach ($twin in $Twins) { Test-ProcessAlive $twin.ProcessId | Should -BeFalse }
+        }
     }
 }
 

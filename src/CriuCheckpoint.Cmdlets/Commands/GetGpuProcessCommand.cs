@@ -14,10 +14,10 @@ public sealed class GetGpuProcessCommand : CriuCheckpointCmdlet
     private bool driverMissing;
 
     /// <summary>Only the processes of this engine's tree.</summary>
-    [Parameter(Position = 0, ValueFromPipeline = true)]
-    [EngineTransformation]
+    [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(EngineNameCompleter))]
     [ValidateNotNull]
-    public EngineInfo? Engine { get; set; }
+    public EngineIdentity? Engine { get; set; }
 
     [Parameter]
     [Alias("PID")]
@@ -32,12 +32,22 @@ public sealed class GetGpuProcessCommand : CriuCheckpointCmdlet
             return;
         }
 
+        EngineInfo? engine = null;
+        if (Engine is not null)
+        {
+            engine = ResolveEngine(Engine);
+            if (engine is null)
+            {
+                return;
+            }
+        }
+
         try
         {
             var processes = Run((_, _) =>
             {
                 inventory ??= GpuInventory.ForHost();
-                return Task.FromResult(new GpuProcessQuery(Registry, inventory).Find(Engine?.Record, ProcessId));
+                return Task.FromResult(new GpuProcessQuery(Registry, inventory).Find(engine?.Record, ProcessId));
             });
             WriteObject(processes, enumerateCollection: true);
         }

@@ -1,25 +1,20 @@
 using System.Management.Automation;
-using CriuCheckpoint.Core;
 using CriuCheckpoint.Engine;
 
 namespace CriuCheckpoint.Commands;
 
 /// <summary>Lists the engines of this host (from any session) with their live state.</summary>
-[Cmdlet(VerbsCommon.Get, "VllmEngine", DefaultParameterSetName = ByName)]
+[Cmdlet(VerbsCommon.Get, "VllmEngine")]
 [OutputType(typeof(EngineInfo))]
 public sealed class GetVllmEngineCommand : CriuCheckpointCmdlet
 {
-    private const string ByName = "Name";
-    private const string ById = "Id";
-
-    [Parameter(Position = 0, ParameterSetName = ByName)]
+    /// <summary>Engine objects, or names (wildcards allowed) or ids; every engine when omitted.</summary>
+    [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [Alias("Name", "Id")]
+    [ArgumentCompleter(typeof(EngineNameCompleter))]
     [ValidateNotNullOrEmpty]
     [SupportsWildcards]
-    public string[] Name { get; set; } = new[] { "*" };
-
-    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = ById)]
-    [ValidateNotNullOrEmpty]
-    public string[] Id { get; set; } = Array.Empty<string>();
+    public EngineIdentity[]? Engine { get; set; }
 
     /// <summary>Seconds to wait for each engine's hello before it is reported as unresponsive (Failed).</summary>
     [Parameter]
@@ -28,22 +23,10 @@ public sealed class GetVllmEngineCommand : CriuCheckpointCmdlet
 
     protected override void ProcessRecord()
     {
-        var records = Registry.List();
-        var keys = ParameterSetName == ById ? Id : Name;
-        foreach (var key in keys)
+        var records = Engine is null ? Registry.List() : ResolveEngines(Engine).Select(e => e.Record);
+        foreach (var record in records)
         {
-            var pattern = NamePattern.ToRegex(key);
-            var matches = records.Where(r => ParameterSetName == ById ? r.Id == key : pattern.IsMatch(r.Name)).ToArray();
-            if (matches.Length == 0 && !NamePattern.HasWildcards(key))
-            {
-                WriteFailure(new CriuCheckpointException(ErrorIds.EngineNotFound, FailureKind.ObjectNotFound,
-                    $"No engine '{key}' is known in {Registry.Root}.", key));
-            }
-
-            foreach (var record in matches)
-            {
-                WriteObject(Run((_, token) => new EngineInspector(Registry).DescribeAsync(record, probe: true, TimeSpan.FromSeconds(TimeoutSec), token)));
-            }
+            WriteObject(Run((_, token) => new EngineInspector(Registry).DescribeAsync(record, probe: true, TimeSpan.FromSeconds(TimeoutSec), token)));
         }
     }
 }

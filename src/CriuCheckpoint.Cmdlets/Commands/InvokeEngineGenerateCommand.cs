@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Management.Automation;
 using CriuCheckpoint.Core;
 using CriuCheckpoint.Engine;
@@ -15,15 +14,14 @@ namespace CriuCheckpoint.Commands;
 [OutputType(typeof(GenerationChunk))]
 public sealed class InvokeEngineGenerateCommand : CriuCheckpointCmdlet
 {
-    private static readonly TimeSpan DrainPoll = TimeSpan.FromMilliseconds(50);
     private readonly Dictionary<string, (EngineLink Link, GenerationClient Client)> clients = new();
-    private readonly BlockingCollection<Action> outputs = new();
     private readonly List<Task> requests = new();
+    private EngineIdentity? resolvedIdentity;
+    private EngineInfo? resolvedEngine;
 
     [Parameter(Mandatory = true, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
-    [EngineTransformation]
     [ValidateNotNull]
-    public EngineInfo Engine { get; set; } = null!;
+    public EngineIdentity Engine { get; set; } = null!;
 
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNull]
@@ -58,45 +56,18 @@ public sealed class InvokeEngineGenerateCommand : CriuCheckpointCmdlet
 
     protected override void ProcessRecord()
     {
-        GenerationClient client;
-        try
+        if (EngineOf(Engine) is { } engine)
         {
-            client = ClientFor(Engine);
-        }
-        catch (CriuCheckpointException e)
-        {
-            WriteFailure(e);
-            return;
+            Submit(engine);
         }
 
-        var options = new GenerationOptions
-        {
-            MaxTokens = MaxTokens,
-            Temperature = Temperature,
-            TopP = TopP,
-            Seed = Seed,
-            Stop = Stop,
-            Stream = Stream.IsPresent,
-        };
-        foreach (var prompt in Prompt)
-        {
-            requests.Add(Submit(client, prompt, options));
-        }
-
-        WriteArrived();
+        WriteQueued();
     }
 
     protected override void EndProcessing()
     {
-        var all = Task.WhenAll(requests);
-        while (!all.IsCompleted || outputs.Count > 0)
-        {
-            if (outputs.TryTake(out var output, DrainPoll))
-            {
-                output();
-            }
-        }
-
+        // Every request is in flight already: write what they output as it arrives, until the last one ends.
+        Run((_, _) => Task.WhenAll(requests));
         base.EndProcessing();
     }
 
@@ -107,34 +78,63 @@ public sealed class InvokeEngineGenerateCommand : CriuCheckpointCmdlet
         Task.WaitAll(requests.ToArray(), TimeSpan.FromSeconds(2));
     }
 
-    private Task Submit(GenerationClient client, string prompt, GenerationOptions options) => Task.Run(async () =>
+    /// <summary>
+    /// The engine -Engine names. Prompts piped to an engine named on the command line share its one lookup, so an
+    /// unknown name is reported once rather than once per prompt.
+    /// </summary>
+    private EngineInfo? EngineOf(EngineIdentity identity)
+    {
+        if (!ReferenceEquals(identity, resolvedIdentity))
+        {
+            resolvedIdentity = identity;
+            resolvedEngine = ResolveEngine(identity);
+        }
+
+        return resolvedEngine;
+    }
+
+    private void Submit(EngineInfo engine)
     {
         try
         {
-            var result = await client.GenerateAsync(prompt, options, chunk => outputs.Add(() => WriteObject(chunk)),
-                TimeSpan.FromSeconds(TimeoutSec), CancellationToken).ConfigureAwait(false);
+            var client = ClientFor(engine);
+            var options = new GenerationOptions
+            {
+                MaxTokens = MaxTokens,
+                Temperature = Temperature,
+                TopP = TopP,
+                Seed = Seed,
+                Stop = Stop,
+                Stream = Stream.IsPresent,
+            };
+            requests.AddRange(Prompt.Select(prompt => Generate(client, prompt, options)));
+        }
+        catch (CriuCheckpointException e)
+        {
+            WriteFailure(e);
+        }
+    }
+
+    private Task Generate(GenerationClient client, string prompt, GenerationOptions options) => Task.Run(async () =>
+    {
+        try
+        {
+            var result = await client.GenerateAsync(prompt, options, PostObject, TimeSpan.FromSeconds(TimeoutSec),
+                CancellationToken).ConfigureAwait(false);
             if (!options.Stream)
             {
-                outputs.Add(() => WriteObject(result));
+                PostObject(result);
             }
         }
         catch (CriuCheckpointException e)
         {
-            outputs.Add(() => WriteFailure(e));
+            PostFailure(e);
         }
         catch (OperationCanceledException)
         {
             // Ctrl+C: the request was aborted on the engine; the pipeline is stopping and wants no output.
         }
     });
-
-    private void WriteArrived()
-    {
-        while (outputs.TryTake(out var output))
-        {
-            output();
-        }
-    }
 
     private GenerationClient ClientFor(EngineInfo engine)
     {
@@ -155,7 +155,6 @@ public sealed class InvokeEngineGenerateCommand : CriuCheckpointCmdlet
             link.Dispose();
         }
 
-        outputs.Dispose();
         base.Dispose(disposing);
     }
 }

@@ -11,9 +11,9 @@ namespace CriuCheckpoint.Commands;
 public sealed class MeasureEngineLinkCommand : CriuCheckpointCmdlet
 {
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
-    [EngineTransformation]
+    [ArgumentCompleter(typeof(EngineNameCompleter))]
     [ValidateNotNull]
-    public EngineInfo Engine { get; set; } = null!;
+    public EngineIdentity Engine { get; set; } = null!;
 
     [Parameter]
     [ValidateRange(1, 1_000_000)]
@@ -26,12 +26,17 @@ public sealed class MeasureEngineLinkCommand : CriuCheckpointCmdlet
 
     protected override void ProcessRecord()
     {
+        if (ResolveEngine(Engine) is not { } engine)
+        {
+            return;
+        }
+
         try
         {
             WriteObject(Run(async (_, token) =>
             {
-                using var link = new EngineInspector(Registry).Connect(Engine.Record);
-                return await LinkLatency.MeasureAsync(link, Engine.Name, Count, TimeSpan.FromSeconds(TimeoutSec), token).ConfigureAwait(false);
+                using var link = new EngineInspector(Registry).Connect(engine.Record);
+                return await LinkLatency.MeasureAsync(link, engine.Name, Count, TimeSpan.FromSeconds(TimeoutSec), token).ConfigureAwait(false);
             }));
         }
         catch (CriuCheckpointException e)

@@ -42,7 +42,14 @@ internal sealed class RunDirectory
 
     public FailedInfo? ReadFailed() => ReadJson<FailedInfo>(FailedFile);
 
-    public void RemoveReady() => File.Delete(ReadyFile);
+    /// <summary>Removes ready.json; an engine that Stop-VllmEngine removed has no run directory left to hold one.</summary>
+    public void RemoveReady()
+    {
+        if (Directory.Exists(Path))
+        {
+            File.Delete(ReadyFile);
+        }
+    }
 
     public int? ReadPid() => SessionProcess.ReadPid(PidFile);
 

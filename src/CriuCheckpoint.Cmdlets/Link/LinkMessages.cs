@@ -1,4 +1,5 @@
 using MessagePack;
+using MessagePack.Resolvers;
 
 namespace CriuCheckpoint.Link;
 
@@ -144,9 +145,9 @@ internal static class LinkProtocol
 {
     public const int Version = 1;
 
+    /// <summary>The reply kinds that end a request; a reply of any other kind ("chunk") is part of a stream.</summary>
     public static class Kinds
     {
-        public const string Chunk = "chunk";
         public const string Final = "final";
         public const string Error = "error";
     }
@@ -172,8 +173,13 @@ internal static class LinkProtocol
         public const string EngineError = "engine_error";
     }
 
-    public static MessagePackSerializerOptions SerializerOptions { get; } =
-        MessagePackSerializerOptions.Standard.WithSecurity(MessagePackSecurity.UntrustedData);
+    /// <summary>
+    /// The messages are internal types: the standard resolver builds formatters in a dynamic assembly that cannot
+    /// see them, the AllowPrivate one builds them as methods that may.
+    /// </summary>
+    public static MessagePackSerializerOptions SerializerOptions { get; } = MessagePackSerializerOptions.Standard
+        .WithResolver(StandardResolverAllowPrivate.Instance)
+        .WithSecurity(MessagePackSecurity.UntrustedData);
 }
 
 [MessagePackObject]
