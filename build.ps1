@@ -136,7 +136,9 @@ function Invoke-PesterSuite {
 
 function Get-LintedFiles {
     $folders = 'module/EngineHost', 'tests/Engine' | ForEach-Object { Join-Path $Root $_ }
-    $files = @(Get-ChildItem $folders -Recurse -File -Filter '*.py') + @(Get-ChildItem (Join-Path $Root 'bench') -File -Filter '*.py')
+    # bench/ and tests/Unit/ only at their top: below tests/Unit are build outputs with a copy of the engine host.
+    $topLevel = 'bench', 'tests/Unit' | ForEach-Object { Join-Path $Root $_ }
+    $files = @(Get-ChildItem $folders -Recurse -File -Filter '*.py') + @(Get-ChildItem $topLevel -File -Filter '*.py')
     $files | Where-Object { -not $Filter -or $_.FullName -like "*$Filter*" }
 }
 
