@@ -11,7 +11,7 @@
              -Suite picks some of them, -Filter runs only the tests whose name contains a text
       demo   start an engine, generate, stop, printing timings
       bench  measured figures of the tiny CPU engine, printed with their ratios; where an NVIDIA GPU and torch are
-             present, then the GPU benchmark (bench/gpu-bench.ps1: floor, 8B restore, seed-style baseline, levers)
+             present, then the GPU benchmark (bench/gpu-bench.ps1: floor, 8B restore, KV-in-image baseline, levers)
 .EXAMPLE
     dotnet tool restore && dotnet pwsh ./build.ps1 test
 .EXAMPLE

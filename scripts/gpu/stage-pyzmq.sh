@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run here, after ../shared/gpu/stage.sh: turns the kit's pyzmq sources into .gpu/pyzmq.tar.xz, the pure-Python
+# Run on the networked machine, once the offline kit is staged in .gpu/: turns the kit's pyzmq sources into .gpu/pyzmq.tar.xz, the pure-Python
 # package plus its Cython extension already translated to C. The GPU host lacks pyzmq's build backend
 # (scikit-build-core, cmake), so it only has to compile one C file (pyzmq-build.sh), ~20 s.
 set -euo pipefail

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU validation run, on an offline H100/H200 host: the GPU Pester suite (torch engines checkpointed through the
-# NVIDIA driver and CRIU), its figures written to $OUT/gpu-results.json. Carry .gpu (../shared/gpu/stage.sh, then
-# scripts/gpu/stage-pyzmq.sh) and .gpumod (the built module folder without tools/, and Pester's tools folder).
+# NVIDIA driver and CRIU), its figures written to $OUT/gpu-results.json. Carry .gpu (the offline kit with its
+# bootstrap.sh, finished by scripts/gpu/stage-pyzmq.sh) and .gpumod (the built module folder without tools/, and
+# Pester's tools folder).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 source .gpu/bootstrap.sh

@@ -104,7 +104,7 @@ Describe 'Save and restore' {
             Should -Be (Invoke-EngineGenerate -Engine $first -Prompt $Prompt -MaxTokens 8).Text
     }
 
-    It 'keeps caches in the image and restores with the recorded PIDs in the host PID namespace (the seed-style baseline)' {
+    It 'keeps caches in the image and restores with the recorded PIDs in the host PID namespace (the KV-in-image baseline)' {
         $engine = Start-VllmEngine -Model tiny-16m -Workers 2 -Name seed-style
         $before = Invoke-EngineGenerate -Engine $engine -Prompt $Prompt -MaxTokens 16
         $checkpoint, $resumed = $engine | Save-EngineCheckpoint -Path $Store -KeepCaches -CudaThrottleLimit 1 -LeaveRunning -PassThru

@@ -19,7 +19,7 @@ internal sealed record RestoreOptions
     public int CudaThrottleLimit { get; init; }
 
     /// <summary>
-    /// Restore into this host's PID namespace with the recorded PIDs, as the first prototype did: one replica, and only
+    /// Restore into this host's PID namespace with the recorded PIDs (the KV-in-image baseline does): one replica, and only
     /// once the original and every other copy have exited (criu fails when a PID is taken).
     /// </summary>
     public bool HostPidNamespace { get; init; }
