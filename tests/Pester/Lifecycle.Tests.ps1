@@ -105,7 +105,7 @@ Describe 'A cold engine lives and dies as a whole' {
         $elapsed.TotalSeconds | Should -BeLessThan 2
         $failed = Wait-State cold-core 'Failed' 5
         $failed.State | Should -Be 'Failed'
-        Get-Content -Raw (Join-Path $engine.RunDirectory 'failed.json') | Should -Match 'core-1'
+        $failed.FailureReason | Should -Match 'core-1 .* exited with code -9 \(core_died\)'
     }
 }
 

@@ -20,6 +20,9 @@ public sealed record EngineInfo
 
     public EngineState State { get; init; }
 
+    /// <summary>Why the engine is Failed: its own report (failed.json), or that it runs but does not answer.</summary>
+    public string? FailureReason { get; init; }
+
     public StartSource StartedFrom { get; init; }
 
     /// <summary>The host PID of the tree's root.</summary>

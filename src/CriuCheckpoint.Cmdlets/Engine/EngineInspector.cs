@@ -68,9 +68,11 @@ internal sealed class EngineInspector
         var ready = alive ? runDirectory.ReadReady() : null;
         HelloReply? hello = null;
         HealthReply? health = null;
+        var failed = alive ? null : runDirectory.ReadFailed();
+        var reason = failed is null ? null : $"{failed.Message} ({failed.Code})";
         var state = alive
             ? ready is not null ? EngineState.Ready : File.Exists(runDirectory.ResumeFifo) ? EngineState.Prepared : EngineState.Starting
-            : runDirectory.ReadFailed() is not null ? EngineState.Failed : EngineState.Stopped;
+            : failed is not null ? EngineState.Failed : EngineState.Stopped;
         if (probe && state == EngineState.Ready)
         {
             try
@@ -82,6 +84,7 @@ internal sealed class EngineInspector
             catch (CriuCheckpointException e) when (e.ErrorId is ErrorIds.LinkTimeout or ErrorIds.EngineDied)
             {
                 state = IsAlive(record) ? EngineState.Failed : EngineState.Stopped;
+                reason = state == EngineState.Failed ? $"runs but does not answer hello: {e.Message}" : null;
             }
         }
 
@@ -94,6 +97,7 @@ internal sealed class EngineInspector
             Device = hello?.Device ?? record.Spec.Device,
             Endpoint = ready?.Endpoint,
             State = state,
+            FailureReason = reason,
             StartedFrom = record.StartedFrom,
             ProcessId = record.RootProcessId,
             ProcessTree = alive ? ProcessTree.Discover(record.RootProcessId, procFs).Processes : Array.Empty<ProcessNode>(),
