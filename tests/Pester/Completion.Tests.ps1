@@ -5,7 +5,7 @@ BeforeAll {
     . (Join-Path $PSScriptRoot 'Common.ps1')
 
     function Get-Completion([string] $Line) {
-        @((TabExpansion2 -inputScript $Line -cursorColumn $Line.Length).CompletionMatches.CompletionText)
+        @((TabExpansion2 -inputScript $Line -cursorColumn $Line.Length).CompletionMatches | ForEach-Object CompletionText)
     }
 }
 
