@@ -59,7 +59,9 @@ internal sealed class EngineLauncher
 
             phase.Restart();
             observer.Progress(activity, "Saying hello over the link", 95);
-            var info = await new EngineInspector(registry, procFs).DescribeAsync(record, probe: true, TimeSpan.FromSeconds(15), cancellationToken, timings).ConfigureAwait(false);
+            // -ReadyTimeout bounds the whole start: what the wait for ready.json left, and a few seconds, for the hello.
+            var helloTimeout = TimeSpan.FromSeconds(Math.Clamp((readyTimeout - total.Elapsed).TotalSeconds + 5, 1, 15));
+            var info = await new EngineInspector(registry, procFs).DescribeAsync(record, probe: true, helloTimeout, cancellationToken, timings).ConfigureAwait(false);
             timings.Add("hello", phase.Elapsed);
             timings.Total = total.Elapsed;
             if (info.State != EngineState.Ready)

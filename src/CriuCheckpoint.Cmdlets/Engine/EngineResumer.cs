@@ -13,18 +13,26 @@ namespace CriuCheckpoint.Engine;
 internal sealed class EngineResumer
 {
     private const string GpuOutOfMemoryCode = "gpu_out_of_memory";
+
+    /// <summary>What an engine gets beyond its drain timeout to release its caches and reach its FIFO.</summary>
+    public static readonly TimeSpan ReleaseAllowance = TimeSpan.FromSeconds(5);
     private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(5);
     private readonly ProcFs procFs;
 
     public EngineResumer(ProcFs? procFs = null) => this.procFs = procFs ?? ProcFs.Host;
 
-    /// <summary>Asks a serving engine to prepare, then waits until it is blocked on its FIFO (ready.json removed).</summary>
+    /// <summary>
+    /// Asks a serving engine to prepare, then waits until it is blocked on its FIFO (ready.json removed). The whole of it
+    /// takes at most the drain timeout and <see cref="ReleaseAllowance"/>.
+    /// </summary>
     public async Task PrepareAsync(EngineRecord record, EngineLink link, TimeSpan drainTimeout, bool abortInFlight, bool keepCaches, CancellationToken cancellationToken)
     {
         var args = new PrepareCheckpointArgs { DrainTimeoutSeconds = drainTimeout.TotalSeconds, AbortInFlight = abortInFlight, KeepCaches = keepCaches };
+        var deadline = Stopwatch.StartNew();
+        var limit = drainTimeout + ReleaseAllowance;
         try
         {
-            await link.CallAsync<PrepareCheckpointArgs, PrepareCheckpointReply>(LinkProtocol.Ops.PrepareCheckpoint, args, drainTimeout + TimeSpan.FromSeconds(30), cancellationToken)
+            await link.CallAsync<PrepareCheckpointArgs, PrepareCheckpointReply>(LinkProtocol.Ops.PrepareCheckpoint, args, limit, cancellationToken)
                 .ConfigureAwait(false);
         }
         catch (CriuCheckpointException e) when (e.ErrorId != ErrorIds.EngineDied)
@@ -34,14 +42,13 @@ internal sealed class EngineResumer
         }
 
         var runDirectory = new RunDirectory(record.RunDirectory);
-        var deadline = Stopwatch.StartNew();
         while (File.Exists(runDirectory.ReadyFile))
         {
-            if (deadline.Elapsed > TimeSpan.FromSeconds(30) || !procFs.IsAlive(record.RootProcessId, record.RootStartTime))
+            if (deadline.Elapsed > limit || !procFs.IsAlive(record.RootProcessId, record.RootStartTime))
             {
                 throw new CriuCheckpointException(ErrorIds.CheckpointPrepareFailed, FailureKind.InvalidOperation,
-                    $"Engine {record.Name} acknowledged prepare_checkpoint but did not reach its resume FIFO.", record.Name,
-                    details: runDirectory.LogTail());
+                    $"Engine {record.Name} acknowledged prepare_checkpoint but did not reach its resume FIFO within {limit.TotalSeconds:0} s (-DrainTimeout and {ReleaseAllowance.TotalSeconds:0} s to release its caches).",
+                    record.Name, details: runDirectory.LogTail());
             }
 
             await Task.Delay(Poll, cancellationToken).ConfigureAwait(false);
