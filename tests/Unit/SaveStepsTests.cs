@@ -10,7 +10,7 @@ public sealed class SaveStepsTests
     [Fact]
     public void Save_is_the_documented_steps_in_order()
     {
-        Assert.Equal(new[] { "Preflight", "Prepare", "CheckpointCuda", "CheckSpace", "Dump", "WriteManifest", "Publish", "ResumeOrRetire" },
+        Assert.Equal(new[] { "Preflight", "Prepare", "CheckpointCuda", "CheckSpace", "Dump", "HashImages", "WriteManifest", "Publish", "ResumeOrRetire" },
             CheckpointSaver.Steps.Select(s => s.Name));
     }
 
@@ -29,8 +29,36 @@ public sealed class SaveStepsTests
         Assert.Null(manifest.Gpu);
         Assert.Empty(world.StagingDirectories());
         Assert.Equal(new[] { "privileges", "locate-criu", "ensure-serving", "prepare", "dump", "wait-exit", "forget" }, world.Calls);
-        Assert.Equal(new[] { "preflight", "prepare", "criu-dump", "manifest", "publish" }, result.Checkpoint.Timings.Phases.Select(p => p.Key));
+        Assert.Equal(new[] { "preflight", "prepare", "criu-dump", "hash", "manifest", "publish" }, result.Checkpoint.Timings.Phases.Select(p => p.Key));
         Assert.Empty(world.Registry.List());
+    }
+
+    [Fact]
+    public async Task A_save_records_the_hash_of_every_image_and_of_the_log_snapshot()
+    {
+        using var world = new CheckpointWorld();
+        var checkpoint = (await Save(world)).Checkpoint;
+
+        var manifest = checkpoint.Manifest;
+        var images = CheckpointStore.ImagesPath(checkpoint.Path);
+        Assert.All(manifest.Images, i => Assert.Equal(FileHash.Of(Path.Combine(images, i.Path), CancellationToken.None), i.Hash));
+        Assert.Equal(FileHash.Of(CheckpointStore.LogSnapshotPath(checkpoint.Path), CancellationToken.None), manifest.LogHash);
+    }
+
+    [Fact]
+    public async Task A_saved_checkpoint_is_readable_by_its_owner_only()
+    {
+        using var world = new CheckpointWorld();
+        var checkpoint = (await Save(world)).Checkpoint;
+
+        const UnixFileMode privateFile = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        const UnixFileMode privateFolder = privateFile | UnixFileMode.UserExecute;
+        Assert.Equal(privateFolder, File.GetUnixFileMode(world.Store.Path));
+        Assert.Equal(privateFolder, File.GetUnixFileMode(checkpoint.Path));
+        foreach (var entry in Directory.EnumerateFileSystemEntries(checkpoint.Path, "*", SearchOption.AllDirectories))
+        {
+            Assert.Equal(Directory.Exists(entry) ? privateFolder : privateFile, File.GetUnixFileMode(entry));
+        }
     }
 
     [Fact]

@@ -27,7 +27,7 @@ internal sealed class EngineProvisioner
         {
             observer.Verbose($"{checkpoint.Path} holds this configuration ({configHash}): restoring it.");
             var outcome = (await new CheckpointRestorer(services, observer).RestoreAsync(checkpoint,
-                new RestoreOptions { Name = name, CriuPath = criuPath, Timeout = readyTimeout }, cancellationToken).ConfigureAwait(false))[0];
+                new RestoreOptions { Name = name, CriuPath = criuPath, PythonPath = spec.Python, Timeout = readyTimeout }, cancellationToken).ConfigureAwait(false))[0];
             return outcome.Engine ?? throw outcome.Failure!;
         }
 

@@ -21,7 +21,7 @@ internal sealed class MakeRunDirectoryStep : IStep<RestoreContext>
     {
         var started = context.Services.Clock.GetTimestamp();
         var manifest = context.Manifest;
-        var record = context.Services.Registry.Create(manifest.Spec with { Python = manifest.Host.Python }, context.Request.ReplicaName(context.Index),
+        var record = context.Services.Registry.Create(manifest.Spec with { Python = context.Request.Python }, context.Request.ReplicaName(context.Index),
             StartSource.Checkpoint, manifest.ConfigHash);
         record.CheckpointPath = context.Checkpoint.Path;
         context.Record = record;
