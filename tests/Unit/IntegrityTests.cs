@@ -58,6 +58,21 @@ public sealed class IntegrityTests
     }
 
     [Fact]
+    public async Task A_replicas_log_has_the_mode_the_engine_log_had_at_the_dump_while_the_snapshot_is_private()
+    {
+        using var world = new CheckpointWorld();
+        const UnixFileMode dumped = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead;
+        File.SetUnixFileMode(new RunDirectory(world.Engine.RunDirectory).LogFile, dumped);
+        var checkpoint = await Saved(world);
+
+        var replica = (await Restore(world, checkpoint, new RestoreOptions()))[0].Engine!;
+
+        Assert.Equal((int)dumped, checkpoint.Manifest.LogMode);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(CheckpointStore.LogSnapshotPath(checkpoint.Path)));
+        Assert.Equal(dumped, File.GetUnixFileMode(new RunDirectory(replica.RunDirectory).LogFile));
+    }
+
+    [Fact]
     public async Task A_test_of_a_checkpoint_lists_every_problem_with_its_file()
     {
         using var world = new CheckpointWorld();

@@ -31,6 +31,7 @@ public sealed class ManifestValidationTests
         { "image_bytes", "1" },
         { "log_size_at_dump", "-5" },
         { "log_hash", "" },
+        { "log_mode", "4095" },
         { "process_tree[0]", "0" },
         { "process_tree[1]", "-4101" },
         { "process_tree", "none" },
@@ -117,6 +118,7 @@ public sealed class ManifestValidationTests
             case "image_bytes": manifest.ImageBytes += long.Parse(value); break;
             case "log_size_at_dump": manifest.LogSizeAtDump = long.Parse(value); break;
             case "log_hash": manifest.LogHash = value; break;
+            case "log_mode": manifest.LogMode = int.Parse(value); break;
             case "process_tree[0]": manifest.ProcessTree[0] = manifest.ProcessTree[0] with { ProcessId = int.Parse(value) }; break;
             case "process_tree[1]": manifest.ProcessTree[1] = manifest.ProcessTree[1] with { NamespaceProcessId = int.Parse(value) }; break;
             case "process_tree": manifest.ProcessTree.Clear(); break;

@@ -31,6 +31,12 @@ public sealed class CheckpointManifest
     /// <summary>The engine log's size at dump: CRIU refuses to restore an open file whose size changed.</summary>
     public long LogSizeAtDump { get; set; }
 
+    /// <summary>
+    /// The engine log's permission bits at dump: CRIU refuses to restore an open file whose mode changed, and the
+    /// snapshot in the checkpoint is 0600 whatever the log was.
+    /// </summary>
+    public int LogMode { get; set; }
+
     /// <summary>XXH128 of the log snapshot, as of <see cref="Images"/>.</summary>
     public string LogHash { get; set; } = string.Empty;
 

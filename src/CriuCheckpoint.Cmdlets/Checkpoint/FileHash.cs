@@ -5,9 +5,10 @@ namespace CriuCheckpoint.Checkpoint;
 /// <summary>
 /// XXH128 of a checkpoint's files, as lowercase hex. Chosen by measurement on the project's 2-core machine (AMD EPYC,
 /// AVX2; 400 MiB of image files in the page cache, 1 MiB reads, median of 5): XxHash128 (System.IO.Hashing 10.0.5)
-/// hashed 5,000–5,500 MB/s, Blake3 3.0.2 1,000–1,900 MB/s; in memory 12,400 against 1,300 MB/s. XXH128 costs little
-/// more than the read itself, which also warms the page cache CRIU reads next. It is not a cryptographic hash: it
-/// catches corruption and bad copies, not a forger (docs/security.md).
+/// hashed 5,000–5,500 MB/s, Blake3 3.0.2 1,000–1,900 MB/s; in memory 12,400 against 1,300 MB/s; the first 50 MB a
+/// process hashes, before the JIT has optimized the vector code, 240–400 against 160 MB/s. XXH128 costs little more
+/// than the read itself, which also warms the page cache CRIU reads next. It is not a cryptographic hash: it catches
+/// corruption and bad copies, not a forger (docs/security.md).
 /// </summary>
 internal static class FileHash
 {

@@ -110,6 +110,7 @@ internal static class ManifestValidation
 
         return manifest.ImageBytes != images.Sum(i => i.Size) ? $"image_bytes {manifest.ImageBytes} is not the sum of the images' sizes"
             : manifest.LogSizeAtDump < 0 ? $"log_size_at_dump is {manifest.LogSizeAtDump}"
+            : manifest.LogMode is < 0 or > 0b111_111_111 ? $"log_mode {Convert.ToString(manifest.LogMode, 8)} is not permission bits"
             : !FileHash.IsHash(manifest.LogHash) ? $"log_hash '{manifest.LogHash}' is not {FileHash.HexLength} lowercase hex digits"
             : manifest.EstimatedImageBytes < 0 ? $"estimated_image_bytes is {manifest.EstimatedImageBytes}"
             : manifest.MappedFiles is null ? "mapped_files is missing"

@@ -29,6 +29,8 @@ internal sealed class MakeRunDirectoryStep : IStep<RestoreContext>
 
         var runDirectory = new RunDirectory(record.RunDirectory);
         File.Copy(CheckpointStore.LogSnapshotPath(context.Checkpoint.Path), runDirectory.LogFile);
+        // CRIU reopens the log only with the mode it had at dump; the snapshot in the checkpoint is 0600.
+        File.SetUnixFileMode(runDirectory.LogFile, (UnixFileMode)manifest.LogMode);
         Fifo.Create(runDirectory.ResumeFifo);
         // The mount point's parent must exist on this host; it is the registry folder of the checkpointed engine.
         Directory.CreateDirectory(Path.GetDirectoryName(manifest.RunDirectory)!, Private);

@@ -44,6 +44,7 @@ internal sealed class WriteManifestStep : IStep<SaveContext>
             RunDirectory = engine.RunDirectory,
             LogSizeAtDump = logSize,
             LogHash = logHash,
+            LogMode = (int)File.GetUnixFileMode(new RunDirectory(context.Record.RunDirectory).LogFile),
             ProcessTree = context.Tree.Processes.ToList(),
             Host = context.Services.Host.Facts(context.Criu!.Version.ToString(), engine.Record.Python),
             MappedFiles = context.MappedFiles,
