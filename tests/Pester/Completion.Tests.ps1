@@ -5,7 +5,8 @@ BeforeAll {
     . (Join-Path $PSScriptRoot 'Common.ps1')
 
     function Get-Completion([string] $Line) {
-        @((TabExpansion2 -inputScript $Line -cursorColumn $Line.Length).CompletionMatches.CompletionText)
+        # ForEach-Object: under strict mode, member enumeration of an empty list is an error, not nothing.
+        @((TabExpansion2 -inputScript $Line -cursorColumn $Line.Length).CompletionMatches | ForEach-Object CompletionText)
     }
 }
 
