@@ -46,6 +46,21 @@ public sealed class SaveStepsTests
     }
 
     [Fact]
+    public async Task A_checkpoint_of_another_manifest_schema_is_named_by_a_save_and_replaced_with_force()
+    {
+        using var world = new CheckpointWorld();
+        var old = (await Save(world, new SaveOptions { LeaveRunning = true })).Checkpoint;
+        CheckpointTestFiles.RewriteManifest(old, m => m.SchemaVersion = 1);
+
+        var failure = await Assert.ThrowsAsync<CriuCheckpointException>(() => Save(world, new SaveOptions { LeaveRunning = true }));
+        var replaced = await Save(world, new SaveOptions { LeaveRunning = true, Force = true });
+
+        Assert.Equal(ErrorIds.CheckpointIncompatible, failure.ErrorId);
+        Assert.Contains("Save-EngineCheckpoint -Force replaces it", failure.Message);
+        Assert.Equal(CheckpointManifest.CurrentSchemaVersion, CheckpointStore.Open(replaced.Checkpoint.Path).Manifest.SchemaVersion);
+    }
+
+    [Fact]
     public async Task A_saved_checkpoint_is_readable_by_its_owner_only()
     {
         using var world = new CheckpointWorld();

@@ -159,7 +159,7 @@ internal sealed class CheckpointStore
         };
     }
 
-    public static void Remove(EngineCheckpoint checkpoint) => Directory.Delete(checkpoint.Path, recursive: true);
+    public static void Remove(string checkpointPath) => Directory.Delete(checkpointPath, recursive: true);
 
     /// <summary>
     /// Refuses a checkpoint another user could have altered: CRIU restores as root whatever the images say, so an

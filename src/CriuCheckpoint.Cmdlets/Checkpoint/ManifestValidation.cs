@@ -17,7 +17,7 @@ internal static class ManifestValidation
         {
             // Not damage: a manifest of another schema means other fields, which this module cannot read safely.
             throw new CriuCheckpointException(ErrorIds.CheckpointIncompatible, FailureKind.InvalidData,
-                $"Checkpoint {checkpointPath} has manifest schema_version {manifest.SchemaVersion}; this module reads schema {CheckpointManifest.CurrentSchemaVersion}. Save it again with this module.",
+                $"Checkpoint {checkpointPath} has manifest schema_version {manifest.SchemaVersion}; this module reads schema {CheckpointManifest.CurrentSchemaVersion}. Save the engine again (Save-EngineCheckpoint -Force replaces it), or remove it.",
                 checkpointPath);
         }
 
