@@ -5,10 +5,9 @@ namespace CriuCheckpoint.Checkpoint;
 
 /// <summary>
 /// Restores engines from a checkpoint as a sequence of steps (docs/architecture.md, "Restore"): Validate and
-/// VerifyImages once, then
-/// each replica concurrently in its own PID, mount and network namespace with its own rollback stack and deadline, so
-/// a checkpoint restores while its original runs and N times at once without collisions. A replica that fails leaves
-/// nothing behind and the others are unaffected.
+/// VerifyImages once, then each replica concurrently in its own PID, mount and network namespace with its own rollback
+/// stack and deadline, so a checkpoint restores while its original runs and N times at once without collisions. A
+/// replica that fails leaves nothing behind and the others are unaffected.
 /// </summary>
 internal sealed class CheckpointRestorer
 {
