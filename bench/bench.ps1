@@ -4,8 +4,9 @@
     Measures the tiny CPU engine in one run and prints each figure with its ratio: cold start by phase, link
     round trip, generation throughput with 1 vs 16 prompts in flight, then save and restore-to-first-token by
     phase with the image size, as ratios to the cold start and to the physical floor (the image's bytes at the
-    store's read rate, page cache warm; and a restore with the page cache cold beside the cold read rate).
-    Writes the figures as JSON too.
+    store's read rate, page cache warm; and a restore with the page cache cold beside the cold read rate), and what
+    verifying the image hashes costs (the verify phase, beside a restore with -SkipVerify). Writes the figures as
+    JSON too.
 #>
 [CmdletBinding()]
 param(
@@ -76,9 +77,9 @@ finally {
     $engine | Stop-VllmEngine
 }
 
-function Measure-RestoreToFirstToken($Checkpoint) {
+function Measure-RestoreToFirstToken($Checkpoint, [switch] $SkipVerify) {
     $watch = [Diagnostics.Stopwatch]::StartNew()
-    $restored = $Checkpoint | Restore-EngineCheckpoint
+    $restored = $Checkpoint | Restore-EngineCheckpoint -SkipVerify:$SkipVerify
     $first = Invoke-EngineGenerate -Engine $restored -Prompt $prompt -MaxTokens 1
     $watch.Stop()
     $answer = (Invoke-EngineGenerate -Engine $restored -Prompt $prompt -MaxTokens 8).Text
@@ -117,6 +118,14 @@ try {
     foreach ($name in $phases.Keys) { Write-Host ('{0,-16} {1,8:0.000} s' -f $name, $phases[$name]) }
     Write-Host ('{0,-16} {1,8:0.000} s  {2:0.00}x cold start ({3:0.0}x faster), {4:0.0}x the floor   all runs: {5}' -f 'to first token', $median, ($median / $cold), ($cold / $median), ($median / $floor), (($runs.Total | ForEach-Object { '{0:0.000}' -f $_ }) -join ' '))
     $result.restore = [ordered]@{ to_first_token_s = $median; ratio_to_cold_start = $median / $cold; ratio_to_floor = $median / $floor; runs_s = @($runs.Total); phases = $phases }
+
+    # What verifying the image hashes costs a restore, beside the restore without it: the read also warms the page
+    # cache criu reads next, so the difference is less than the verify phase.
+    $unverified = Get-Median @(foreach ($i in 1..$Restores) { (Measure-RestoreToFirstToken $checkpoint -SkipVerify).Total })
+    $verify = $phases['verify']
+    Write-Host ('{0,-16} {1,8:0.000} s  {2:0.0}% of restore to first token, {3:N2} GB/s hashed; to first token with -SkipVerify {4:0.000} s' -f 'verify', $verify,
+        (100 * $verify / $median), ($checkpoint.Manifest.ImageBytes / $verify / 1e9), $unverified)
+    $result.restore.verify = [ordered]@{ verify_s = $verify; share_of_restore = $verify / $median; bytes_per_s = $checkpoint.Manifest.ImageBytes / $verify; to_first_token_skip_verify_s = $unverified }
 
     if ($read.cold_bytes_per_s) {
         $null = Invoke-FloorTool '--drop', $checkpoint.Path

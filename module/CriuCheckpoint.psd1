@@ -21,6 +21,9 @@
         'Restore-EngineCheckpoint'
         'Get-EngineCheckpoint'
         'Remove-EngineCheckpoint'
+        'Test-EngineCheckpoint'
+        'Export-EngineCheckpoint'
+        'Import-EngineCheckpoint'
         'Test-EngineCheckpointSupport'
         'Get-GpuProcess'
     )

@@ -26,7 +26,7 @@ Describe 'Save and restore' {
 
         $checkpoint.Path | Should -Be (Join-Path $Store $engine.ConfigHash)
         $checkpoint.ProcessTree.Count | Should -Be 3
-        $checkpoint.Timings.Phases.Key | Should -Be 'preflight', 'prepare', 'criu-dump', 'manifest', 'publish'
+        $checkpoint.Timings.Phases.Key | Should -Be 'preflight', 'prepare', 'criu-dump', 'hash', 'manifest', 'publish'
         (Get-Item $Store).UnixMode | Should -Be 'drwx------'
         Test-Path (Join-Path $checkpoint.Path 'manifest.json') | Should -BeTrue
         foreach ($processId in $engine.ProcessTree.ProcessId) { Test-ProcessAlive $processId | Should -BeFalse }
@@ -164,14 +164,14 @@ Describe 'Checkpoint faults' {
         Remove-Item -Recurse -Force $copy
     }
 
-    It 'reports a damaged image with the CRIU log excerpt and leaves nothing behind' {
+    It 'reports a damaged image that -SkipVerify lets through with the CRIU log excerpt and leaves nothing behind' {
         $copy = Join-Path $TestHome 'damaged'
         Copy-Item -Recurse $Saved.Path $copy
         $core = Get-ChildItem (Join-Path $copy 'images') -Filter 'core-*.img' | Select-Object -First 1
         $bytes = [IO.File]::ReadAllBytes($core.FullName)
         for ($i = 0; $i -lt 16; $i++) { $bytes[$i] = 0xff }
         [IO.File]::WriteAllBytes($core.FullName, $bytes)
-        $err = { Restore-EngineCheckpoint -Path $copy -TimeoutSec 60 -ErrorAction Stop } | Should -Throw -PassThru
+        $err = { Restore-EngineCheckpoint -Path $copy -TimeoutSec 60 -SkipVerify -ErrorAction Stop } | Should -Throw -PassThru
         $err.FullyQualifiedErrorId | Should -Be 'CriuRestoreFailed,CriuCheckpoint.Commands.RestoreEngineCheckpointCommand'
         $err.ErrorDetails.Message | Should -Match 'restore\.log'
         $err.ErrorDetails.Message | Should -Match 'Error \('

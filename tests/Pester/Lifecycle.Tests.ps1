@@ -154,7 +154,8 @@ Describe 'Timeouts bound the whole operation' {
         $stream = [IO.File]::Open($pages.FullName, 'Open'); $stream.SetLength([math]::Floor($pages.Length / 2)); $stream.Dispose()
         $manifestPath = Join-Path $copy 'manifest.json'
         $manifest = Get-Content -Raw $manifestPath | ConvertFrom-Json
-        $manifest.Images = @($manifest.Images | Where-Object Path -NE $pages.Name)
+        $manifest.image_bytes -= ($manifest.images | Where-Object path -EQ $pages.Name).size
+        $manifest.images = @($manifest.images | Where-Object path -NE $pages.Name)
         $manifest | ConvertTo-Json -Depth 20 | Set-Content $manifestPath
 
         $watch = [Diagnostics.Stopwatch]::StartNew()

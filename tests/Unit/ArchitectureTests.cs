@@ -20,10 +20,12 @@ public class ArchitectureTests
     private static readonly string[] OutputTypes =
     {
         "CriuCheckpoint.Checkpoint.CheckpointManifest",
+        "CriuCheckpoint.Checkpoint.CheckpointVerification",
         "CriuCheckpoint.Checkpoint.CompatibilityIssue",
         "CriuCheckpoint.Checkpoint.EngineCheckpoint",
         "CriuCheckpoint.Checkpoint.GpuManifest",
         "CriuCheckpoint.Checkpoint.HostFacts",
+        "CriuCheckpoint.Checkpoint.ImageFile",
         "CriuCheckpoint.Checkpoint.MappedFile",
         "CriuCheckpoint.Checkpoint.SupportReport",
         "CriuCheckpoint.Core.CriuCheckpointException",

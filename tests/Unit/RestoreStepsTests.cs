@@ -33,7 +33,7 @@ public sealed class RestoreStepsTests
         }
 
         var timings = outcomes[0].Engine!.StartupTime!;
-        Assert.Equal(new[] { "validate", "run-directory", "criu-restore", "resume", "hello" }, timings.Phases.Select(p => p.Key));
+        Assert.Equal(new[] { "validate", "verify", "run-directory", "criu-restore", "resume", "hello" }, timings.Phases.Select(p => p.Key));
     }
 
     [Fact]
@@ -104,7 +104,7 @@ public sealed class RestoreStepsTests
     {
         using var world = new CheckpointWorld();
         var checkpoint = await SavedCheckpoint(world);
-        checkpoint.Manifest.Host.Kernel = "5.10.0";
+        CheckpointTestFiles.RewriteManifest(checkpoint, m => m.Host.Kernel = "5.10.0");
 
         var failure = await Assert.ThrowsAsync<CriuCheckpointException>(() => Restore(world, checkpoint, new RestoreOptions()));
 

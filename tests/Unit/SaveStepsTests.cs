@@ -10,7 +10,7 @@ public sealed class SaveStepsTests
     [Fact]
     public void Save_is_the_documented_steps_in_order()
     {
-        Assert.Equal(new[] { "Preflight", "Prepare", "CheckpointCuda", "CheckSpace", "Dump", "WriteManifest", "Publish", "ResumeOrRetire" },
+        Assert.Equal(new[] { "Preflight", "Prepare", "CheckpointCuda", "CheckSpace", "Dump", "HashImages", "WriteManifest", "Publish", "ResumeOrRetire" },
             CheckpointSaver.Steps.Select(s => s.Name));
     }
 
@@ -29,8 +29,51 @@ public sealed class SaveStepsTests
         Assert.Null(manifest.Gpu);
         Assert.Empty(world.StagingDirectories());
         Assert.Equal(new[] { "privileges", "locate-criu", "ensure-serving", "prepare", "dump", "wait-exit", "forget" }, world.Calls);
-        Assert.Equal(new[] { "preflight", "prepare", "criu-dump", "manifest", "publish" }, result.Checkpoint.Timings.Phases.Select(p => p.Key));
+        Assert.Equal(new[] { "preflight", "prepare", "criu-dump", "hash", "manifest", "publish" }, result.Checkpoint.Timings.Phases.Select(p => p.Key));
         Assert.Empty(world.Registry.List());
+    }
+
+    [Fact]
+    public async Task A_save_records_the_hash_of_every_image_and_of_the_log_snapshot()
+    {
+        using var world = new CheckpointWorld();
+        var checkpoint = (await Save(world)).Checkpoint;
+
+        var manifest = checkpoint.Manifest;
+        var images = CheckpointStore.ImagesPath(checkpoint.Path);
+        Assert.All(manifest.Images, i => Assert.Equal(FileHash.Of(Path.Combine(images, i.Path), CancellationToken.None), i.Hash));
+        Assert.Equal(FileHash.Of(CheckpointStore.LogSnapshotPath(checkpoint.Path), CancellationToken.None), manifest.LogHash);
+    }
+
+    [Fact]
+    public async Task A_checkpoint_of_another_manifest_schema_is_named_by_a_save_and_replaced_with_force()
+    {
+        using var world = new CheckpointWorld();
+        var old = (await Save(world, new SaveOptions { LeaveRunning = true })).Checkpoint;
+        CheckpointTestFiles.RewriteManifest(old, m => m.SchemaVersion = 1);
+
+        var failure = await Assert.ThrowsAsync<CriuCheckpointException>(() => Save(world, new SaveOptions { LeaveRunning = true }));
+        var replaced = await Save(world, new SaveOptions { LeaveRunning = true, Force = true });
+
+        Assert.Equal(ErrorIds.CheckpointIncompatible, failure.ErrorId);
+        Assert.Contains("Save-EngineCheckpoint -Force replaces it", failure.Message);
+        Assert.Equal(CheckpointManifest.CurrentSchemaVersion, CheckpointStore.Open(replaced.Checkpoint.Path).Manifest.SchemaVersion);
+    }
+
+    [Fact]
+    public async Task A_saved_checkpoint_is_readable_by_its_owner_only()
+    {
+        using var world = new CheckpointWorld();
+        var checkpoint = (await Save(world)).Checkpoint;
+
+        const UnixFileMode privateFile = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        const UnixFileMode privateFolder = privateFile | UnixFileMode.UserExecute;
+        Assert.Equal(privateFolder, File.GetUnixFileMode(world.Store.Path));
+        Assert.Equal(privateFolder, File.GetUnixFileMode(checkpoint.Path));
+        foreach (var entry in Directory.EnumerateFileSystemEntries(checkpoint.Path, "*", SearchOption.AllDirectories))
+        {
+            Assert.Equal(Directory.Exists(entry) ? privateFolder : privateFile, File.GetUnixFileMode(entry));
+        }
     }
 
     [Fact]

@@ -6,7 +6,8 @@ namespace CriuCheckpoint.Checkpoint;
 /// <summary>manifest.json of a checkpoint: what was saved, from where, with what, and how long each phase took.</summary>
 public sealed class CheckpointManifest
 {
-    public const int CurrentSchemaVersion = 1;
+    /// <summary>2: every image and the log snapshot carry their XXH128 (<see cref="FileHash"/>).</summary>
+    public const int CurrentSchemaVersion = 2;
     public const string FileName = "manifest.json";
 
     public int SchemaVersion { get; set; } = CurrentSchemaVersion;
@@ -30,6 +31,15 @@ public sealed class CheckpointManifest
     /// <summary>The engine log's size at dump: CRIU refuses to restore an open file whose size changed.</summary>
     public long LogSizeAtDump { get; set; }
 
+    /// <summary>
+    /// The engine log's permission bits at dump: CRIU refuses to restore an open file whose mode changed, and the
+    /// snapshot in the checkpoint is 0600 whatever the log was.
+    /// </summary>
+    public int LogMode { get; set; }
+
+    /// <summary>XXH128 of the log snapshot, as of <see cref="Images"/>.</summary>
+    public string LogHash { get; set; } = string.Empty;
+
     public List<ProcessNode> ProcessTree { get; set; } = new();
 
     public HostFacts Host { get; set; } = new();
@@ -41,8 +51,11 @@ public sealed class CheckpointManifest
     /// <summary>What the save expected the image to take before it dumped (its space check).</summary>
     public long EstimatedImageBytes { get; set; }
 
-    /// <summary>Every file of images/ with its size: CRIU 4.2 hangs on a truncated pages image, so restore checks first.</summary>
-    public List<MappedFile> Images { get; set; } = new();
+    /// <summary>
+    /// Every file of images/ with its size and hash: CRIU 4.2 hangs on a truncated pages image and restores whatever
+    /// bytes a damaged one holds, so restore checks both first.
+    /// </summary>
+    public List<ImageFile> Images { get; set; } = new();
 
     public long GpuBytes { get; set; }
 
@@ -74,12 +87,22 @@ public sealed class HostFacts
     public string ModuleVersion { get; set; } = string.Empty;
 }
 
-/// <summary>A file and its size: the files the dumped processes had mapped, or the images themselves.</summary>
+/// <summary>A file the dumped processes had mapped, and its size then.</summary>
 public sealed class MappedFile
 {
     public string Path { get; set; } = string.Empty;
 
     public long Size { get; set; }
+}
+
+/// <summary>A file of the checkpoint's images/ folder: its plain name, its size and its XXH128.</summary>
+public sealed class ImageFile
+{
+    public string Path { get; set; } = string.Empty;
+
+    public long Size { get; set; }
+
+    public string Hash { get; set; } = string.Empty;
 }
 
 /// <summary>The GPU side of a checkpoint: which processes the driver checkpointed, on which GPUs, with which driver.</summary>

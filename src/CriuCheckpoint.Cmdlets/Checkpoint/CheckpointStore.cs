@@ -14,6 +14,7 @@ internal sealed class CheckpointStore
 {
     private const string StagingPrefix = ".staging-";
     private const UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+    private const UnixFileMode PrivateFile = UnixFileMode.UserRead | UnixFileMode.UserWrite;
 
     public CheckpointStore(string path) => Path = System.IO.Path.GetFullPath(path);
 
@@ -52,6 +53,20 @@ internal sealed class CheckpointStore
         catch (IOException) when (Directory.Exists(CheckpointPath(configHash)))
         {
             return false;
+        }
+    }
+
+    /// <summary>A new file readable and writable by its owner only (0600).</summary>
+    public static FileStream CreatePrivateFile(string path) =>
+        new(path, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = PrivateFile });
+
+    /// <summary>Every file under <paramref name="directory"/> 0600, every folder (itself too) 0700.</summary>
+    public static void MakePrivate(string directory)
+    {
+        File.SetUnixFileMode(directory, Private);
+        foreach (var entry in Directory.EnumerateFileSystemEntries(directory, "*", SearchOption.AllDirectories))
+        {
+            File.SetUnixFileMode(entry, Directory.Exists(entry) ? Private : PrivateFile);
         }
     }
 
@@ -98,7 +113,7 @@ internal sealed class CheckpointStore
     public EngineCheckpoint? Find(string configHash) =>
         File.Exists(ManifestPath(CheckpointPath(configHash))) ? Open(CheckpointPath(configHash)) : null;
 
-    /// <summary>Reads a checkpoint directory; a missing or unreadable manifest is a corrupt checkpoint.</summary>
+    /// <summary>Reads a checkpoint directory; a missing, unreadable or invalid manifest is a corrupt checkpoint.</summary>
     public static EngineCheckpoint Open(string checkpointPath, IReadOnlyList<CompatibilityIssue>? issues = null)
     {
         CheckpointManifest? manifest;
@@ -120,6 +135,7 @@ internal sealed class CheckpointStore
                 checkpointPath);
         }
 
+        ManifestValidation.Validate(manifest, checkpointPath);
         var timings = new PhaseTimings { Total = TimeSpan.FromSeconds(manifest.Timings.Values.Sum()) };
         foreach (var (phase, seconds) in manifest.Timings)
         {
@@ -143,7 +159,7 @@ internal sealed class CheckpointStore
         };
     }
 
-    public static void Remove(EngineCheckpoint checkpoint) => Directory.Delete(checkpoint.Path, recursive: true);
+    public static void Remove(string checkpointPath) => Directory.Delete(checkpointPath, recursive: true);
 
     /// <summary>
     /// Refuses a checkpoint another user could have altered: CRIU restores as root whatever the images say, so an

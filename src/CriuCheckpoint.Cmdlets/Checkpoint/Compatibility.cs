@@ -13,12 +13,9 @@ internal static class Compatibility
 {
     public static IReadOnlyList<CompatibilityIssue> Check(CheckpointManifest manifest, HostFacts host, GpuSnapshot? gpus = null)
     {
+        // The manifest's schema is checked when it is opened (ManifestValidation): a manifest of another schema is
+        // refused before its fields are read at all.
         var issues = new List<CompatibilityIssue>();
-        if (manifest.SchemaVersion != CheckpointManifest.CurrentSchemaVersion)
-        {
-            issues.Add(new("SchemaVersion", manifest.SchemaVersion.ToString(), CheckpointManifest.CurrentSchemaVersion.ToString()));
-        }
-
         Compare(issues, "Architecture", manifest.Host.Architecture, host.Architecture);
         Compare(issues, "CpuModel", manifest.Host.CpuModel, host.CpuModel);
         Compare(issues, "Kernel", manifest.Host.Kernel, host.Kernel);

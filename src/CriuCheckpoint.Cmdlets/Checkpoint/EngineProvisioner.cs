@@ -23,15 +23,15 @@ internal sealed class EngineProvisioner
         var launcher = new EngineLauncher(services.Registry, observer);
         spec = await launcher.ResolveAsync(spec, cancellationToken).ConfigureAwait(false);
         var configHash = ConfigHash.Compute(spec);
-        if (store.Find(configHash) is { } checkpoint)
+        if (FindRestorable(store, configHash) is { } checkpoint)
         {
             observer.Verbose($"{checkpoint.Path} holds this configuration ({configHash}): restoring it.");
             var outcome = (await new CheckpointRestorer(services, observer).RestoreAsync(checkpoint,
-                new RestoreOptions { Name = name, CriuPath = criuPath, Timeout = readyTimeout }, cancellationToken).ConfigureAwait(false))[0];
+                new RestoreOptions { Name = name, CriuPath = criuPath, PythonPath = spec.Python, Timeout = readyTimeout }, cancellationToken).ConfigureAwait(false))[0];
             return outcome.Engine ?? throw outcome.Failure!;
         }
 
-        observer.Verbose($"{store.Path} has no checkpoint of this configuration ({configHash}): cold start, then save.");
+        observer.Verbose($"{store.Path} has no checkpoint of this configuration ({configHash}) to restore: cold start, then save.");
         var engine = await launcher.StartAsync(spec, name, readyTimeout, cancellationToken).ConfigureAwait(false);
         try
         {
@@ -45,6 +45,20 @@ internal sealed class EngineProvisioner
             // The engine serves either way; the next start simply cannot restore yet.
             observer.Warning($"Engine {engine.Name} serves, but saving it to {store.Path} failed ({e.ErrorId}): {e.Message}");
             return engine;
+        }
+    }
+
+    /// <summary>The store's checkpoint of this configuration; one that cannot be opened is a warning and a cold start.</summary>
+    private EngineCheckpoint? FindRestorable(CheckpointStore store, string configHash)
+    {
+        try
+        {
+            return store.Find(configHash);
+        }
+        catch (CriuCheckpointException e) when (e.ErrorId is ErrorIds.CheckpointCorrupt or ErrorIds.CheckpointIncompatible)
+        {
+            observer.Warning($"The checkpoint of this configuration in {store.Path} cannot be restored ({e.ErrorId}): {e.Message}");
+            return null;
         }
     }
 }

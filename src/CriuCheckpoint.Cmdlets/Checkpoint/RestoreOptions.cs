@@ -12,6 +12,15 @@ internal sealed record RestoreOptions
 
     public string? CriuPath { get; init; }
 
+    /// <summary>
+    /// The interpreter the replica's namespace script runs and its record names (-PythonPath): the caller's choice,
+    /// never the manifest's, which anyone who handed over the checkpoint could have written.
+    /// </summary>
+    public string? PythonPath { get; init; }
+
+    /// <summary>Skip the hashes (sizes are still compared, ownership still checked): for stores the user trusts.</summary>
+    public bool SkipVerify { get; init; }
+
     /// <summary>Bound on criu restore plus resume: CRIU 4.2 can hang on damaged images, so this is never infinite.</summary>
     public TimeSpan Timeout { get; init; } = TimeSpan.FromMinutes(5);
 

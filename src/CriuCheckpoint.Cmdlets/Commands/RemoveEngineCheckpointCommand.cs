@@ -30,17 +30,31 @@ public sealed class RemoveEngineCheckpointCommand : CriuCheckpointCmdlet
         {
             try
             {
-                var checkpoint = CheckpointStore.Open(path);
-                if (ShouldProcess($"checkpoint {checkpoint.Path} ({checkpoint.Backend} {checkpoint.Model}, {checkpoint.SizeBytes >> 20} MiB)", "Remove"))
+                if (ShouldProcess(Describe(path), "Remove"))
                 {
-                    CheckpointStore.Remove(checkpoint);
-                    WriteVerbose($"Removed {checkpoint.Path}.");
+                    CheckpointStore.Remove(path);
+                    WriteVerbose($"Removed {path}.");
                 }
             }
             catch (CriuCheckpointException e)
             {
                 WriteFailure(e);
             }
+        }
+    }
+
+    /// <summary>A checkpoint that cannot be opened (damaged, or of another manifest schema) can still be removed.</summary>
+    private static string Describe(string path)
+    {
+        try
+        {
+            var checkpoint = CheckpointStore.Open(path);
+            return $"checkpoint {checkpoint.Path} ({checkpoint.Backend} {checkpoint.Model}, {checkpoint.SizeBytes >> 20} MiB)";
+        }
+        catch (CriuCheckpointException e) when (e.ErrorId is ErrorIds.CheckpointCorrupt or ErrorIds.CheckpointIncompatible
+            && File.Exists(CheckpointStore.ManifestPath(path)))
+        {
+            return $"checkpoint {path} ({e.ErrorId}: it cannot be opened)";
         }
     }
 }

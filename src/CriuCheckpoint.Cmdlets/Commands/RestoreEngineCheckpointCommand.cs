@@ -37,6 +37,15 @@ public sealed class RestoreEngineCheckpointCommand : CriuCheckpointCmdlet
     [ValidateNotNullOrEmpty]
     public string? CriuPath { get; set; }
 
+    /// <summary>The interpreter the restore runs (the namespace script) and records; never the checkpoint's.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? PythonPath { get; set; }
+
+    /// <summary>Skips the hashes of the images, for stores the user trusts; sizes and ownership are still checked.</summary>
+    [Parameter]
+    public SwitchParameter SkipVerify { get; set; }
+
     /// <summary>GPU processes restored by the driver at once, per replica; 0 for all of them.</summary>
     [Parameter]
     [ValidateRange(0, 1024)]
@@ -67,6 +76,8 @@ public sealed class RestoreEngineCheckpointCommand : CriuCheckpointCmdlet
                 Name = Name,
                 Force = Force,
                 CriuPath = CriuPath,
+                PythonPath = PythonPath,
+                SkipVerify = SkipVerify,
                 Timeout = TimeSpan.FromSeconds(TimeoutSec),
                 CudaThrottleLimit = CudaThrottleLimit,
                 HostPidNamespace = HostPidNamespace,

@@ -10,13 +10,15 @@ internal static class PythonLocator
 
     public static string Resolve(string? requested)
     {
-        var candidate = !string.IsNullOrEmpty(requested) ? requested
-            : Environment.GetEnvironmentVariable(EnvironmentVariable) is { Length: > 0 } configured ? configured
-            : "python3";
+        var candidate = Choose(requested, Environment.GetEnvironmentVariable(EnvironmentVariable));
         return Executables.Find(candidate) ?? throw new CriuCheckpointException(
             ErrorIds.PythonNotFound,
             FailureKind.NotInstalled,
             $"Python interpreter '{candidate}' was not found or is not executable. Pass -PythonPath or set ${EnvironmentVariable}.",
             candidate);
     }
+
+    /// <summary>Which interpreter to look for: the caller's, else the configured one, else python3 on PATH.</summary>
+    public static string Choose(string? requested, string? configured) =>
+        !string.IsNullOrEmpty(requested) ? requested : !string.IsNullOrEmpty(configured) ? configured : "python3";
 }

@@ -84,7 +84,9 @@ internal sealed class RunDirectory
     internal static void WriteJsonAtomic<T>(string file, T value)
     {
         var temp = file + ".tmp";
+        // 0600: records and manifests are read by the module as their owner, by no one else.
         File.WriteAllText(temp, JsonSerializer.Serialize(value, Json));
+        File.SetUnixFileMode(temp, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         File.Move(temp, file, overwrite: true);
     }
 }

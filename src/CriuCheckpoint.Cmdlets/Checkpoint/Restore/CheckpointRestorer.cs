@@ -4,10 +4,10 @@ using CriuCheckpoint.Engine;
 namespace CriuCheckpoint.Checkpoint;
 
 /// <summary>
-/// Restores engines from a checkpoint as a sequence of steps (docs/architecture.md, "Restore"): Validate once, then
-/// each replica concurrently in its own PID, mount and network namespace with its own rollback stack and deadline, so
-/// a checkpoint restores while its original runs and N times at once without collisions. A replica that fails leaves
-/// nothing behind and the others are unaffected.
+/// Restores engines from a checkpoint as a sequence of steps (docs/architecture.md, "Restore"): Validate and
+/// VerifyImages once, then each replica concurrently in its own PID, mount and network namespace with its own rollback
+/// stack and deadline, so a checkpoint restores while its original runs and N times at once without collisions. A
+/// replica that fails leaves nothing behind and the others are unaffected.
 /// </summary>
 internal sealed class CheckpointRestorer
 {
@@ -19,6 +19,13 @@ internal sealed class CheckpointRestorer
         this.services = services;
         this.observer = observer ?? NullObserver.Instance;
     }
+
+    /// <summary>Run once for all replicas, before any starts.</summary>
+    public static IReadOnlyList<IStep<RestoreRequest>> OnceSteps { get; } = new IStep<RestoreRequest>[]
+    {
+        new ValidateStep(),
+        new VerifyImagesStep(),
+    };
 
     public static IReadOnlyList<IStep<RestoreContext>> ReplicaSteps { get; } = new IStep<RestoreContext>[]
     {
@@ -32,8 +39,9 @@ internal sealed class CheckpointRestorer
     /// <summary>Restores the replicas; each entry is an engine or the failure of that replica.</summary>
     public async Task<IReadOnlyList<ReplicaOutcome>> RestoreAsync(EngineCheckpoint checkpoint, RestoreOptions options, CancellationToken cancellationToken)
     {
-        var request = new RestoreRequest(checkpoint, options, services, observer);
-        await new StepPipeline<RestoreRequest>(new[] { new ValidateStep() }, observer)
+        // The manifest on disk is what is restored, validated as it is read: a piped object's may have been altered.
+        var request = new RestoreRequest(CheckpointStore.Open(checkpoint.Path), options, services, observer);
+        await new StepPipeline<RestoreRequest>(OnceSteps, observer)
             .RunAsync(request, $"Restoring from {checkpoint.Path}", Deadline.None, cancellationToken).ConfigureAwait(false);
         var replicas = Enumerable.Range(1, options.Count).Select(index => RestoreOneAsync(new RestoreContext(request, index), cancellationToken));
         return await Task.WhenAll(replicas).ConfigureAwait(false);
@@ -53,7 +61,7 @@ internal sealed class CheckpointRestorer
             return new ReplicaOutcome(null, e);
         }
 
-        context.Timings.Total = services.Clock.GetElapsedTime(started) + context.Request.Validated;
+        context.Timings.Total = services.Clock.GetElapsedTime(started) + context.Request.Validated + context.Request.Verified;
         observer.Progress(activity, "Ready", 100);
         observer.Verbose($"Replica {context.Record.Name}: restored and serving at {context.Engine!.Endpoint}.");
         return new ReplicaOutcome(context.Engine with { StartupTime = context.Timings }, null);

@@ -21,7 +21,7 @@ internal sealed class MakeRunDirectoryStep : IStep<RestoreContext>
     {
         var started = context.Services.Clock.GetTimestamp();
         var manifest = context.Manifest;
-        var record = context.Services.Registry.Create(manifest.Spec with { Python = manifest.Host.Python }, context.Request.ReplicaName(context.Index),
+        var record = context.Services.Registry.Create(manifest.Spec with { Python = context.Request.Python }, context.Request.ReplicaName(context.Index),
             StartSource.Checkpoint, manifest.ConfigHash);
         record.CheckpointPath = context.Checkpoint.Path;
         context.Record = record;
@@ -29,6 +29,8 @@ internal sealed class MakeRunDirectoryStep : IStep<RestoreContext>
 
         var runDirectory = new RunDirectory(record.RunDirectory);
         File.Copy(CheckpointStore.LogSnapshotPath(context.Checkpoint.Path), runDirectory.LogFile);
+        // CRIU reopens the log only with the mode it had at dump; the snapshot in the checkpoint is 0600.
+        File.SetUnixFileMode(runDirectory.LogFile, (UnixFileMode)manifest.LogMode);
         Fifo.Create(runDirectory.ResumeFifo);
         // The mount point's parent must exist on this host; it is the registry folder of the checkpointed engine.
         Directory.CreateDirectory(Path.GetDirectoryName(manifest.RunDirectory)!, Private);

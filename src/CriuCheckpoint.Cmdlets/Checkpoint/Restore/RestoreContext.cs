@@ -25,7 +25,13 @@ internal sealed class RestoreRequest
     /// <summary>Found by Validate.</summary>
     public CriuTool? Criu { get; set; }
 
+    /// <summary>The interpreter found by Validate from the caller's choice.</summary>
+    public string Python { get; set; } = string.Empty;
+
     public TimeSpan Validated { get; set; }
+
+    /// <summary>How long VerifyImages took to compare the files with the manifest.</summary>
+    public TimeSpan Verified { get; set; }
 
     /// <summary>Replica <paramref name="index"/>'s name: -Name, with "-1", "-2", … appended when there are several.</summary>
     public string? ReplicaName(int index) =>
@@ -40,6 +46,7 @@ internal sealed class RestoreContext
         Request = request;
         Index = index;
         Timings.Add("validate", request.Validated);
+        Timings.Add("verify", request.Verified);
     }
 
     public RestoreRequest Request { get; }

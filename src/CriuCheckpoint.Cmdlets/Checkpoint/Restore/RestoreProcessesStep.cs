@@ -80,7 +80,7 @@ internal sealed class RestoreProcessesStep : IStep<RestoreContext>
         {
             RecordedRunDirectory = context.Manifest.RunDirectory,
             ReplicaDirectory = record.RunDirectory,
-            Python = context.Manifest.Host.Python,
+            Python = context.Request.Python,
             HostPidNamespace = context.Options.HostPidNamespace,
         };
         var options = CriuOptions.ForRestore(CheckpointStore.ImagesPath(context.Checkpoint.Path), record.RunDirectory);

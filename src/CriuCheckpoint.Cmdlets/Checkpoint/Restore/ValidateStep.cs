@@ -1,12 +1,14 @@
 using CriuCheckpoint.Core;
+using CriuCheckpoint.Engine;
 using CriuCheckpoint.Gpu;
 
 namespace CriuCheckpoint.Checkpoint;
 
 /// <summary>
-/// Everything that can be checked before any process starts, once for all replicas: privileges, criu, the checkpoint's
-/// files, ownership and modes, compatibility with this host (failing with the property and both values unless -Force)
-/// and the replicas' names.
+/// Everything that can be checked before any process starts, once for all replicas: privileges, criu, the interpreter
+/// the namespace script runs (the caller's, never the manifest's), ownership and modes, compatibility with this host
+/// (failing with the property and both values unless -Force) and the replicas' names. The manifest's own fields were
+/// validated when the checkpoint was opened; the files' sizes and hashes are VerifyImagesStep's.
 /// </summary>
 internal sealed class ValidateStep : IStep<RestoreRequest>
 {
@@ -28,7 +30,8 @@ internal sealed class ValidateStep : IStep<RestoreRequest>
 
         context.Services.Host.EnsurePrivileges();
         context.Criu = await context.Services.Criu.LocateAsync(options.CriuPath, cancellationToken).ConfigureAwait(false);
-        CheckFiles(context.Checkpoint);
+        context.Python = PythonLocator.Resolve(options.PythonPath);
+        CheckpointStore.EnsureSecure(context.Checkpoint.Path);
         CheckCompatibility(context);
         foreach (var index in Enumerable.Range(1, options.Count))
         {
@@ -40,38 +43,12 @@ internal sealed class ValidateStep : IStep<RestoreRequest>
         return StepOutcome.Continue;
     }
 
-    /// <summary>The files a restore reads, at the sizes the manifest records, owned and writable by nobody else.</summary>
-    private static void CheckFiles(EngineCheckpoint checkpoint)
-    {
-        CheckpointStore.EnsureSecure(checkpoint.Path);
-        var manifest = checkpoint.Manifest;
-        var images = CheckpointStore.ImagesPath(checkpoint.Path);
-        foreach (var image in manifest.Images)
-        {
-            var path = Path.Combine(images, image.Path);
-            var size = File.Exists(path) ? new FileInfo(path).Length : -1;
-            if (size != image.Size)
-            {
-                throw new CriuCheckpointException(ErrorIds.CheckpointCorrupt, FailureKind.InvalidData,
-                    $"Checkpoint {checkpoint.Path} is damaged: image {image.Path} is {(size < 0 ? "missing" : $"{size} bytes")}, the manifest says {image.Size} bytes.",
-                    path);
-            }
-        }
-
-        var log = CheckpointStore.LogSnapshotPath(checkpoint.Path);
-        if (!File.Exists(log) || new FileInfo(log).Length != manifest.LogSizeAtDump)
-        {
-            throw new CriuCheckpointException(ErrorIds.CheckpointCorrupt, FailureKind.InvalidData,
-                $"Checkpoint {checkpoint.Path} is damaged: its log snapshot must be {manifest.LogSizeAtDump} bytes (CRIU restores open files only at their dumped size).", log);
-        }
-    }
-
     private static void CheckCompatibility(RestoreRequest context)
     {
         var manifest = context.Checkpoint.Manifest;
         // The driver is asked only for checkpoints that hold GPU state: CPU hosts never load it.
         var gpus = manifest.Gpu is null ? null : context.Services.Gpus.Collect(Array.Empty<int>());
-        var issues = Compatibility.Check(manifest, context.Services.Host.Facts(context.Criu!.Version.ToString(), manifest.Host.Python), gpus);
+        var issues = Compatibility.Check(manifest, context.Services.Host.Facts(context.Criu!.Version.ToString(), context.Python), gpus);
         if (gpus is not null)
         {
             CheckGpuMemory(context, manifest.Gpu!, gpus);

@@ -26,6 +26,7 @@ internal sealed class CheckpointSaver
         new CheckpointCudaStep(),
         new CheckSpaceStep(),
         new DumpStep(),
+        new HashImagesStep(),
         new WriteManifestStep(),
         new PublishStep(),
         new ResumeOrRetireStep(),

@@ -22,6 +22,8 @@ internal sealed class DumpStep : IStep<SaveContext>
         var started = context.Services.Clock.GetTimestamp();
         var options = CriuOptions.ForDump(context.Record.RootProcessId, CheckpointStore.ImagesPath(staging), context.Options.LeaveRunning);
         await context.Services.Criu.DumpAsync(context.Criu!, options, context.Options.DumpTimeout, cancellationToken).ConfigureAwait(false);
+        // CRIU creates its images 0644 (its umask): a checkpoint holds the engine's memory, so it is readable by its owner only.
+        CheckpointStore.MakePrivate(staging);
         context.Timings.Add("criu-dump", context.Services.Clock.GetElapsedTime(started));
         return StepOutcome.Continue;
     }

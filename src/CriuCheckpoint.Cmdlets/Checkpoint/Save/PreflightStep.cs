@@ -30,7 +30,9 @@ internal sealed class PreflightStep : IStep<SaveContext>
         }
 
         context.Services.Engines.EnsureServing(record);
-        if (context.Store.Find(record.ConfigHash) is { } existing && !context.Options.Force)
+        // -Force replaces what holds this configuration without reading it: a damaged checkpoint, or one of another
+        // manifest schema, which cannot be opened, is replaced too; without -Force opening it names its problem.
+        if (!context.Options.Force && context.Store.Find(record.ConfigHash) is { } existing)
         {
             context.Observer.Warning($"{existing.Path} already holds a checkpoint of this configuration ({record.ConfigHash}); nothing was dumped and engine {record.Name} serves on. Use -Force to replace it.");
             context.Checkpoint = existing;

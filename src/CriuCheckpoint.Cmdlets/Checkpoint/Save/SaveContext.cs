@@ -50,6 +50,9 @@ internal sealed class SaveContext
     /// <summary>What CheckSpace expects the image to take.</summary>
     public long EstimatedImageBytes { get; set; }
 
+    /// <summary>The images with their sizes and hashes, from HashImages.</summary>
+    public List<ImageFile> Images { get; set; } = new();
+
     /// <summary>Where Dump writes, until Publish renames it.</summary>
     public string? Staging { get; set; }
 

@@ -1,10 +1,11 @@
+using System.IO.Hashing;
 using CriuCheckpoint.Engine;
 
 namespace CriuCheckpoint.Checkpoint;
 
 /// <summary>
 /// The manifest and the engine log as it was at the dump. CRIU restores an open regular file only at the size it had
-/// when it was dumped, so the log is copied up to that size.
+/// when it was dumped, so the log is copied up to that size, and hashed as it is copied (it is small: no other pass).
 /// </summary>
 internal sealed class WriteManifestStep : IStep<SaveContext>
 {
@@ -22,17 +23,16 @@ internal sealed class WriteManifestStep : IStep<SaveContext>
         // Read after the dump, when nothing writes to the log any more (the tree is dead, or blocked on its FIFO until
         // it is resumed): a last line logged on the way to the FIFO would otherwise make every restore fail ("bad size").
         var logSize = new FileInfo(runDirectory.LogFile).Length;
-        CopyPrefix(runDirectory.LogFile, CheckpointStore.LogSnapshotPath(staging), logSize);
-        var manifest = Build(context, logSize);
+        var logHash = CopyPrefix(runDirectory.LogFile, CheckpointStore.LogSnapshotPath(staging), logSize);
+        var manifest = Build(context, logSize, logHash);
         RunDirectory.WriteJsonAtomic(CheckpointStore.ManifestPath(staging), manifest);
         context.Timings.Add("manifest", context.Services.Clock.GetElapsedTime(started));
         return Task.FromResult(StepOutcome.Continue);
     }
 
-    private static CheckpointManifest Build(SaveContext context, long logSize)
+    private static CheckpointManifest Build(SaveContext context, long logSize, string logHash)
     {
         var engine = context.Engine;
-        var imageFiles = ImageFiles(CheckpointStore.ImagesPath(context.Staging!));
         return new CheckpointManifest
         {
             ConfigHash = engine.ConfigHash,
@@ -43,11 +43,13 @@ internal sealed class WriteManifestStep : IStep<SaveContext>
             NativeConfigHash = engine.NativeConfigHash,
             RunDirectory = engine.RunDirectory,
             LogSizeAtDump = logSize,
+            LogHash = logHash,
+            LogMode = (int)File.GetUnixFileMode(new RunDirectory(context.Record.RunDirectory).LogFile),
             ProcessTree = context.Tree.Processes.ToList(),
             Host = context.Services.Host.Facts(context.Criu!.Version.ToString(), engine.Record.Python),
             MappedFiles = context.MappedFiles,
-            Images = imageFiles,
-            ImageBytes = imageFiles.Sum(f => f.Size),
+            Images = context.Images,
+            ImageBytes = context.Images.Sum(f => f.Size),
             EstimatedImageBytes = context.EstimatedImageBytes,
             Gpu = context.Gpu,
             GpuBytes = context.Gpu?.BytesCheckpointed ?? 0,
@@ -56,19 +58,12 @@ internal sealed class WriteManifestStep : IStep<SaveContext>
         };
     }
 
-    /// <summary>The images CRIU wrote, without its own log and statistics.</summary>
-    private static List<MappedFile> ImageFiles(string images) =>
-        Directory.EnumerateFiles(images)
-            .Where(f => Path.GetFileName(f) != CriuOptions.DumpLog && !Path.GetFileName(f).StartsWith("stats-", StringComparison.Ordinal))
-            .Select(f => new MappedFile { Path = Path.GetFileName(f), Size = new FileInfo(f).Length })
-            .OrderBy(f => f.Path, StringComparer.Ordinal)
-            .ToList();
-
-    /// <summary>Copies the first <paramref name="length"/> bytes: the log as it was when the engine was dumped.</summary>
-    private static void CopyPrefix(string source, string destination, long length)
+    /// <summary>Copies the first <paramref name="length"/> bytes, the log as it was at the dump, and returns their hash.</summary>
+    private static string CopyPrefix(string source, string destination, long length)
     {
         using var input = File.OpenRead(source);
-        using var output = File.Create(destination);
+        using var output = CheckpointStore.CreatePrivateFile(destination);
+        var hasher = new XxHash128();
         var buffer = new byte[81920];
         var remaining = length;
         while (remaining > 0)
@@ -80,7 +75,10 @@ internal sealed class WriteManifestStep : IStep<SaveContext>
             }
 
             output.Write(buffer, 0, read);
+            hasher.Append(buffer.AsSpan(0, read));
             remaining -= read;
         }
+
+        return FileHash.ToHex(hasher);
     }
 }

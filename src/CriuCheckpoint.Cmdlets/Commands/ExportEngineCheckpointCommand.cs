@@ -1,0 +1,52 @@
+using System.Management.Automation;
+using CriuCheckpoint.Checkpoint;
+using CriuCheckpoint.Core;
+
+namespace CriuCheckpoint.Commands;
+
+/// <summary>Writes a checkpoint as one archive file (tar) that Import-EngineCheckpoint unpacks on another host.</summary>
+[Cmdlet(VerbsData.Export, "EngineCheckpoint", SupportsShouldProcess = true, DefaultParameterSetName = ByCheckpoint)]
+[OutputType(typeof(FileInfo))]
+public sealed class ExportEngineCheckpointCommand : CriuCheckpointCmdlet
+{
+    private const string ByCheckpoint = "Checkpoint";
+    private const string ByPath = "Path";
+
+    [Parameter(Mandatory = true, ValueFromPipeline = true, ParameterSetName = ByCheckpoint)]
+    [ValidateNotNull]
+    public EngineCheckpoint Checkpoint { get; set; } = null!;
+
+    /// <summary>A checkpoint directory, or a store holding exactly one checkpoint.</summary>
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = ByPath)]
+    [ValidateNotNullOrEmpty]
+    public string Path { get; set; } = string.Empty;
+
+    /// <summary>The archive file; an existing folder gets &lt;config-hash&gt;.tar inside it.</summary>
+    [Parameter(Mandatory = true, Position = 1)]
+    [ValidateNotNullOrEmpty]
+    public string DestinationPath { get; set; } = string.Empty;
+
+    protected override void ProcessRecord()
+    {
+        try
+        {
+            var checkpoint = ParameterSetName == ByCheckpoint ? Checkpoint : CheckpointLocator.Open(GetUnresolvedProviderPathFromPSPath(Path));
+            var destination = GetUnresolvedProviderPathFromPSPath(DestinationPath);
+            if (Directory.Exists(destination))
+            {
+                destination = System.IO.Path.Combine(destination, $"{checkpoint.ConfigHash}.tar");
+            }
+
+            if (!ShouldProcess($"{checkpoint.Path} to {destination}", "Export"))
+            {
+                return;
+            }
+
+            WriteObject(Run((observer, token) => new CheckpointExporter(Services, observer).ExportAsync(checkpoint.Path, destination, token)));
+        }
+        catch (CriuCheckpointException e)
+        {
+            WriteFailure(e);
+        }
+    }
+}

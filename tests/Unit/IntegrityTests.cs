@@ -1,0 +1,138 @@
+using System.Formats.Tar;
+using CriuCheckpoint.Checkpoint;
+using CriuCheckpoint.Core;
+using CriuCheckpoint.Engine;
+using Xunit;
+
+namespace CriuCheckpoint.Tests;
+
+public sealed class IntegrityTests
+{
+    [Fact]
+    public void File_hashes_are_standard_xxh128_in_canonical_hex()
+    {
+        var empty = Path.GetTempFileName();
+        try
+        {
+            // The XXH128 test vector of the empty input (xxHash's own xxhsum prints this).
+            Assert.Equal("99aa06d3014798d86001c324468d497f", FileHash.Of(empty, CancellationToken.None));
+        }
+        finally
+        {
+            File.Delete(empty);
+        }
+    }
+
+    [Theory]
+    [InlineData("pages-1.img")]
+    [InlineData("core-4100.img")]
+    public async Task A_flipped_byte_in_an_image_is_corrupt_before_criu_starts_naming_the_file(string image)
+    {
+        using var world = new CheckpointWorld();
+        var checkpoint = await Saved(world);
+        CheckpointTestFiles.FlipByte(Path.Combine(CheckpointStore.ImagesPath(checkpoint.Path), image));
+
+        var failure = await Assert.ThrowsAsync<CriuCheckpointException>(() => Restore(world, checkpoint, new RestoreOptions()));
+
+        Assert.Equal(ErrorIds.CheckpointCorrupt, failure.ErrorId);
+        Assert.Contains($"images/{image} has XXH128", failure.Message);
+        Assert.DoesNotContain("start-restore", world.Calls);
+        Assert.False(Directory.Exists(world.Registry.ReplicasDirectory));
+    }
+
+    [Fact]
+    public async Task Skip_verify_restores_without_the_hashes_but_still_refuses_a_wrong_size()
+    {
+        using var world = new CheckpointWorld();
+        var checkpoint = await Saved(world);
+        var pages = Path.Combine(CheckpointStore.ImagesPath(checkpoint.Path), "pages-1.img");
+        CheckpointTestFiles.FlipByte(pages);
+
+        var outcome = (await Restore(world, checkpoint, new RestoreOptions { SkipVerify = true }))[0];
+        Assert.Null(outcome.Failure);
+
+        File.AppendAllText(pages, "x");
+        var failure = await Assert.ThrowsAsync<CriuCheckpointException>(() => Restore(world, checkpoint, new RestoreOptions { SkipVerify = true }));
+        Assert.Equal(ErrorIds.CheckpointCorrupt, failure.ErrorId);
+        Assert.Contains("images/pages-1.img is 4097 bytes", failure.Message);
+    }
+
+    [Fact]
+    public async Task A_replicas_log_has_the_mode_the_engine_log_had_at_the_dump_while_the_snapshot_is_private()
+    {
+        using var world = new CheckpointWorld();
+        const UnixFileMode dumped = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead;
+        File.SetUnixFileMode(new RunDirectory(world.Engine.RunDirectory).LogFile, dumped);
+        var checkpoint = await Saved(world);
+
+        var replica = (await Restore(world, checkpoint, new RestoreOptions()))[0].Engine!;
+
+        Assert.Equal((int)dumped, checkpoint.Manifest.LogMode);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(CheckpointStore.LogSnapshotPath(checkpoint.Path)));
+        Assert.Equal(dumped, File.GetUnixFileMode(new RunDirectory(replica.RunDirectory).LogFile));
+    }
+
+    [Fact]
+    public async Task A_test_of_a_checkpoint_lists_every_problem_with_its_file()
+    {
+        using var world = new CheckpointWorld();
+        var checkpoint = await Saved(world);
+        var good = await CheckpointVerifier.TestAsync(checkpoint.Path, TimeProvider.System, CancellationToken.None);
+        CheckpointTestFiles.FlipByte(Path.Combine(CheckpointStore.ImagesPath(checkpoint.Path), "pages-1.img"));
+        File.Delete(Path.Combine(CheckpointStore.ImagesPath(checkpoint.Path), "core-4100.img"));
+
+        var bad = await CheckpointVerifier.TestAsync(checkpoint.Path, TimeProvider.System, CancellationToken.None);
+
+        Assert.True(good.Valid);
+        Assert.Equal(new[] { "engine.log", "images/core-4100.img", "images/pages-1.img" }, good.Files);
+        Assert.Equal(4096 + 512 + checkpoint.Manifest.LogSizeAtDump, good.Bytes);
+        Assert.False(bad.Valid);
+        Assert.Equal(2, bad.Problems.Count);
+        Assert.Contains(bad.Problems, p => p.StartsWith("images/core-4100.img is missing", StringComparison.Ordinal));
+        Assert.Contains(bad.Problems, p => p.StartsWith("images/pages-1.img has XXH128", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task The_interpreter_of_a_restore_is_the_callers_never_the_manifests()
+    {
+        using var world = new CheckpointWorld();
+        var checkpoint = await Saved(world);
+        CheckpointTestFiles.RewriteManifest(checkpoint, m =>
+        {
+            m.Host.Python = "/tmp/attacker/python";
+            m.Spec = m.Spec with { Python = "/tmp/attacker/python" };
+        });
+        var python = Path.Combine(world.Root, "python3");
+        File.WriteAllText(python, "#!/bin/sh\n");
+        File.SetUnixFileMode(python, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+
+        var outcome = (await Restore(world, checkpoint, new RestoreOptions { PythonPath = python }))[0];
+
+        Assert.Null(outcome.Failure);
+        Assert.Equal(python, outcome.Engine!.Record.Python);
+        Assert.Equal(python, outcome.Engine.Record.Spec.Python);
+        var namespaceScript = world.Criu.CommandLines.Last();
+        Assert.Contains(python, namespaceScript);
+        Assert.DoesNotContain(namespaceScript, a => a.Contains("attacker", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("/opt/py/bin/python3", "/usr/bin/python3", "/opt/py/bin/python3")]
+    [InlineData(null, "/usr/bin/python3", "/usr/bin/python3")]
+    [InlineData("", "", "python3")]
+    [InlineData(null, null, "python3")]
+    public void The_interpreter_is_python_path_else_the_environment_else_python3_on_path(string? requested, string? configured, string chosen)
+    {
+        Assert.Equal(chosen, PythonLocator.Choose(requested, configured));
+    }
+
+    private static async Task<EngineCheckpoint> Saved(CheckpointWorld world)
+    {
+        var saved = await new CheckpointSaver(world.Services, world.Observer).SaveAsync(world.Engine, world.Store, new SaveOptions(), CancellationToken.None);
+        world.Calls.Clear();
+        return saved.Checkpoint;
+    }
+
+    private static Task<IReadOnlyList<ReplicaOutcome>> Restore(CheckpointWorld world, EngineCheckpoint checkpoint, RestoreOptions options) =>
+        new CheckpointRestorer(world.Services, world.Observer).RestoreAsync(checkpoint, options, CancellationToken.None);
+}
