@@ -75,12 +75,13 @@ Describe 'A tiny engine with two workers' {
     }
 
     It 'writes each chunk as the engine sends it, not when the request is done' {
-        $arrivals = Invoke-EngineGenerate -Engine $Engine -Prompt 'Namespaces' -MaxTokens 60 -Stream |
+        $arrivals = Invoke-EngineGenerate -Engine $Engine -Prompt 'Namespaces' -MaxTokens 200 -Stream |
             ForEach-Object { [pscustomobject]@{ Chunk = $_; At = [DateTime]::UtcNow } }
         $final = ($arrivals | Where-Object { $_.Chunk.IsFinal }).Chunk.Result
         $spread = $arrivals[-1].At - $arrivals[0].At
-        # Chunks held back until the end would all arrive within a moment of each other.
-        $spread.TotalSeconds | Should -BeGreaterThan (($final.Duration - $final.TimeToFirstToken).TotalSeconds / 2)
+        # Chunks held back until the end would all arrive within a moment of each other; streamed ones spread over the
+        # decode, less what a busy machine delays and bunches.
+        $spread.TotalSeconds | Should -BeGreaterThan (($final.Duration - $final.TimeToFirstToken).TotalSeconds / 4)
     }
 
     It 'streams chunks that add up to the completion' {

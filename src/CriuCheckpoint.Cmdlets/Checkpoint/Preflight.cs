@@ -1,6 +1,5 @@
 using System.Globalization;
 using CriuCheckpoint.Core;
-using CriuCheckpoint.Native;
 
 namespace CriuCheckpoint.Checkpoint;
 

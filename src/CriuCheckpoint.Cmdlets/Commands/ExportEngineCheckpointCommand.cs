@@ -7,20 +7,8 @@ namespace CriuCheckpoint.Commands;
 /// <summary>Writes a checkpoint as one archive file (tar) that Import-EngineCheckpoint unpacks on another host.</summary>
 [Cmdlet(VerbsData.Export, "EngineCheckpoint", SupportsShouldProcess = true, DefaultParameterSetName = ByCheckpoint)]
 [OutputType(typeof(FileInfo))]
-public sealed class ExportEngineCheckpointCommand : CriuCheckpointCmdlet
+public sealed class ExportEngineCheckpointCommand : CheckpointCmdlet
 {
-    private const string ByCheckpoint = "Checkpoint";
-    private const string ByPath = "Path";
-
-    [Parameter(Mandatory = true, ValueFromPipeline = true, ParameterSetName = ByCheckpoint)]
-    [ValidateNotNull]
-    public EngineCheckpoint Checkpoint { get; set; } = null!;
-
-    /// <summary>A checkpoint directory, or a store holding exactly one checkpoint.</summary>
-    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = ByPath)]
-    [ValidateNotNullOrEmpty]
-    public string Path { get; set; } = string.Empty;
-
     /// <summary>The archive file; an existing folder gets &lt;config-hash&gt;.tar inside it.</summary>
     [Parameter(Mandatory = true, Position = 1)]
     [ValidateNotNullOrEmpty]
@@ -30,7 +18,7 @@ public sealed class ExportEngineCheckpointCommand : CriuCheckpointCmdlet
     {
         try
         {
-            var checkpoint = ParameterSetName == ByCheckpoint ? Checkpoint : CheckpointLocator.Open(GetUnresolvedProviderPathFromPSPath(Path));
+            var checkpoint = SelectedCheckpoint();
             var destination = GetUnresolvedProviderPathFromPSPath(DestinationPath);
             if (Directory.Exists(destination))
             {

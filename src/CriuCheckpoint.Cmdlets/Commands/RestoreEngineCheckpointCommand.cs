@@ -8,20 +8,8 @@ namespace CriuCheckpoint.Commands;
 /// <summary>Restores engines from a checkpoint, each replica in a fresh PID namespace, all replicas at once.</summary>
 [Cmdlet(VerbsData.Restore, "EngineCheckpoint", SupportsShouldProcess = true, DefaultParameterSetName = ByCheckpoint)]
 [OutputType(typeof(EngineInfo))]
-public sealed class RestoreEngineCheckpointCommand : CriuCheckpointCmdlet
+public sealed class RestoreEngineCheckpointCommand : CheckpointCmdlet
 {
-    private const string ByCheckpoint = "Checkpoint";
-    private const string ByPath = "Path";
-
-    [Parameter(Mandatory = true, ValueFromPipeline = true, ParameterSetName = ByCheckpoint)]
-    [ValidateNotNull]
-    public EngineCheckpoint Checkpoint { get; set; } = null!;
-
-    /// <summary>A checkpoint directory, or a store holding exactly one checkpoint.</summary>
-    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = ByPath)]
-    [ValidateNotNullOrEmpty]
-    public string Path { get; set; } = string.Empty;
-
     [Parameter]
     [ValidateRange(1, 64)]
     public int Count { get; set; } = 1;
@@ -64,7 +52,7 @@ public sealed class RestoreEngineCheckpointCommand : CriuCheckpointCmdlet
     {
         try
         {
-            var checkpoint = ParameterSetName == ByCheckpoint ? Checkpoint : CheckpointLocator.Open(GetUnresolvedProviderPathFromPSPath(Path));
+            var checkpoint = SelectedCheckpoint();
             if (!ShouldProcess($"{checkpoint.Path} ({Count} replica(s))", "Restore"))
             {
                 return;

@@ -7,16 +7,8 @@ namespace CriuCheckpoint.Commands;
 /// <summary>Brings engines that were prepared for a checkpoint, and never dumped, back to serving.</summary>
 [Cmdlet(VerbsLifecycle.Resume, "VllmEngine", SupportsShouldProcess = true)]
 [OutputType(typeof(EngineInfo))]
-public sealed class ResumeVllmEngineCommand : CriuCheckpointCmdlet
+public sealed class ResumeVllmEngineCommand : EnginesCmdlet
 {
-    /// <summary>Engine objects, or names (wildcards allowed) or ids.</summary>
-    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
-    [Alias("Name", "Id")]
-    [ArgumentCompleter(typeof(EngineNameCompleter))]
-    [ValidateNotNullOrEmpty]
-    [SupportsWildcards]
-    public EngineIdentity[] Engine { get; set; } = Array.Empty<EngineIdentity>();
-
     /// <summary>Seconds the engine gets to read its resume message and serve again.</summary>
     [Parameter]
     [ValidateRange(1, 3600)]

@@ -1,7 +1,6 @@
 using System.Management.Automation;
 using CriuCheckpoint.Checkpoint;
 using CriuCheckpoint.Core;
-using CriuCheckpoint.Engine;
 
 namespace CriuCheckpoint.Commands;
 

@@ -9,16 +9,8 @@ namespace CriuCheckpoint.Commands;
 /// <summary>Stops engines: graceful shutdown, then SIGTERM/SIGKILL of the whole tree by PID; removes the run directory.</summary>
 [Cmdlet(VerbsLifecycle.Stop, "VllmEngine", SupportsShouldProcess = true)]
 [OutputType(typeof(EngineInfo))]
-public sealed class StopVllmEngineCommand : CriuCheckpointCmdlet
+public sealed class StopVllmEngineCommand : EnginesCmdlet
 {
-    /// <summary>Engine objects, or names (wildcards allowed) or ids.</summary>
-    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
-    [Alias("Name", "Id")]
-    [ArgumentCompleter(typeof(EngineNameCompleter))]
-    [ValidateNotNullOrEmpty]
-    [SupportsWildcards]
-    public EngineIdentity[] Engine { get; set; } = Array.Empty<EngineIdentity>();
-
     /// <summary>Seconds the engine gets to exit after the shutdown request before its processes are signalled.</summary>
     [Parameter]
     [ValidateRange(0, 3600)]

@@ -1,4 +1,3 @@
-using CriuCheckpoint.Core;
 using CriuCheckpoint.Native;
 
 namespace CriuCheckpoint.Gpu;

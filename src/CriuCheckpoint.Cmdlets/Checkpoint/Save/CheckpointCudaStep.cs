@@ -1,4 +1,3 @@
-using CriuCheckpoint.Core;
 using CriuCheckpoint.Gpu;
 
 namespace CriuCheckpoint.Checkpoint;
