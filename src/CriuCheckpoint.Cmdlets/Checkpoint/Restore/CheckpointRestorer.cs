@@ -40,7 +40,7 @@ internal sealed class CheckpointRestorer
     public async Task<IReadOnlyList<ReplicaOutcome>> RestoreAsync(EngineCheckpoint checkpoint, RestoreOptions options, CancellationToken cancellationToken)
     {
         // The manifest on disk is what is restored, validated as it is read: a piped object's may have been altered.
-        var request = new RestoreRequest(CheckpointStore.Open(checkpoint.Path), options, services, observer);
+        using var request = new RestoreRequest(CheckpointStore.Open(checkpoint.Path), options, services, observer);
         await new StepPipeline<RestoreRequest>(OnceSteps, observer)
             .RunAsync(request, $"Restoring from {checkpoint.Path}", Deadline.None, cancellationToken).ConfigureAwait(false);
         var replicas = Enumerable.Range(1, options.Count).Select(index => RestoreOneAsync(new RestoreContext(request, index), cancellationToken));
