@@ -29,8 +29,8 @@ internal sealed class RestoreRequest : IDisposable
     /// <summary>The interpreter found by Validate from the caller's choice.</summary>
     public string Python { get; set; } = string.Empty;
 
-    /// <summary>The checkpoint's images directory, opened and checked by Validate: criu reads this one, not a path.</summary>
-    public SafeFileHandle? Images { get; set; }
+    /// <summary>The checkpoint's images directory, opened and checked before the manifest was read: criu reads this one, not a path.</summary>
+    public SafeFileHandle? Images { get; init; }
 
     public TimeSpan Validated { get; set; }
 

@@ -5,10 +5,11 @@ using CriuCheckpoint.Gpu;
 namespace CriuCheckpoint.Checkpoint;
 
 /// <summary>
-/// Everything that can be checked before any process starts, once for all replicas: privileges, criu, the interpreter
-/// the namespace script runs (the caller's, never the manifest's), ownership and modes, compatibility with this host
-/// (failing with the property and both values unless -Force) and the replicas' names. The manifest's own fields were
-/// validated when the checkpoint was opened; the files' sizes and hashes are VerifyImagesStep's.
+/// Everything that can be checked before any process starts, once for all replicas: the recorded run directory's
+/// registry, privileges, criu, the interpreter the namespace script runs (the caller's, never the manifest's),
+/// compatibility with this host (failing with the property and both values unless -Force) and the replicas' names. The manifest's own fields were
+/// validated when the checkpoint was opened, after its ownership and modes were checked on descriptors
+/// (CheckpointRestorer, StoreTrust); the files' sizes and hashes are VerifyImagesStep's.
 /// </summary>
 internal sealed class ValidateStep : IStep<RestoreRequest>
 {
@@ -32,7 +33,6 @@ internal sealed class ValidateStep : IStep<RestoreRequest>
         context.Services.Host.EnsurePrivileges();
         context.Criu = await context.Services.Criu.LocateAsync(options.CriuPath, cancellationToken).ConfigureAwait(false);
         context.Python = PythonLocator.Resolve(options.PythonPath);
-        context.Images = StoreTrust.OpenImages(context.Checkpoint.Path);
         CheckCompatibility(context);
         foreach (var index in Enumerable.Range(1, options.Count))
         {
