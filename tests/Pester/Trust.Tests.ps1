@@ -46,6 +46,7 @@ Describe 'Stores only root can feed' {
         { $engine | Save-EngineCheckpoint -Path (Join-Path $open 'store') -ErrorAction Stop } |
             Should -Throw -ErrorId 'CheckpointInsecure,CriuCheckpoint.Commands.SaveEngineCheckpointCommand'
         (Get-VllmEngine -Name refused).State | Should -Be 'Ready'
+        Test-Path (Join-Path $open 'store') | Should -BeFalse
         $copy = Copy-Checkpoint (Join-Path $open $Saved.ConfigHash)
         $err = { Restore-EngineCheckpoint -Path $copy -ErrorAction Stop } | Should -Throw -ErrorId $RestoreInsecure -PassThru
         $err.Exception.Message | Should -Match ([regex]::Escape($open))

@@ -86,6 +86,18 @@ public sealed class StoreTrustTests : IDisposable
     }
 
     [Fact]
+    public void ASaveCreatesNoStoreUnderAFolderOthersCanWrite()
+    {
+        var open = Path.Combine(root, "open");
+        Directory.CreateDirectory(open);
+        File.SetUnixFileMode(open, (UnixFileMode)0b111_111_111);
+        var store = new CheckpointStore(Path.Combine(open, "a", "store"));
+
+        AssertInsecure(store.EnsureExists, open, "writable by group or others");
+        Assert.False(Directory.Exists(Path.Combine(open, "a")));
+    }
+
+    [Fact]
     public void AFolderOfAnotherOwnerOnTheWayIsRefused()
     {
         Chown(root);

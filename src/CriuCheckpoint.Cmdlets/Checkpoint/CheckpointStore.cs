@@ -80,9 +80,19 @@ internal sealed class CheckpointStore
     /// <summary>A staging directory older than this belongs to a save that died (a killed pwsh, a reboot): no save runs that long.</summary>
     public static readonly TimeSpan StagingMaxAge = TimeSpan.FromHours(1);
 
-    /// <summary>Creates the store if needed, then refuses it unless only root and the caller can write on the way to it.</summary>
+    /// <summary>
+    /// Creates the store if needed and refuses it unless only root and the caller can write on the way to it; the
+    /// folders that exist are checked first, so nothing is created under a folder another user could write.
+    /// </summary>
     public void EnsureExists()
     {
+        var existing = Path;
+        while (!Directory.Exists(existing))
+        {
+            existing = System.IO.Path.GetDirectoryName(existing)!;
+        }
+
+        StoreTrust.EnsureStore(existing);
         Directory.CreateDirectory(Path, Private);
         StoreTrust.EnsureStore(Path);
     }
