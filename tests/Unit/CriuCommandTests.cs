@@ -35,7 +35,7 @@ public sealed class CriuCommandTests
     }
 
     [Fact]
-    public void The_namespace_wrapper_passes_the_mount_plan_positionally_and_the_command_as_its_own_argv()
+    public void The_namespace_wrapper_passes_the_mount_plan_positionally_then_the_command_through_the_images_helper()
     {
         var place = new RestoreNamespace
         {
@@ -50,7 +50,8 @@ public sealed class CriuCommandTests
         Assert.Contains("shift 5; exec \"$@\"", argv[10]);
         Assert.Equal(new[] { "sh", "/usr/bin/python3", RestoreNamespace.LoopbackScript, "/run/cc/engines", "/run/cc/engines/e1", "/run/cc/replicas/r1" },
             argv.Skip(11).Take(6));
-        Assert.Equal(new[] { "/opt/criu", "restore", "-D", "/images with space" }, argv.Skip(17));
+        Assert.Equal(new[] { "/usr/bin/python3", "-I", "-S", RestoreNamespace.ImagesScript, "/run/cc/engines/e1/images.sock" }, argv.Skip(17).Take(5));
+        Assert.Equal(new[] { "/opt/criu", "restore", "-D", "/images with space" }, argv.Skip(22));
     }
 
     [Fact]

@@ -113,6 +113,23 @@ public sealed class RestoreStepsTests
     }
 
     [Fact]
+    public async Task Validate_refuses_a_run_directory_outside_this_hosts_registry_and_creates_nothing()
+    {
+        using var world = new CheckpointWorld();
+        var checkpoint = await SavedCheckpoint(world);
+        var elsewhere = Path.Combine(world.Root, "elsewhere");
+        CheckpointTestFiles.RewriteManifest(checkpoint, m => m.RunDirectory = Path.Combine(elsewhere, "engines", m.EngineId));
+        var engines = world.Registry.List().Count;
+
+        var failure = await Assert.ThrowsAsync<CriuCheckpointException>(() => Restore(world, checkpoint, new RestoreOptions()));
+
+        Assert.Equal(ErrorIds.CheckpointInsecure, failure.ErrorId);
+        Assert.Contains("not in this host's engine registry", failure.Message);
+        Assert.False(Directory.Exists(elsewhere));
+        Assert.Equal(engines, world.Registry.List().Count);
+    }
+
+    [Fact]
     public async Task Criu_that_cannot_start_fails_the_replica_and_removes_its_run_directory()
     {
         using var world = new CheckpointWorld();

@@ -1,7 +1,6 @@
 using System.Security.Cryptography;
 using CriuCheckpoint.Core;
 using CriuCheckpoint.Engine;
-using CriuCheckpoint.Native;
 
 namespace CriuCheckpoint.Checkpoint;
 
@@ -81,7 +80,22 @@ internal sealed class CheckpointStore
     /// <summary>A staging directory older than this belongs to a save that died (a killed pwsh, a reboot): no save runs that long.</summary>
     public static readonly TimeSpan StagingMaxAge = TimeSpan.FromHours(1);
 
-    public void EnsureExists() => Directory.CreateDirectory(Path, Private);
+    /// <summary>
+    /// Creates the store if needed and refuses it unless only root and the caller can write on the way to it; the
+    /// folders that exist are checked first, so nothing is created under a folder another user could write.
+    /// </summary>
+    public void EnsureExists()
+    {
+        var existing = Path;
+        while (!Directory.Exists(existing))
+        {
+            existing = System.IO.Path.GetDirectoryName(existing)!;
+        }
+
+        StoreTrust.EnsureStore(existing);
+        Directory.CreateDirectory(Path, Private);
+        StoreTrust.EnsureStore(Path);
+    }
 
     /// <summary>Removes the staging directories last written before <paramref name="olderThan"/>; returns how many.</summary>
     public int SweepStaging(DateTimeOffset olderThan)
@@ -161,32 +175,6 @@ internal sealed class CheckpointStore
 
     public static void Remove(string checkpointPath) => Directory.Delete(checkpointPath, recursive: true);
 
-    /// <summary>
-    /// Refuses a checkpoint another user could have altered: CRIU restores as root whatever the images say, so an
-    /// image writable by group or others, or owned by someone else, is a way to run code as root.
-    /// </summary>
-    public static void EnsureSecure(string checkpointPath)
-    {
-        var me = FileOwner.EffectiveUserId;
-        foreach (var entry in new[] { checkpointPath }.Concat(Directory.EnumerateFileSystemEntries(checkpointPath, "*", SearchOption.AllDirectories)))
-        {
-            var (uid, mode) = FileOwner.Stat(entry);
-            if (uid != me)
-            {
-                throw Insecure(entry, $"is owned by uid {uid}, not by the restoring user (uid {me})");
-            }
-
-            if ((mode & 0b000_010_010) != 0)
-            {
-                throw Insecure(entry, $"is writable by group or others (mode {Convert.ToString(mode & 0xfff, 8)})");
-            }
-        }
-    }
-
     public static long DirectorySize(string path) =>
         Directory.Exists(path) ? Directory.EnumerateFiles(path, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length) : 0;
-
-    private static CriuCheckpointException Insecure(string entry, string why) =>
-        new(ErrorIds.CheckpointInsecure, FailureKind.PermissionDenied,
-            $"Refusing to restore: {entry} {why}. Fix it with chown/chmod (checkpoints are created 0700), or restore a checkpoint you made.", entry);
 }

@@ -37,4 +37,7 @@ internal sealed class NativeException : Exception
 
     /// <summary>Output that explains the failure (a helper's standard error), when there is any.</summary>
     public string? Details { get; }
+
+    /// <summary>The errno of a failed system call, 0 when there is none.</summary>
+    public int ErrorNumber { get; init; }
 }

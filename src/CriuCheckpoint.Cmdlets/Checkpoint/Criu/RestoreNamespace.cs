@@ -1,9 +1,11 @@
 using CriuCheckpoint.Engine;
+using Microsoft.Win32.SafeHandles;
 
 namespace CriuCheckpoint.Checkpoint;
 
 /// <summary>
-/// Where a replica's criu restore runs: a fresh PID and mount namespace whose init is criu itself, a fresh /proc, a
+/// Where a replica's criu restore runs, criu started through a helper that receives the checked images directory's
+/// descriptor and execs criu reading through it: a fresh PID and mount namespace whose init is criu itself, a fresh /proc, a
 /// private tmpfs over the checkpointed engine's registry folder holding just a mount point for its run directory, and
 /// the replica's own run directory bind-mounted there. Nothing of this is visible on the host, and when criu (the
 /// namespace's init) exits, everything in the namespace goes with it.
@@ -33,6 +35,17 @@ internal sealed record RestoreNamespace
     /// </summary>
     public bool HostPidNamespace { get; init; }
 
+    /// <summary>Stands for the images directory in criu's arguments; the helper puts the received descriptor there.</summary>
+    public const string ImagesArgument = "@images";
+
+    /// <summary>The socket the images directory's descriptor is handed over, in the replica's 0700 run directory.</summary>
+    public const string ImagesSocketName = "images.sock";
+
+    /// <summary>The checkpoint's images directory, checked and open: what criu reads (docs/security.md).</summary>
+    public SafeFileHandle? Images { get; init; }
+
+    public static string ImagesScript => Path.Combine(EngineHostFiles.Directory, "engine_host", "tools", "images_fd.py");
+
     public static string LoopbackScript => Path.Combine(EngineHostFiles.Directory, "engine_host", "tools", "loopback_up.py");
 
     /// <summary>The whole command: the namespaces, the mount plan, then <paramref name="command"/> exec'd in place.</summary>
@@ -48,6 +61,8 @@ internal sealed record RestoreNamespace
 
         arguments.AddRange(new[] { "--mount", "--net", "--propagation", "private", "sh", "-c", Script, "sh" });
         arguments.AddRange(new[] { Python, LoopbackScript, Path.GetDirectoryName(RecordedRunDirectory)!, RecordedRunDirectory, ReplicaDirectory });
+        // Inside the namespace the replica's directory is seen at the recorded path (the tmpfs hides its own).
+        arguments.AddRange(new[] { Python, "-I", "-S", ImagesScript, Path.Combine(RecordedRunDirectory, ImagesSocketName) });
         arguments.AddRange(command);
         return arguments;
     }

@@ -39,12 +39,30 @@ internal sealed class CheckpointRestorer
     /// <summary>Restores the replicas; each entry is an engine or the failure of that replica.</summary>
     public async Task<IReadOnlyList<ReplicaOutcome>> RestoreAsync(EngineCheckpoint checkpoint, RestoreOptions options, CancellationToken cancellationToken)
     {
-        // The manifest on disk is what is restored, validated as it is read: a piped object's may have been altered.
-        var request = new RestoreRequest(CheckpointStore.Open(checkpoint.Path), options, services, observer);
+        using var request = OpenRequest(checkpoint.Path, options);
         await new StepPipeline<RestoreRequest>(OnceSteps, observer)
             .RunAsync(request, $"Restoring from {checkpoint.Path}", Deadline.None, cancellationToken).ConfigureAwait(false);
         var replicas = Enumerable.Range(1, options.Count).Select(index => RestoreOneAsync(new RestoreContext(request, index), cancellationToken));
         return await Task.WhenAll(replicas).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The checkpoint is checked on descriptors before its manifest is read, so a checkpoint swapped or removed
+    /// meanwhile is CheckpointInsecure, not a missing or foreign manifest; then the manifest on disk is what is
+    /// restored, validated as it is read (a piped object's may have been altered).
+    /// </summary>
+    private RestoreRequest OpenRequest(string checkpointPath, RestoreOptions options)
+    {
+        var images = StoreTrust.OpenImages(checkpointPath);
+        try
+        {
+            return new RestoreRequest(CheckpointStore.Open(checkpointPath), options, services, observer) { Images = images };
+        }
+        catch
+        {
+            images.Dispose();
+            throw;
+        }
     }
 
     private async Task<ReplicaOutcome> RestoreOneAsync(RestoreContext context, CancellationToken cancellationToken)

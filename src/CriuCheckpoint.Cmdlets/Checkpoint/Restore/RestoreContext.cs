@@ -1,10 +1,11 @@
 using CriuCheckpoint.Core;
 using CriuCheckpoint.Engine;
+using Microsoft.Win32.SafeHandles;
 
 namespace CriuCheckpoint.Checkpoint;
 
 /// <summary>One restore request before its replicas exist: what Validate checks and finds.</summary>
-internal sealed class RestoreRequest
+internal sealed class RestoreRequest : IDisposable
 {
     public RestoreRequest(EngineCheckpoint checkpoint, RestoreOptions options, CheckpointServices services, IOperationObserver observer)
     {
@@ -28,6 +29,9 @@ internal sealed class RestoreRequest
     /// <summary>The interpreter found by Validate from the caller's choice.</summary>
     public string Python { get; set; } = string.Empty;
 
+    /// <summary>The checkpoint's images directory, opened and checked before the manifest was read: criu reads this one, not a path.</summary>
+    public SafeFileHandle? Images { get; init; }
+
     public TimeSpan Validated { get; set; }
 
     /// <summary>How long VerifyImages took to compare the files with the manifest.</summary>
@@ -36,6 +40,8 @@ internal sealed class RestoreRequest
     /// <summary>Replica <paramref name="index"/>'s name: -Name, with "-1", "-2", … appended when there are several.</summary>
     public string? ReplicaName(int index) =>
         Options.Name is null ? null : Options.Count == 1 ? Options.Name : $"{Options.Name}-{index}";
+
+    public void Dispose() => Images?.Dispose();
 }
 
 /// <summary>One replica's restore as its steps build it up.</summary>

@@ -82,8 +82,9 @@ internal sealed class RestoreProcessesStep : IStep<RestoreContext>
             ReplicaDirectory = record.RunDirectory,
             Python = context.Request.Python,
             HostPidNamespace = context.Options.HostPidNamespace,
+            Images = context.Request.Images,
         };
-        var options = CriuOptions.ForRestore(CheckpointStore.ImagesPath(context.Checkpoint.Path), record.RunDirectory);
+        var options = CriuOptions.ForRestore(RestoreNamespace.ImagesArgument, record.RunDirectory);
         var runDirectory = new RunDirectory(record.RunDirectory);
         return context.Services.Criu.StartRestoreAsync(context.Request.Criu!, options, place, runDirectory.PidFile,
             Path.Combine(record.RunDirectory, "restore.out"), cancellationToken);

@@ -5,10 +5,11 @@ using CriuCheckpoint.Gpu;
 namespace CriuCheckpoint.Checkpoint;
 
 /// <summary>
-/// Everything that can be checked before any process starts, once for all replicas: privileges, criu, the interpreter
-/// the namespace script runs (the caller's, never the manifest's), ownership and modes, compatibility with this host
-/// (failing with the property and both values unless -Force) and the replicas' names. The manifest's own fields were
-/// validated when the checkpoint was opened; the files' sizes and hashes are VerifyImagesStep's.
+/// Everything that can be checked before any process starts, once for all replicas: the recorded run directory's
+/// registry, privileges, criu, the interpreter the namespace script runs (the caller's, never the manifest's),
+/// compatibility with this host (failing with the property and both values unless -Force) and the replicas' names. The manifest's own fields were
+/// validated when the checkpoint was opened, after its ownership and modes were checked on descriptors
+/// (CheckpointRestorer, StoreTrust); the files' sizes and hashes are VerifyImagesStep's.
 /// </summary>
 internal sealed class ValidateStep : IStep<RestoreRequest>
 {
@@ -28,10 +29,10 @@ internal sealed class ValidateStep : IStep<RestoreRequest>
                 $"Only one replica can be restored into the host's PID namespace (its PIDs are the recorded ones), not {options.Count}.", options.Count);
         }
 
+        CheckRegistryRoot(context);
         context.Services.Host.EnsurePrivileges();
         context.Criu = await context.Services.Criu.LocateAsync(options.CriuPath, cancellationToken).ConfigureAwait(false);
         context.Python = PythonLocator.Resolve(options.PythonPath);
-        CheckpointStore.EnsureSecure(context.Checkpoint.Path);
         CheckCompatibility(context);
         foreach (var index in Enumerable.Range(1, options.Count))
         {
@@ -41,6 +42,22 @@ internal sealed class ValidateStep : IStep<RestoreRequest>
         context.Validated = context.Services.Clock.GetElapsedTime(started);
         context.Observer.Verbose($"Checkpoint {context.Checkpoint.Path} validated in {context.Validated.TotalSeconds:0.000} s (criu {context.Criu.Version}).");
         return StepOutcome.Continue;
+    }
+
+    /// <summary>
+    /// A restore creates the recorded run directory's parent on this host and mounts over it: the manifest may name
+    /// only a folder of this host's registry, so a hostile one cannot make root create or cover folders elsewhere.
+    /// </summary>
+    private static void CheckRegistryRoot(RestoreRequest context)
+    {
+        var recorded = context.Checkpoint.Manifest.RunDirectory;
+        var root = Path.GetFullPath(context.Services.Registry.Root);
+        if (Path.GetDirectoryName(Path.GetDirectoryName(recorded)) != root)
+        {
+            throw new CriuCheckpointException(ErrorIds.CheckpointInsecure, FailureKind.PermissionDenied,
+                $"Refusing to restore {context.Checkpoint.Path}: its run_directory '{recorded}' is not in this host's engine registry ({root}/engines). "
+                + "Restore with the CRIUCHECKPOINT_HOME it was saved with.", context.Checkpoint.Path);
+        }
     }
 
     private static void CheckCompatibility(RestoreRequest context)
