@@ -21,7 +21,8 @@ class _Stage:
 
 
 def test_a_reacquire_that_runs_out_of_gpu_memory_is_named_so():
-    status, body = core._reacquire(0, _Stage(OutOfMemoryError("CUDA out of memory. Tried to allocate 8.00 GiB")))
+    failure = OutOfMemoryError("CUDA out of memory. Tried to allocate 8.00 GiB")
+    status, body = core._reacquire(0, _Stage(failure))
     assert status == "failed"
     assert body["code"] == FailureCode.GPU_OUT_OF_MEMORY
     assert body["message"].startswith("core-0: OutOfMemoryError: CUDA out of memory")

@@ -5,7 +5,8 @@ BeforeAll {
     . (Join-Path $PSScriptRoot 'Common.ps1')
 
     function Get-Completion([string] $Line) {
-        @((TabExpansion2 -inputScript $Line -cursorColumn $Line.Length).CompletionMatches.CompletionText)
+        # Through ForEach-Object: under strict mode a property of an empty collection is an error, not $null.
+        @((TabExpansion2 -inputScript $Line -cursorColumn $Line.Length).CompletionMatches | ForEach-Object CompletionText)
     }
 }
 
