@@ -51,8 +51,8 @@ public sealed class EngineLinkTests : IDisposable
         var a = Receive();
         var b = Receive();
 
-        Reply(b.Identity, new() { ["v"] = 1, ["id"] = b.Request["id"], ["kind"] = "final", ["state"] = "second" });
-        Reply(a.Identity, new() { ["v"] = 1, ["id"] = a.Request["id"], ["kind"] = "final", ["state"] = "first" });
+        Reply(b.Identity, new() { ["v"] = LinkProtocol.Version, ["id"] = b.Request["id"], ["kind"] = "final", ["state"] = "second" });
+        Reply(a.Identity, new() { ["v"] = LinkProtocol.Version, ["id"] = a.Request["id"], ["kind"] = "final", ["state"] = "first" });
 
         var secondReply = await link.NextReplyAsync(second, TimeSpan.FromSeconds(5), CancellationToken.None);
         var firstReply = await link.NextReplyAsync(first, TimeSpan.FromSeconds(5), CancellationToken.None);
@@ -68,9 +68,9 @@ public sealed class EngineLinkTests : IDisposable
         var request = link.Send(LinkProtocol.Ops.Generate, new GenerateArgs { Prompt = "x", Stream = true });
         var (identity, sent) = Receive();
         Assert.Equal("generate", sent["op"]);
-        Reply(identity, new() { ["v"] = 1, ["id"] = sent["id"], ["kind"] = "chunk", ["text"] = "a", ["token_ids"] = new[] { 97 } });
-        Reply(identity, new() { ["v"] = 1, ["id"] = sent["id"], ["kind"] = "chunk", ["text"] = "b", ["token_ids"] = new[] { 98 } });
-        Reply(identity, new() { ["v"] = 1, ["id"] = sent["id"], ["kind"] = "final", ["text"] = "ab", ["finish_reason"] = "length" });
+        Reply(identity, new() { ["v"] = LinkProtocol.Version, ["id"] = sent["id"], ["kind"] = "chunk", ["text"] = "a", ["token_ids"] = new[] { 97 } });
+        Reply(identity, new() { ["v"] = LinkProtocol.Version, ["id"] = sent["id"], ["kind"] = "chunk", ["text"] = "b", ["token_ids"] = new[] { 98 } });
+        Reply(identity, new() { ["v"] = LinkProtocol.Version, ["id"] = sent["id"], ["kind"] = "final", ["text"] = "ab", ["finish_reason"] = "length" });
 
         var texts = new List<string>();
         LinkReply reply;
@@ -90,7 +90,7 @@ public sealed class EngineLinkTests : IDisposable
         using var link = new EngineLink(endpoint, keys);
         var call = link.CallAsync<HealthReply>("bogus", TimeSpan.FromSeconds(5), CancellationToken.None);
         var (identity, sent) = Receive();
-        Reply(identity, new() { ["v"] = 1, ["id"] = sent["id"], ["kind"] = "error", ["code"] = "unknown_op", ["message"] = "no such op" });
+        Reply(identity, new() { ["v"] = LinkProtocol.Version, ["id"] = sent["id"], ["kind"] = "error", ["code"] = "unknown_op", ["message"] = "no such op" });
 
         var failure = await Assert.ThrowsAsync<CriuCheckpointException>(() => call);
         Assert.Equal(ErrorIds.ProtocolMismatch, failure.ErrorId);

@@ -35,7 +35,7 @@ public class LinkMessagesTests
     {
         var reply = new Dictionary<string, object?>
         {
-            ["v"] = 1,
+            ["v"] = LinkProtocol.Version,
             ["id"] = "r-9",
             ["kind"] = "final",
             ["text"] = "abc",
