@@ -34,9 +34,9 @@ Import-Module (Join-Path $ModulePath 'CriuCheckpoint.psd1') -Force
 
 function Format-Seconds([TimeSpan] $Span) { '{0,8:0.000} s' -f $Span.TotalSeconds }
 
-# Round trips of a NetMQ DEALER driven as EngineLink drives its own (bench/LinkRoundTrip.cs) to a pyzmq ROUTER echo
-# shaped like the engine's socket thread (bench/link_echo.py), plain and CurveZMQ, in interleaved rounds so both meet
-# the same load. The engine has no plain link to compare with: an insecure mode users could reach is what the link's
+# Health round trips of a NetMQ DEALER driven as EngineLink drives its own (bench/LinkRoundTrip.cs) to a pyzmq ROUTER
+# thread that answers health as the engine's socket thread does (bench/link_peer.py), plain and CurveZMQ, in
+# interleaved rounds so both meet the same load. The engine has no plain link to compare with: an insecure mode users could reach is what the link's
 # security rules out.
 function Measure-CurveCost([int] $Rounds = 100, [int] $PerRound = 100) {
     # NetMQ is built for netstandard2.1: the compiler must see netstandard and the assemblies of the types it exposes.
@@ -50,13 +50,15 @@ function Measure-CurveCost([int] $Rounds = 100, [int] $PerRound = 100) {
     try {
         foreach ($mode in $modes) {
             $start = [Diagnostics.ProcessStartInfo]::new($python)
-            $start.ArgumentList.Add((Join-Path $PSScriptRoot 'link_echo.py'))
+            $start.ArgumentList.Add((Join-Path $PSScriptRoot 'link_peer.py'))
+            $start.Environment['PYTHONPATH'] = Join-Path $ModulePath 'EngineHost'
             if ($mode -eq 'curve') { $start.ArgumentList.Add('--curve') }
             $start.RedirectStandardInput = $true
             $start.RedirectStandardOutput = $true
             $servers[$mode] = [Diagnostics.Process]::Start($start)
             $server = $servers[$mode].StandardOutput.ReadLine() | ConvertFrom-Json
-            $links[$mode] = [LinkRoundTrip]::new($server.endpoint, $server.server_public, $server.client_secret)
+            $links[$mode] = [LinkRoundTrip]::new($server.endpoint, $server.server_public, $server.client_secret,
+                [Convert]::FromBase64String($server.request))
         }
         foreach ($round in 1..$Rounds) {
             foreach ($mode in $modes) { $samples[$mode].AddRange($links[$mode].Measure($PerRound)) }
@@ -103,7 +105,7 @@ try {
     Write-Host ('p50 {0:0.000} ms   p99 {1:0.000} ms   p99/p50 {2:0.00}' -f $latency.Median.TotalMilliseconds, $latency.P99.TotalMilliseconds, ($latency.P99.TotalMilliseconds / $latency.Median.TotalMilliseconds))
     $result.link = [ordered]@{ count = $latency.Count; p50_ms = $latency.Median.TotalMilliseconds; p99_ms = $latency.P99.TotalMilliseconds; max_ms = $latency.Maximum.TotalMilliseconds }
 
-    Write-Host "`n== Link round trip before and after CurveZMQ: a NetMQ link to a pyzmq ROUTER echo, plain and CURVE rounds interleaved"
+    Write-Host "`n== Link round trip before and after CurveZMQ: health over a stand-in of each end, plain and CURVE rounds interleaved"
     $curve = Measure-CurveCost
     foreach ($mode in 'plain', 'curve') {
         $label = if ($mode -eq 'plain') { 'plain (before)' } else { 'curve (after)' }
