@@ -2,11 +2,11 @@
 <#
 .SYNOPSIS
     Measures the tiny CPU engine in one run and prints each figure with its ratio: cold start by phase, link
-    round trip, generation throughput with 1 vs 16 prompts in flight, then save and restore-to-first-token by
-    phase with the image size, as ratios to the cold start and to the physical floor (the image's bytes at the
-    store's read rate, page cache warm; and a restore with the page cache cold beside the cold read rate), and what
-    verifying the image hashes costs (the verify phase, beside a restore with -SkipVerify). Writes the figures as
-    JSON too.
+    round trip (and what CurveZMQ costs it: plain against CURVE round trips of a NetMQ link to pyzmq), generation
+    throughput with 1 vs 16 prompts in flight, then save and restore-to-first-token by phase with the image size,
+    as ratios to the cold start and to the physical floor (the image's bytes at the store's read rate, page cache
+    warm; and a restore with the page cache cold beside the cold read rate), and what verifying the image hashes
+    costs (the verify phase, beside a restore with -SkipVerify). Writes the figures as JSON too.
 #>
 [CmdletBinding()]
 param(
@@ -34,6 +34,56 @@ Import-Module (Join-Path $ModulePath 'CriuCheckpoint.psd1') -Force
 
 function Format-Seconds([TimeSpan] $Span) { '{0,8:0.000} s' -f $Span.TotalSeconds }
 
+# Health round trips of a NetMQ DEALER driven as EngineLink drives its own (bench/LinkRoundTrip.cs) to a pyzmq ROUTER
+# thread that answers health as the engine's socket thread does (bench/link_peer.py), plain and CurveZMQ, in
+# interleaved rounds so both meet the same load. The engine has no plain link to compare with: an insecure mode users could reach is what the link's
+# security rules out.
+function Measure-CurveCost([int] $Rounds = 100, [int] $PerRound = 100) {
+    # NetMQ is built for netstandard2.1: the compiler must see netstandard and the assemblies of the types it exposes.
+    $references = [NetMQ.NetMQSocket].Assembly.Location, 'netstandard', 'System.Threading', 'System.ComponentModel.Primitives'
+    Add-Type -Path (Join-Path $PSScriptRoot 'LinkRoundTrip.cs') -ReferencedAssemblies $references
+    $python = if ($env:CRIUCHECKPOINT_PYTHON) { $env:CRIUCHECKPOINT_PYTHON } else { 'python3' }
+    $modes = 'plain', 'curve'
+    $servers = @{}
+    $links = @{}
+    $samples = @{ plain = [Collections.Generic.List[double]]::new(); curve = [Collections.Generic.List[double]]::new() }
+    try {
+        foreach ($mode in $modes) {
+            $start = [Diagnostics.ProcessStartInfo]::new($python)
+            $start.ArgumentList.Add((Join-Path $PSScriptRoot 'link_peer.py'))
+            $start.Environment['PYTHONPATH'] = Join-Path $ModulePath 'EngineHost'
+            if ($mode -eq 'curve') { $start.ArgumentList.Add('--curve') }
+            $start.RedirectStandardInput = $true
+            $start.RedirectStandardOutput = $true
+            $servers[$mode] = [Diagnostics.Process]::Start($start)
+            $server = $servers[$mode].StandardOutput.ReadLine() | ConvertFrom-Json
+            $links[$mode] = [LinkRoundTrip]::new($server.endpoint, $server.server_public, $server.client_secret,
+                [Convert]::FromBase64String($server.request))
+        }
+        foreach ($round in 1..$Rounds) {
+            foreach ($mode in $modes) { $samples[$mode].AddRange($links[$mode].Measure($PerRound)) }
+        }
+    }
+    finally {
+        foreach ($link in $links.Values) { $link.Dispose() }
+        foreach ($server in $servers.Values) {
+            $server.StandardInput.Close()
+            if (-not $server.WaitForExit(5000)) { $server.Kill() }
+            $server.Dispose()
+        }
+    }
+    $figures = [ordered]@{}
+    foreach ($mode in $modes) {
+        $sorted = $samples[$mode].ToArray()
+        [Array]::Sort($sorted)
+        $figures[$mode] = [ordered]@{ count = $sorted.Count
+            p50_ms = [CriuCheckpoint.Link.LinkLatency]::Percentile($sorted, 0.50); p99_ms = [CriuCheckpoint.Link.LinkLatency]::Percentile($sorted, 0.99) }
+    }
+    $figures.ratio_p50 = $figures.curve.p50_ms / $figures.plain.p50_ms
+    $figures.ratio_p99 = $figures.curve.p99_ms / $figures.plain.p99_ms
+    $figures
+}
+
 $result = [ordered]@{
     date    = (Get-Date).ToUniversalTime().ToString('o')
     host    = [ordered]@{ cpu = ((Get-Content /proc/cpuinfo | Select-String '^model name' | Select-Object -First 1) -replace '.*:\s*', ''); cores = [Environment]::ProcessorCount; kernel = (uname -r) }
@@ -50,10 +100,20 @@ try {
     $result.cold_start = [ordered]@{ total_s = $engine.StartupTime.Total.TotalSeconds; phases = [ordered]@{} }
     foreach ($phase in $engine.StartupTime.Phases) { $result.cold_start.phases[$phase.Key] = $phase.Value.TotalSeconds }
 
-    Write-Host "`n== Link round trip (health, 500 requests)"
+    Write-Host "`n== Link round trip (health, 500 requests, over CurveZMQ)"
     $latency = Measure-EngineLink -Engine $engine -Count 500
     Write-Host ('p50 {0:0.000} ms   p99 {1:0.000} ms   p99/p50 {2:0.00}' -f $latency.Median.TotalMilliseconds, $latency.P99.TotalMilliseconds, ($latency.P99.TotalMilliseconds / $latency.Median.TotalMilliseconds))
     $result.link = [ordered]@{ count = $latency.Count; p50_ms = $latency.Median.TotalMilliseconds; p99_ms = $latency.P99.TotalMilliseconds; max_ms = $latency.Maximum.TotalMilliseconds }
+
+    Write-Host "`n== Link round trip before and after CurveZMQ: health over a stand-in of each end, plain and CURVE rounds interleaved"
+    $curve = Measure-CurveCost
+    foreach ($mode in 'plain', 'curve') {
+        $label = if ($mode -eq 'plain') { 'plain (before)' } else { 'curve (after)' }
+        Write-Host ('{0,-15} p50 {1:0.000} ms   p99 {2:0.000} ms   ({3} round trips)' -f $label, $curve[$mode].p50_ms, $curve[$mode].p99_ms, $curve[$mode].count)
+    }
+    Write-Host ('curve/plain: p50 {0:0.00}x   p99 {1:0.00}x   (limit 1.20x)' -f $curve.ratio_p50, $curve.ratio_p99)
+    if ($curve.ratio_p50 -gt 1.2 -or $curve.ratio_p99 -gt 1.2) { Write-Warning 'CurveZMQ costs the link more than 1.2x a plain round trip.' }
+    $result.link.curve_cost = $curve
 
     Write-Host "`n== Generation throughput, $MaxTokens tokens per prompt (greedy)"
     $null = Invoke-EngineGenerate -Engine $engine -Prompt 'warm up' -MaxTokens 4

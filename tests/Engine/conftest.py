@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
+from typing import Optional
 
 import msgpack
 import pytest
@@ -21,6 +22,8 @@ import zmq
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ENGINE_ROOT = os.path.join(REPO, "module", "EngineHost")
 sys.path.insert(0, ENGINE_ROOT)  # unit tests import engine_host directly
+
+from engine_host import curve, protocol  # noqa: E402
 
 START_TIMEOUT_S = 60.0
 REPLY_TIMEOUT_S = 30.0
@@ -35,15 +38,19 @@ VLLM_ARGS = ["--backend", "vllm", "--model", VLLM_MODEL, "--max-model-len", "409
 
 
 class Client:
-    """One DEALER connection; many requests may be in flight on it."""
+    """One DEALER connection; many requests may be in flight on it. keys: (server public, client public,
+    client secret), Z85, as the engine's run directory holds them; None: no CURVE at all."""
 
-    def __init__(self, context: zmq.Context, endpoint: str):
+    def __init__(self, context: zmq.Context, endpoint: str, keys: Optional[tuple]):
         self.socket = context.socket(zmq.DEALER)
         self.socket.setsockopt(zmq.LINGER, 0)
+        if keys is not None:
+            self.socket.curve_serverkey, self.socket.curve_publickey, self.socket.curve_secretkey = keys
         self.socket.connect(endpoint)
         self._backlog: list = []  # replies read while waiting for another request's
 
-    def send(self, op: str, args: dict = None, request_id: str = None, v: int = 1) -> str:
+    def send(self, op: str, args: dict = None, request_id: str = None,
+             v: int = protocol.PROTOCOL_VERSION) -> str:
         request_id = request_id or uuid.uuid4().hex[:12]
         self.send_raw(msgpack.packb({"v": v, "id": request_id, "op": op, "args": args or {}}))
         return request_id
@@ -128,10 +135,23 @@ class Engine:
     def wait_exit(self, timeout: float = 30.0) -> int:
         return self.proc.wait(timeout)
 
+    def link_keys(self) -> tuple:
+        """The keys the engine lets in now, as its owner reads them from the run directory."""
+        names = (curve.SERVER_PUBLIC, curve.CLIENT_PUBLIC, curve.CLIENT_SECRET)
+        return tuple(read_key(self.path(name)) for name in names)
+
     def client(self) -> Client:
-        c = Client(self.context, self.ready["endpoint"])
+        """A client with the owner's keys."""
+        return self.client_with(self.link_keys())
+
+    def client_with(self, keys: Optional[tuple]) -> Client:
+        c = Client(self.context, self.ready["endpoint"], keys)
         self._clients.append(c)
         return c
+
+    def write_resume(self, **fields) -> None:
+        with open(self.path("resume.fifo"), "w") as fifo:
+            fifo.write(resume_message(self.run_dir, **fields))
 
     def log(self) -> str:
         self._log.flush()
@@ -154,6 +174,19 @@ class Engine:
                     pass
         self.proc.wait(10)
         self._log.close()
+
+
+def read_key(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read().strip()
+
+
+def resume_message(run_dir: str, **fields) -> str:
+    """A resume line as the controller writes it, after what it does first: new client keys in the run
+    directory, and a new server secret key for the message."""
+    curve.issue_client_keys(run_dir)
+    _, secret = zmq.curve_keypair()
+    return json.dumps({**fields, "curve_secret_key": secret.decode()}) + "\n"
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ import threading
 import time
 
 import pytest
+import zmq
 
 from conftest import TINY_ARGS, pid_alive, wait_for
 from engine_host import resume
@@ -62,8 +63,7 @@ def _wait_prepared(engine):
 
 
 def _resume(engine, host="127.0.0.1", port=0) -> dict:
-    with open(engine.path("resume.fifo"), "w") as fifo:
-        fifo.write(json.dumps({"host": host, "port": port}) + "\n")
+    engine.write_resume(host=host, port=port)
     wait_for(lambda: os.path.exists(engine.path("ready.json")), what="ready.json after resume")
     return engine.wait_ready()
 
@@ -109,8 +109,7 @@ def _hand_over(engine, handed: socket.socket, host="127.0.0.1", port=0) -> None:
         server.bind(engine.path("handover.sock"))
         server.listen(1)
         server.settimeout(20)
-        with open(engine.path("resume.fifo"), "w") as fifo:
-            fifo.write(json.dumps({"host": host, "port": port, "handover": "handover.sock"}) + "\n")
+        engine.write_resume(host=host, port=port, handover="handover.sock")
         peer, _ = server.accept()
         with peer:
             socket.send_fds(peer, [b"\x01"], [handed.fileno()])
@@ -226,18 +225,25 @@ def test_second_prepare_while_draining_is_refused(start_engine):
     assert c.replies(first)[-1]["state"] == "prepared"
 
 
-def test_bad_resume_messages_are_skipped(start_engine):
+def test_bad_resume_messages_are_skipped_and_never_logged(start_engine):
     engine = start_engine(*TINY_ARGS)
     assert _prepare(engine.client())["state"] == "prepared"
     _wait_prepared(engine)
-    for junk in ("not json\n", "\n", json.dumps({"port": "x"}) + "\n"):
+    _, secret = zmq.curve_keypair()
+    junk = ["not json\n", "\n", json.dumps({"port": "x", "curve_secret_key": secret.decode()}) + "\n",
+            json.dumps({"port": 0}) + "\n", json.dumps({"curve_secret_key": "too short"}) + "\n",
+            json.dumps({"curve_secret_key": "~" * 40}) + "\n"]
+    for line in junk:
         with open(engine.path("resume.fifo"), "w") as fifo:
-            fifo.write(junk)
+            fifo.write(line)
         time.sleep(0.1)
         assert not os.path.exists(engine.path("ready.json"))
     ready = _resume(engine)
     assert engine.client().call("health")["state"] == "ready"
     assert ready["endpoint"].startswith("tcp://127.0.0.1:")
+    log = engine.log()
+    assert log.count("ignoring a bad resume message") == 5
+    assert "curve_secret_key is required" in log and secret.decode() not in log
 
 
 def test_resume_reopens_the_fifo_by_path(start_engine):
@@ -260,8 +266,7 @@ def test_resume_that_cannot_bind_writes_failed_json(start_engine):
     pids = [p["pid"] for p in engine.ready["pids"]]
     assert _prepare(engine.client())["state"] == "prepared"
     _wait_prepared(engine)
-    with open(engine.path("resume.fifo"), "w") as fifo:
-        fifo.write(json.dumps({"host": "192.0.2.1", "port": 0}) + "\n")  # not an address of ours
+    engine.write_resume(host="192.0.2.1", port=0)  # not an address of ours
     assert engine.wait_exit(30) == 1
     with open(engine.path("failed.json")) as f:
         assert json.load(f)["code"] == "resume_failed"

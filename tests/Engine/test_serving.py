@@ -7,14 +7,16 @@ import time
 import msgpack
 import pytest
 
+from engine_host.protocol import PROTOCOL_VERSION
+
 PROMPTS = ["Hello", "The quick brown fox", "abc", "Once upon a time", "zzz", "0123456789",
            "CRIU checkpoints", "Ünïcödé prompt ✓"]
 
 
 def test_hello_describes_the_engine(client, shared_engine):
     h = client.call("hello")
-    assert h["kind"] == "final" and h["v"] == 1
-    assert h["protocol"] == 1 and h["backend"] == "tiny" and h["model"] == "tiny-4m"
+    assert h["kind"] == "final" and h["v"] == PROTOCOL_VERSION
+    assert h["protocol"] == PROTOCOL_VERSION and h["backend"] == "tiny" and h["model"] == "tiny-4m"
     assert h["device"] == "cpu" and h["dtype"] == "float32" and h["workers"] == 1
     assert h["capabilities"] == ["generate", "stream", "abort", "batch", "checkpoint"]
     assert h["max_model_len"] == 4096 and h["vocab_size"] == 257 and h["eos_token_id"] == 256
@@ -129,11 +131,11 @@ def test_bad_generate_requests_get_errors_and_the_engine_serves_on(client, args,
 
 def test_bad_envelopes_get_errors(client):
     assert client.call("teleport")["code"] == "unknown_op"
-    assert client.call("health", v=2)["code"] == "unsupported_version"
+    assert client.call("health", v=PROTOCOL_VERSION - 1)["code"] == "unsupported_version"
     client.send_raw(b"\xc1 not msgpack")
     r = client.recv_any()
     assert r["kind"] == "error" and r["code"] == "bad_request" and r["id"] is None
-    client.send_raw(msgpack.packb({"v": 1, "op": "health"}))
+    client.send_raw(msgpack.packb({"v": PROTOCOL_VERSION, "op": "health"}))
     assert client.recv_any()["code"] == "bad_request"
     client.socket.send_multipart([b"", b"a", b"b"])
     assert client.recv_any()["code"] == "bad_request"

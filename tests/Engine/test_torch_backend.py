@@ -5,7 +5,6 @@ transformers' own; engine tests run a real engine subprocess.
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 
@@ -172,8 +171,7 @@ def _prepare_resume(engine):
     assert c.call("prepare_checkpoint")["state"] == "prepared"
     while os.path.exists(engine.path("ready.json")):
         time.sleep(0.02)
-    with open(engine.path("resume.fifo"), "w") as fifo:
-        fifo.write(json.dumps({"port": 0}) + "\n")
+    engine.write_resume(port=0)
     while not os.path.exists(engine.path("ready.json")):
         time.sleep(0.02)
     return engine.wait_ready()

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from engine_host import protocol
+from engine_host.protocol import PROTOCOL_VERSION as V
 from engine_host.protocol import ErrorCode, ProtocolError, parse_request
 from engine_host.sampling import Sampler, SamplingParams
 from engine_host.textstream import TextStream
@@ -25,26 +26,26 @@ def _error(payload: bytes) -> ProtocolError:
 
 
 def test_valid_generate_gets_defaults():
-    r = parse_request(_pack(v=1, id="a", op="generate", args={"prompt": "hi"}))
+    r = parse_request(_pack(v=V, id="a", op="generate", args={"prompt": "hi"}))
     assert r.id == "a" and r.op == "generate"
     assert r.args == protocol.GenerateArgs(prompt="hi")
 
 
 def test_args_may_be_omitted_for_ops_without_arguments():
-    assert parse_request(_pack(v=1, id="a", op="health")).op == "health"
+    assert parse_request(_pack(v=V, id="a", op="health")).op == "health"
 
 
 @pytest.mark.parametrize("payload, code, rid", [
     (b"\xc1garbage", ErrorCode.BAD_REQUEST, None),
     (msgpack.packb([1, 2]), ErrorCode.BAD_REQUEST, None),
-    (_pack(v=1, op="health"), ErrorCode.BAD_REQUEST, None),
-    (_pack(v=1, id=7, op="health"), ErrorCode.BAD_REQUEST, None),
+    (_pack(v=V, op="health"), ErrorCode.BAD_REQUEST, None),
+    (_pack(v=V, id=7, op="health"), ErrorCode.BAD_REQUEST, None),
     (_pack(id="a", op="health"), ErrorCode.BAD_REQUEST, "a"),
-    (_pack(v="1", id="a", op="health"), ErrorCode.BAD_REQUEST, "a"),
-    (_pack(v=2, id="a", op="health"), ErrorCode.UNSUPPORTED_VERSION, "a"),
-    (_pack(v=1, id="a", op="fly"), ErrorCode.UNKNOWN_OP, "a"),
-    (_pack(v=1, id="a", op="health", args=[1]), ErrorCode.BAD_REQUEST, "a"),
-    (_pack(v=1, id="a", op="health", args={"x": 1}), ErrorCode.BAD_REQUEST, "a"),
+    (_pack(v=str(V), id="a", op="health"), ErrorCode.BAD_REQUEST, "a"),
+    (_pack(v=V - 1, id="a", op="health"), ErrorCode.UNSUPPORTED_VERSION, "a"),
+    (_pack(v=V, id="a", op="fly"), ErrorCode.UNKNOWN_OP, "a"),
+    (_pack(v=V, id="a", op="health", args=[1]), ErrorCode.BAD_REQUEST, "a"),
+    (_pack(v=V, id="a", op="health", args={"x": 1}), ErrorCode.BAD_REQUEST, "a"),
 ])
 def test_bad_envelopes(payload, code, rid):
     err = _error(payload)
@@ -71,29 +72,29 @@ def test_bad_envelopes(payload, code, rid):
     {"prompt": "x", "max_token": 3},
 ])
 def test_bad_generate_args(args):
-    assert _error(_pack(v=1, id="g", op="generate", args=args)).code == ErrorCode.BAD_REQUEST
+    assert _error(_pack(v=V, id="g", op="generate", args=args)).code == ErrorCode.BAD_REQUEST
 
 
 def test_numbers_may_be_ints_or_floats():
-    r = parse_request(_pack(v=1, id="g", op="generate",
+    r = parse_request(_pack(v=V, id="g", op="generate",
                             args={"prompt": "x", "temperature": 1, "top_p": 1, "seed": None}))
     assert r.args.temperature == 1.0 and isinstance(r.args.temperature, float)
 
 
 def test_prepare_checkpoint_args():
-    r = parse_request(_pack(v=1, id="p", op="prepare_checkpoint", args={"drain_timeout_s": 2}))
+    r = parse_request(_pack(v=V, id="p", op="prepare_checkpoint", args={"drain_timeout_s": 2}))
     assert r.args == protocol.PrepareCheckpointArgs(2.0, False, False)
-    r = parse_request(_pack(v=1, id="p", op="prepare_checkpoint", args={"keep_caches": True}))
+    r = parse_request(_pack(v=V, id="p", op="prepare_checkpoint", args={"keep_caches": True}))
     assert r.args == protocol.PrepareCheckpointArgs(30.0, False, True)
-    assert _error(_pack(v=1, id="p", op="prepare_checkpoint",
+    assert _error(_pack(v=V, id="p", op="prepare_checkpoint",
                         args={"keep_caches": 1})).code == ErrorCode.BAD_REQUEST
-    assert _error(_pack(v=1, id="p", op="prepare_checkpoint",
+    assert _error(_pack(v=V, id="p", op="prepare_checkpoint",
                         args={"abort_in_flight": "yes"})).code == ErrorCode.BAD_REQUEST
 
 
 def test_replies_carry_version_id_and_kind():
     reply = msgpack.unpackb(protocol.encode_error("r", ErrorCode.NOT_READY, "busy"))
-    assert reply == {"v": 1, "id": "r", "kind": "error", "code": "not_ready", "message": "busy"}
+    assert reply == {"v": V, "id": "r", "kind": "error", "code": "not_ready", "message": "busy"}
 
 
 def test_byte_detokenizer_matches_a_whole_decode():

@@ -83,8 +83,7 @@ def _prepare_resume(engine, **prepare_args) -> dict:
     reply = c.call("prepare_checkpoint", prepare_args)
     assert reply["kind"] == "final" and reply["state"] == "prepared", reply
     wait_for(lambda: not os.path.exists(engine.path("ready.json")), what="ready.json removed")
-    with open(engine.path("resume.fifo"), "w") as fifo:
-        fifo.write(json.dumps({"port": 0}) + "\n")
+    engine.write_resume(port=0)
     wait_for(lambda: os.path.exists(engine.path("ready.json")), what="ready.json after resume")
     return engine.wait_ready()
 
@@ -219,8 +218,7 @@ def test_prepare_sleeps_vllm_and_resume_wakes_it(start_engine, double):
         links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
         sockets = {link[len("socket:["):-1] for link in links if link.startswith("socket:")}
         assert sockets <= unix, (pid, links)
-    with open(engine.path("resume.fifo"), "w") as fifo:
-        fifo.write(json.dumps({"port": 0}) + "\n")
+    engine.write_resume(port=0)
     wait_for(lambda: os.path.exists(engine.path("ready.json")), what="ready.json after resume")
     ready = engine.wait_ready()
     assert list(ready["phases"]) == ["resume_reacquire", "resume_wake_up", "resume_bind"]
@@ -249,8 +247,7 @@ def test_prepare_aborts_in_flight_on_request_and_at_the_drain_timeout(start_engi
     reply = c.call("prepare_checkpoint", {"abort_in_flight": True})
     assert reply["state"] == "prepared" and reply["aborted"] == 1
     assert c.replies(first)[-1]["finish_reason"] == "abort"
-    with open(engine.path("resume.fifo"), "w") as fifo:
-        fifo.write("{}\n")
+    engine.write_resume()
     wait_for(lambda: os.path.exists(engine.path("ready.json")), what="resume")
     engine.wait_ready()
     c2 = engine.client()
@@ -294,8 +291,7 @@ def test_a_wake_up_that_fails_is_a_resume_failure(start_engine):
     pids = [p["pid"] for p in engine.ready["pids"]]
     assert engine.client().call("prepare_checkpoint")["state"] == "prepared"
     wait_for(lambda: not os.path.exists(engine.path("ready.json")), what="prepared")
-    with open(engine.path("resume.fifo"), "w") as fifo:
-        fifo.write("{}\n")
+    engine.write_resume()
     failed = _failed(engine)
     assert failed["code"] == "resume_failed" and "cannot map memory" in failed["message"]
     wait_for(lambda: not any(pid_alive(p) for p in pids), what="vLLM's processes to end")

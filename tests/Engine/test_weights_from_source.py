@@ -146,8 +146,7 @@ def _prepare(engine) -> dict:
 
 
 def _resume(engine) -> dict:
-    with open(engine.path("resume.fifo"), "w") as fifo:
-        fifo.write(json.dumps({"port": 0}) + "\n")
+    engine.write_resume(port=0)
     deadline = time.monotonic() + 300
     while not os.path.exists(engine.path("ready.json")):
         assert engine.proc.poll() is None, engine.log()

@@ -54,6 +54,24 @@ Describe 'Save and restore' {
         (Invoke-EngineGenerate -Engine $replica -Prompt $Prompt -MaxTokens 16).Text | Should -Be $before.Text
     }
 
+    It 'gives the engine it resumes and each replica keys of their own: none answers another''s, nor those of its image' {
+        $engine = Start-VllmEngine -Model tiny-16m -Name keyed
+        $imageKeys = Copy-LinkKeys $engine.RunDirectory (Join-Path $TestHome 'keys-of-the-image')
+        $null, $resumed = $engine | Save-EngineCheckpoint -Path $Store -LeaveRunning -PassThru
+        $replicas = @(Restore-EngineCheckpoint -Path (Join-Path $Store $engine.ConfigHash) -Count 2 -Name keyed-replica)
+
+        $engines = @($resumed) + $replicas
+        $engines.Count | Should -Be 3
+        @($engines.RunDirectory | ForEach-Object { Get-Content (Join-Path $_ 'client.public') } | Sort-Object -Unique).Count | Should -Be 3
+        foreach ($index in 0..2) {
+            $serving = $engines[$index]
+            $other = $engines[($index + 1) % 3]
+            (Invoke-LinkClient $serving.Endpoint hello -Keys $serving.RunDirectory).hello.backend | Should -Be 'tiny'
+            (Invoke-LinkClient $serving.Endpoint hello -Keys $imageKeys -TimeoutSec 1).hello | Should -BeNullOrEmpty
+            (Invoke-LinkClient $serving.Endpoint hello -Keys $other.RunDirectory -TimeoutSec 1).hello | Should -BeNullOrEmpty
+        }
+    }
+
     It 'restores three replicas at once that all answer the same' {
         $engine = Start-VllmEngine -Model tiny-16m -Workers 2
         $before = Invoke-EngineGenerate -Engine $engine -Prompt $Prompt -MaxTokens 16

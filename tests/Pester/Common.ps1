@@ -92,3 +92,34 @@ function New-CriuWrapper([string] $Directory, [string] $Name, [string] $Script) 
     chmod +x $path
     $path
 }
+
+# What an engine's link answers a pyzmq client (tests/Pester/link_client.py): a hashtable of each op sent to its final
+# or error reply, $null where none came within -TimeoutSec. -Keys: a run directory whose keys the client uses;
+# -ServerKey: that server key and a client key the engine never issued; neither: no CURVE. -Prefix runs the client
+# through a command (setpriv, as another user), which is given the script's text, not its path.
+function Invoke-LinkClient {
+    param(
+        [string] $Endpoint,
+        [string[]] $Op,
+        [string] $Keys,
+        [string] $ServerKey,
+        [double] $TimeoutSec = 2,
+        [string[]] $Prefix = @()
+    )
+    $python = if ($env:CRIUCHECKPOINT_PYTHON) { $env:CRIUCHECKPOINT_PYTHON } else { '/usr/bin/python3' }
+    $script = Get-Content -Raw (Join-Path $RepoRoot 'tests/Pester/link_client.py')
+    $command = @($Prefix) + @($python, '-c', $script, $Endpoint, '--timeout', "$TimeoutSec")
+    if ($Keys) { $command += '--keys', $Keys }
+    if ($ServerKey) { $command += '--server-key', $ServerKey }
+    $command += $Op
+    $output = & $command[0] @($command | Select-Object -Skip 1)
+    if ($LASTEXITCODE -ne 0) { throw "link_client.py exited with $LASTEXITCODE." }
+    $output | ConvertFrom-Json -AsHashtable
+}
+
+# The keys a run directory holds now, copied into $Destination: what the owner held before an engine got new ones.
+function Copy-LinkKeys([string] $RunDirectory, [string] $Destination) {
+    New-Item -ItemType Directory $Destination | Out-Null
+    Copy-Item (Join-Path $RunDirectory 'server.public'), (Join-Path $RunDirectory 'client.secret') $Destination
+    $Destination
+}

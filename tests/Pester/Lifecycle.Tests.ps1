@@ -118,16 +118,19 @@ Describe 'An engine left prepared' {
     It 'serves again after Resume-VllmEngine, answering as before' {
         $engine = Start-VllmEngine -Model tiny-16m -Workers 2 -Name prepared
         $before = Invoke-EngineGenerate -Engine $engine -Prompt 'Once' -MaxTokens 8
+        $keysBefore = Copy-LinkKeys $engine.RunDirectory (Join-Path $TestHome 'keys-before-resume')
         # A client that asks for a checkpoint and goes away: what a killed Save-EngineCheckpoint leaves.
-        $send = 'import sys, zmq, msgpack; s = zmq.Context().socket(zmq.DEALER); s.connect(sys.argv[1]); ' +
-            's.send_multipart([b"", msgpack.packb({"v": 1, "id": "p1", "op": "prepare_checkpoint", "args": {}})]); s.recv_multipart()'
-        & $env:CRIUCHECKPOINT_PYTHON -c $send $engine.Endpoint
+        (Invoke-LinkClient $engine.Endpoint prepare_checkpoint -Keys $engine.RunDirectory -TimeoutSec 30).prepare_checkpoint.state |
+            Should -Be 'prepared'
         (Wait-State prepared 'Prepared' 10).State | Should -Be 'Prepared'
 
         $resumed = 'prepared' | Resume-VllmEngine
 
         $resumed.State | Should -Be 'Ready'
         (Invoke-EngineGenerate -Engine $resumed -Prompt 'Once' -MaxTokens 8).Text | Should -Be $before.Text
+        # It serves with keys of its resume: the ones it had before let no one in.
+        (Invoke-LinkClient $resumed.Endpoint hello -Keys $resumed.RunDirectory).hello | Should -Not -BeNullOrEmpty
+        (Invoke-LinkClient $resumed.Endpoint hello -Keys $keysBefore -TimeoutSec 1).hello | Should -BeNullOrEmpty
     }
 
     It 'writes EngineNotRunning for an engine that has exited, and the serving one as it is' {

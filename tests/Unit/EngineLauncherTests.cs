@@ -75,4 +75,16 @@ public sealed class EngineLauncherTests : IDisposable
 
         Assert.Equal("--run-dir /run/x --backend torch --model llama-1b --workers 1 --device auto --dtype auto --gpu-memory-utilization 0.5 --engine-args {\"a\":\"x\",\"b\":1} --max-model-len 2048", line);
     }
+
+    [Fact]
+    public void AnEngineWhoseLibzmqHasNoCurveFailsWithCurveUnavailable()
+    {
+        var failed = new FailedInfo { Code = "curve_unavailable", Message = "libzmq 4.3.4 (pyzmq 24.0.1) was built without CURVE (libsodium)" };
+
+        var failure = EngineLauncher.StartupFailure(new EngineRecord { Name = "e" }, failed, string.Empty);
+
+        Assert.Equal(ErrorIds.CurveUnavailable, failure.ErrorId);
+        Assert.Equal(FailureKind.NotInstalled, failure.Kind);
+        Assert.Contains("without CURVE", failure.Message);
+    }
 }

@@ -237,25 +237,13 @@ public sealed class LinkCrossLanguageTests : IClassFixture<LinkCrossLanguageTest
 
         public IReadOnlyList<Dictionary<string, object?>> Understood { get; }
 
-        private static string RepositoryRoot()
-        {
-            var directory = new DirectoryInfo(AppContext.BaseDirectory);
-            while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "CriuCheckpoint.sln")))
-            {
-                directory = directory.Parent;
-            }
-
-            return directory?.FullName ?? throw new InvalidOperationException($"No CriuCheckpoint.sln above {AppContext.BaseDirectory}.");
-        }
-
         private static byte[] Run(string mode, byte[]? input)
         {
-            var root = RepositoryRoot();
             using var stdout = new MemoryStream();
             var stderr = new System.Text.StringBuilder();
             var result = Cli.Wrap(TestPython.Path)
-                .WithArguments([Path.Combine(root, "tests/Unit/link_cross_language.py"), mode])
-                .WithEnvironmentVariables(new Dictionary<string, string?> { ["PYTHONPATH"] = Path.Combine(root, "module/EngineHost"), ["PYTHONDONTWRITEBYTECODE"] = "1" })
+                .WithArguments([Path.Combine(TestPython.RepositoryRoot, "tests/Unit/link_cross_language.py"), mode])
+                .WithEnvironmentVariables(TestPython.ScriptEnvironment)
                 .WithStandardInputPipe(input is null ? PipeSource.Null : PipeSource.FromBytes(input))
                 .WithStandardOutputPipe(PipeTarget.ToStream(stdout))
                 .WithStandardErrorPipe(PipeTarget.ToStringBuilder(stderr))

@@ -21,7 +21,7 @@ public class LinkMessagesTests
         var map = (Dictionary<object, object>)MessagePackSerializer.Deserialize<object>(bytes, LinkProtocol.SerializerOptions);
 
         Assert.Equal(new[] { "args", "id", "op", "v" }, map.Keys.Cast<string>().Order());
-        Assert.Equal((byte)1, Convert.ToByte(map["v"]));
+        Assert.Equal((byte)2, Convert.ToByte(map["v"]));
         var args = (Dictionary<object, object>)map["args"];
         Assert.Equal("hi", args["prompt"]);
         Assert.Equal(4, Convert.ToInt32(args["max_tokens"]));
@@ -35,7 +35,7 @@ public class LinkMessagesTests
     {
         var reply = new Dictionary<string, object?>
         {
-            ["v"] = 1,
+            ["v"] = LinkProtocol.Version,
             ["id"] = "r-9",
             ["kind"] = "final",
             ["text"] = "abc",

@@ -132,7 +132,8 @@ def main(argv=None) -> int:
             os.makedirs(run_dir, exist_ok=True)
             runinfo.write_failed(run_dir, exc.code, exc.message)
         return 2
-    os.makedirs(options.run_dir, exist_ok=True)
+    # Private to the engine's owner: whoever can read it holds the link's client key (docs/protocol.md).
+    os.makedirs(options.run_dir, mode=0o700, exist_ok=True)
     log.info("engine_host pid %d: %s", os.getpid(), options)
     return engine_host(options, _process_age()).run()
 

@@ -1,5 +1,11 @@
 """The socket link: a ZeroMQ context, the ROUTER clients connect to, and the socket I/O thread.
 
+The ROUTER is a CurveZMQ server (docs/protocol.md, "Security"). Once a client's CURVE handshake has
+shown that it holds the secret of the public key it presents, libzmq asks the context's ZAP handler
+whether that key may connect; the handler is a REP socket the I/O thread polls, and it lets in only the
+client keys this engine accepts. A client without one never gets a connection, so nothing it sends is
+read or answered.
+
 pyzmq sockets are not thread-safe, so the ROUTER belongs to the I/O thread alone. It parses requests,
 answers the cheap ops itself (hello, health: they must work while a long step runs) and queues the
 rest for the scheduler. The scheduler sends replies through an Outbox, an inproc PUSH whose PULL end
@@ -18,12 +24,17 @@ from typing import Callable, Optional
 import zmq
 
 from . import protocol
+from .curve import LinkKeys
 from .protocol import ErrorCode, ProtocolError
 from .scheduler import Incoming
 
 log = logging.getLogger("engine_host.frontend")
 
 _REPLIES_ENDPOINT = "inproc://engine-replies"
+_ZAP_ENDPOINT = "inproc://zeromq.zap.01"  # where libzmq asks who may connect (RFC 27), one per context
+_ZAP_VERSION = b"1.0"
+# A refused client reconnects every 100 ms or so: refusals are counted and logged at most this often.
+_REFUSALS_LOG_INTERVAL_S = 10.0
 _CLOSE = b"close"
 _ROUTER_LINGER_MS = 5000  # time given to flush the last replies (prepare_checkpoint, shutdown)
 _OUTBOX_LINGER_MS = 10000
@@ -63,14 +74,23 @@ class Frontend:
     """
 
     def __init__(self, host: str, port: int, inbox: "queue.SimpleQueue",
-                 answer_locally: Callable[[protocol.Request], Optional[object]],
+                 answer_locally: Callable[[protocol.Request], Optional[object]], keys: LinkKeys,
                  listener_fd: Optional[int] = None):
         self._inbox = inbox
         self._answer_locally = answer_locally
+        self._clients = keys.clients
+        self._refusals = 0
+        self._refusals_logged_at = float("-inf")
         self._close_requested = threading.Event()
         self._context = zmq.Context(io_threads=1)
         try:
+            # Bound before the ROUTER: libzmq lets every client key in while no handler listens here.
+            self._zap = self._context.socket(zmq.REP)
+            self._zap.bind(_ZAP_ENDPOINT)
             self._router = self._context.socket(zmq.ROUTER)
+            self._router.curve_server = True
+            self._router.curve_secretkey = keys.server.secret
+            self._router.curve_publickey = keys.server.public
             # Never drop a reply because a client reads slowly (a ROUTER drops at the high-water mark).
             self._router.setsockopt(zmq.SNDHWM, 0)
             if ":" in host:
@@ -87,7 +107,7 @@ class Frontend:
             raise
         self._thread = threading.Thread(target=self._serve, name="socket-io", daemon=True)
         self._thread.start()
-        log.info("listening on %s", self.endpoint)
+        log.info("listening on %s (CurveZMQ)", self.endpoint)
 
     def connect_outbox(self) -> Outbox:
         return Outbox(self._context, self._close_requested)
@@ -110,9 +130,12 @@ class Frontend:
         poller = zmq.Poller()
         poller.register(self._router, zmq.POLLIN)
         poller.register(self._replies, zmq.POLLIN)
+        poller.register(self._zap, zmq.POLLIN)
         try:
             while True:
                 ready = dict(poller.poll())
+                if self._zap in ready:
+                    self._authenticate()
                 if self._replies in ready and self._forward_replies():
                     return
                 if self._router in ready:
@@ -122,6 +145,28 @@ class Frontend:
         finally:
             self._router.close(linger=_ROUTER_LINGER_MS)
             self._replies.close(linger=0)
+            self._zap.close(linger=0)
+
+    def _authenticate(self) -> None:
+        """Answer libzmq's ZAP request (RFC 27) about a client in its CURVE handshake: only a client key
+        this engine accepts gets a connection."""
+        frames = self._zap.recv_multipart()
+        # version, request id, domain, address, routing id, mechanism, then the client's public key
+        request_id = frames[1] if len(frames) > 1 else b""
+        accepted = (len(frames) == 7 and frames[0] == _ZAP_VERSION and frames[5] == b"CURVE"
+                    and frames[6] in self._clients)
+        if not accepted:
+            self._note_refusal(frames[3] if len(frames) > 3 else b"?")
+        status = (b"200", b"OK") if accepted else (b"400", b"client key not accepted")
+        self._zap.send_multipart([_ZAP_VERSION, request_id, *status, b"", b""])
+
+    def _note_refusal(self, address: bytes) -> None:
+        self._refusals += 1
+        now = time.monotonic()
+        if now - self._refusals_logged_at >= _REFUSALS_LOG_INTERVAL_S:
+            log.warning("refused %d connection(s) with a client key this engine does not accept, "
+                        "the last from %s", self._refusals, address.decode(errors="replace"))
+            self._refusals, self._refusals_logged_at = 0, now
 
     def _forward_replies(self) -> bool:
         """Send every queued reply; True when the close marker arrived."""

@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Optional
 
-from . import __version__, backends, logs, protocol, resume, runinfo
+from . import __version__, backends, curve, logs, protocol, resume, runinfo
 from .frontend import Frontend, Outbox
 from .options import EngineOptions, FailureCode, StartupError, is_out_of_memory
 from .pipeline import ControlFailed, Pipeline
@@ -83,6 +83,7 @@ class EngineHost:
         return self._serve()
 
     def _start(self, phases: dict) -> None:
+        curve.require_curve()
         with _timed(phases, "plan"):  # options checked, tokenizer loaded
             self._plan = backends.plan(self._options)
         runtime = self._plan.runtime
@@ -106,7 +107,8 @@ class EngineHost:
         scheduler_class = Scheduler if runtime is None else runtime.scheduler_class
         self._scheduler = scheduler_class(self._pipeline, self._plan, self._status, self)
         with _timed(phases, "bind"):
-            self._bind(self._options.host, self._options.port)
+            curve.issue_client_keys(self._options.run_dir)
+            self._bind(self._options.host, self._options.port, self._link_keys(curve.new_server_keys()))
 
     def _warm_up(self) -> None:
         """One real prefill and decode through every core, so the first request pays no first-touch cost."""
@@ -130,8 +132,14 @@ class EngineHost:
 
     # ------------------------------------------------------------ serving
 
-    def _bind(self, host: str, port: int, listener_fd: Optional[int] = None) -> None:
-        self._frontend = Frontend(host, port, self._scheduler.inbox, self._answer_locally, listener_fd)
+    def _link_keys(self, server: curve.ServerKeys) -> curve.LinkKeys:
+        """The server keypair to serve with, and the client key the run directory holds now."""
+        return curve.link_keys(self._options.run_dir, server)
+
+    def _bind(self, host: str, port: int, keys: curve.LinkKeys, listener_fd: Optional[int] = None) -> None:
+        self._frontend = Frontend(host, port, self._scheduler.inbox, self._answer_locally, keys, listener_fd)
+        # Before ready.json: clients read the key once ready.json names the endpoint.
+        curve.write_server_public(self._options.run_dir, keys.server)
 
     def connect_outbox(self) -> Outbox:
         return self._frontend.connect_outbox()
@@ -201,6 +209,7 @@ class EngineHost:
         log.info("resume message: host=%s port=%d handover=%s", message.host, message.port, message.handover)
         phases: dict = {}
         try:
+            keys = self._link_keys(message.server)
             listener_fd = None
             if message.handover is not None:
                 with _timed(phases, "resume_handover"):
@@ -212,7 +221,7 @@ class EngineHost:
                 _merge_core_phases(phases, replies, prefix="resume_")
                 self._reports = [{**old, **new} for old, new in zip(self._reports, replies)]
             with _timed(phases, "resume_bind"):
-                self._bind(message.host, message.port, listener_fd)
+                self._bind(message.host, message.port, keys, listener_fd)
         except ControlFailed as exc:
             raise ResumeFailed(exc.code, exc.message) from exc
         except Exception as exc:

@@ -13,6 +13,7 @@ class FailureCode:
     BAD_ENGINE_ARGS = "bad_engine_args"
     BACKEND_UNAVAILABLE = "backend_unavailable"
     MISSING_DEPENDENCY = "missing_dependency"
+    CURVE_UNAVAILABLE = "curve_unavailable"
     STARTUP_FAILED = "startup_failed"
     # after serving began
     CORE_DIED = "core_died"

@@ -1,4 +1,4 @@
-"""Wire protocol v1 (docs/protocol.md): envelope parsing, typed arguments and replies, error codes.
+"""Wire protocol v2 (docs/protocol.md): envelope parsing, typed arguments and replies, error codes.
 
 Everything that crosses the ROUTER socket is built or checked here, so the socket thread and the
 scheduler never touch raw maps. Parsing is strict (unknown argument keys are refused) so that a client
@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 import msgpack
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 
 class ErrorCode:

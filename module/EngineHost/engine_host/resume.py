@@ -8,6 +8,10 @@ A resume message may name a handover socket in the run directory: the controller
 passes the engine, by SCM_RIGHTS, a TCP socket already listening on host:port. It was made in the
 controller's network namespace, so a replica restored into a network namespace of its own is still
 reached where the controller expects it.
+
+Every resume message carries the new server secret key of the link (docs/protocol.md, "Security"); the
+controller has written the new client keys into the run directory before it. A message without one is a
+bad message: an engine never serves again with the keys it had, which its checkpoint image holds.
 """
 from __future__ import annotations
 
@@ -19,11 +23,14 @@ import stat
 from dataclasses import dataclass
 from typing import Optional
 
+from . import curve
+
 log = logging.getLogger("engine_host.resume")
 
 
 @dataclass(frozen=True)
 class ResumeMessage:
+    server: curve.ServerKeys  # from the message's curve_secret_key
     host: str = "127.0.0.1"
     port: int = 0
     handover: Optional[str] = None  # a socket file name in the run directory
@@ -51,7 +58,14 @@ def parse_resume(line: bytes) -> ResumeMessage:
     if handover is not None and (not isinstance(handover, str) or not handover
                                  or "/" in handover or handover in (".", "..")):
         raise ValueError("handover must be a file name in the run directory")
-    return ResumeMessage(host, port, handover)
+    secret = message.get("curve_secret_key")
+    if not isinstance(secret, str):
+        raise ValueError("curve_secret_key is required: the Z85 CURVE secret key to serve with")
+    try:
+        server = curve.server_keys(secret.encode("ascii"))
+    except ValueError:  # UnicodeEncodeError is one
+        raise ValueError("curve_secret_key must be a Z85 CURVE secret key (40 characters)") from None
+    return ResumeMessage(server, host, port, handover)
 
 
 def wait_for_resume(path: str) -> ResumeMessage:
@@ -67,7 +81,8 @@ def wait_for_resume(path: str) -> ResumeMessage:
         try:
             return parse_resume(line)
         except ValueError as exc:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
-            log.error("ignoring bad resume message %r: %s", line[:200], exc)
+            # Not the line itself: it may hold a secret key.
+            log.error("ignoring a bad resume message of %d bytes: %s", len(line), exc)
 
 
 def receive_listener(path: str, timeout_s: float = 30.0) -> int:

@@ -10,6 +10,7 @@ public static class ErrorIds
     public const string ConflictingParameters = "ConflictingParameters";
     public const string PythonNotFound = "PythonNotFound";
     public const string PythonPackageMissing = "PythonPackageMissing";
+    public const string CurveUnavailable = "CurveUnavailable";
     public const string BackendUnavailable = "BackendUnavailable";
     public const string EngineNameInUse = "EngineNameInUse";
     public const string EngineStartupFailed = "EngineStartupFailed";
@@ -23,6 +24,7 @@ public static class ErrorIds
     public const string EngineRequestFailed = "EngineRequestFailed";
     public const string LinkTimeout = "LinkTimeout";
     public const string ProtocolMismatch = "ProtocolMismatch";
+    public const string LinkKeysUnavailable = "LinkKeysUnavailable";
     public const string StopFailed = "StopFailed";
     public const string CriuNotFound = "CriuNotFound";
     public const string CriuTooOld = "CriuTooOld";

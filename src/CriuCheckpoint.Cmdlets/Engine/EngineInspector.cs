@@ -48,11 +48,16 @@ internal sealed class EngineInspector
                 $"Engine {record.Name} ({record.Id}) is not running.", record.Name);
         }
 
-        var ready = new RunDirectory(record.RunDirectory).ReadReady() ?? throw new CriuCheckpointException(
+        var runDirectory = new RunDirectory(record.RunDirectory);
+        var ready = runDirectory.ReadReady() ?? throw new CriuCheckpointException(
             ErrorIds.EngineNotReady, FailureKind.ResourceUnavailable,
             $"Engine {record.Name} ({record.Id}) is not serving (starting, or prepared for a checkpoint).", record.Name);
-        return new EngineLink(ready.Endpoint, Liveness(record));
+        return Open(record, runDirectory, ready);
     }
+
+    /// <summary>The link to a serving engine, with the keys its run directory holds (read after ready.json, as the engine writes them before it).</summary>
+    private EngineLink Open(EngineRecord record, RunDirectory runDirectory, ReadyInfo ready) =>
+        new(ready.Endpoint, runDirectory.ReadLinkKeys(), Liveness(record));
 
     /// <summary>Describes an engine; with <paramref name="probe"/> it asks the engine itself (hello) for its state.</summary>
     public async Task<EngineInfo> DescribeAsync(EngineRecord record, bool probe, TimeSpan timeout, CancellationToken cancellationToken, PhaseTimings? startupTime = null)
@@ -77,7 +82,7 @@ internal sealed class EngineInspector
         {
             try
             {
-                using var link = new EngineLink(ready!.Endpoint, Liveness(record));
+                using var link = Open(record, runDirectory, ready!);
                 hello = await link.CallAsync<HelloReply>(LinkProtocol.Ops.Hello, timeout, cancellationToken).ConfigureAwait(false);
                 health = await link.CallAsync<HealthReply>(LinkProtocol.Ops.Health, timeout, cancellationToken).ConfigureAwait(false);
             }

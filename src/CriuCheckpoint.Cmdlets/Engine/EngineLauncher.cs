@@ -226,7 +226,7 @@ internal sealed class EngineLauncher
     private static string LastLogLine(RunDirectory runDirectory) =>
         runDirectory.LogTail(1).Trim() is { Length: > 100 } line ? line[..100] : runDirectory.LogTail(1).Trim();
 
-    private static CriuCheckpointException StartupFailure(EngineRecord record, FailedInfo failed, string logTail)
+    internal static CriuCheckpointException StartupFailure(EngineRecord record, FailedInfo failed, string logTail)
     {
         var (errorId, kind) = failed.Code switch
         {
@@ -236,6 +236,7 @@ internal sealed class EngineLauncher
             "bad_engine_args" => (ErrorIds.BadEngineArgs, FailureKind.InvalidArgument),
             "backend_unavailable" => (ErrorIds.BackendUnavailable, FailureKind.NotInstalled),
             "missing_dependency" => (ErrorIds.PythonPackageMissing, FailureKind.NotInstalled),
+            "curve_unavailable" => (ErrorIds.CurveUnavailable, FailureKind.NotInstalled),
             _ => (ErrorIds.EngineStartupFailed, FailureKind.InvalidOperation),
         };
         return new CriuCheckpointException(errorId, kind, $"Engine {record.Name} failed to start: {failed.Message} ({failed.Code}).",

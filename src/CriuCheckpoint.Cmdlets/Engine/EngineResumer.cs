@@ -82,9 +82,9 @@ internal sealed class EngineResumer
     }
 
     /// <summary>
-    /// Resumes an engine that reads its FIFO: the resume message, its listening socket made here in the host's network
-    /// namespace (a replica runs in a network namespace of its own, where nothing it bound itself could be reached),
-    /// then its new ready.json. Closes the FIFO.
+    /// Resumes an engine that reads its FIFO: new link keys, the resume message, its listening socket made here in the
+    /// host's network namespace (a replica runs in a network namespace of its own, where nothing it bound itself could
+    /// be reached), then its new ready.json. Closes the FIFO.
     /// </summary>
     public async Task<ReadyInfo> ResumeThroughAsync(EngineRecord record, IResumeFifo fifo, Func<bool> stillAlive, TimeSpan timeout, CancellationToken cancellationToken)
     {
@@ -127,13 +127,31 @@ internal sealed class EngineResumer
             : new CriuCheckpointException(ErrorIds.ResumeFailed, FailureKind.InvalidOperation,
                 $"Engine {record.Name} failed to resume: {failed.Message} ({failed.Code}).", record.Name, details: logTail);
 
+    /// <summary>
+    /// New link keys at every resume (docs/protocol.md, "Security"): a client keypair in the run directory, which the
+    /// engine lets in from its next bind on instead of the one before, and the server keypair whose secret key the resume
+    /// message carries. A resumed engine so shares no key with its image, the engine it was saved from, or another replica.
+    /// </summary>
+    private static CurveKeyPair IssueLinkKeys(RunDirectory runDirectory)
+    {
+        runDirectory.WriteClientKeys(CurveKeyPair.New());
+        return CurveKeyPair.New();
+    }
+
     private static async Task HandOverListenerAsync(EngineRecord record, RunDirectory runDirectory, IResumeFifo writer, Func<bool> stillAlive, TimeSpan timeout, CancellationToken cancellationToken)
     {
         try
         {
+            var server = IssueLinkKeys(runDirectory);
             using var listener = LoopbackListener.Open();
             using var handover = DescriptorHandover.Listen(runDirectory.HandoverSocket);
-            writer.Write(JsonSerializer.Serialize(new { host = LoopbackListener.Host, port = listener.Port, handover = RunDirectory.HandoverSocketName }) + "\n");
+            writer.Write(JsonSerializer.Serialize(new
+            {
+                host = LoopbackListener.Host,
+                port = listener.Port,
+                handover = RunDirectory.HandoverSocketName,
+                curve_secret_key = server.SecretKey,
+            }) + "\n");
             if (!await handover.SendAsync(listener.Descriptor, timeout, stillAlive, cancellationToken).ConfigureAwait(false))
             {
                 throw new CriuCheckpointException(ErrorIds.ResumeFailed, stillAlive() ? FailureKind.OperationTimeout : FailureKind.InvalidOperation,
@@ -144,7 +162,7 @@ internal sealed class EngineResumer
         catch (IOException e)
         {
             throw new CriuCheckpointException(ErrorIds.ResumeFailed, FailureKind.InvalidOperation,
-                $"Engine {record.Name} could not be handed its listening socket: {e.Message}", record.Name, e, runDirectory.LogTail());
+                $"Engine {record.Name} could not be given its link keys and listening socket: {e.Message}", record.Name, e, runDirectory.LogTail());
         }
     }
 }

@@ -1,15 +1,21 @@
 using System.Text.Json;
+using CriuCheckpoint.Core;
+using CriuCheckpoint.Link;
 using CriuCheckpoint.Native;
 using System.Text.Json.Serialization;
 
 namespace CriuCheckpoint.Engine;
 
 /// <summary>
-/// The files of one engine's run directory: what the launcher records (engine.json, pid) and what the engine
-/// host writes (ready.json, failed.json, its log, the resume FIFO). See docs/protocol.md, "Startup handshake".
+/// The files of one engine's run directory: what the launcher records (engine.json, pid), what the engine host writes
+/// (ready.json, failed.json, its log, the resume FIFO) and the link's keys. See docs/protocol.md, "Startup handshake"
+/// and "Security".
 /// </summary>
 internal sealed class RunDirectory
 {
+    /// <summary>Key files: the owner's alone, since whoever reads the client secret key can talk to the engine.</summary>
+    private const UnixFileMode KeyFileMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+
     internal static readonly JsonSerializerOptions Json = new()
     {
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
@@ -38,7 +44,47 @@ internal sealed class RunDirectory
 
     public string HandoverSocket => System.IO.Path.Combine(Path, HandoverSocketName);
 
+    /// <summary>The engine's server public key, written by the engine whenever it binds.</summary>
+    public string ServerPublicKeyFile => System.IO.Path.Combine(Path, "server.public");
+
+    /// <summary>The one client public key the engine lets in, read by the engine whenever it binds.</summary>
+    public string ClientPublicKeyFile => System.IO.Path.Combine(Path, "client.public");
+
+    public string ClientSecretKeyFile => System.IO.Path.Combine(Path, "client.secret");
+
     public ReadyInfo? ReadReady() => ReadJson<ReadyInfo>(ReadyFile);
+
+    /// <summary>What a client needs to reach the engine; read after ready.json, which the engine writes after its key.</summary>
+    public LinkKeys ReadLinkKeys()
+    {
+        try
+        {
+            return new LinkKeys(File.ReadAllText(ServerPublicKeyFile).Trim(), File.ReadAllText(ClientSecretKeyFile).Trim());
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            throw LinkKeysUnavailable(FailureKind.ObjectNotFound,
+                $"{Path} holds no link keys ({e.Message}): the engine was started by a module that spoke an older protocol. Stop it and start it again.", e);
+        }
+        catch (Exception e) when (e is UnauthorizedAccessException or IOException)
+        {
+            throw LinkKeysUnavailable(FailureKind.PermissionDenied, $"The link keys in {Path} cannot be read: {e.Message}", e);
+        }
+        catch (FormatException e)
+        {
+            throw LinkKeysUnavailable(FailureKind.InvalidData, $"The link keys in {Path} are damaged: {e.Message}", e);
+        }
+    }
+
+    /// <summary>
+    /// A new client keypair for the engine to let in from its next bind on (the previous one is let in no more);
+    /// written before the resume message that makes the engine read it.
+    /// </summary>
+    public void WriteClientKeys(CurveKeyPair client)
+    {
+        WritePrivateAtomic(ClientSecretKeyFile, client.SecretKey);
+        WritePrivateAtomic(ClientPublicKeyFile, client.PublicKey);
+    }
 
     public FailedInfo? ReadFailed() => ReadJson<FailedInfo>(FailedFile);
 
@@ -78,6 +124,23 @@ internal sealed class RunDirectory
         {
             return null;
         }
+    }
+
+    private CriuCheckpointException LinkKeysUnavailable(FailureKind kind, string message, Exception inner) =>
+        new(ErrorIds.LinkKeysUnavailable, kind, message, Path, inner);
+
+    /// <summary>A key file: 0600 from its creation, through a temporary file and a rename, so readers see all of it or none.</summary>
+    private static void WritePrivateAtomic(string file, string text)
+    {
+        var temp = file + ".tmp";
+        File.Delete(temp);
+        using (var stream = new FileStream(temp, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = KeyFileMode }))
+        {
+            stream.Write(System.Text.Encoding.ASCII.GetBytes(text + "\n"));
+            stream.Flush(flushToDisk: true);
+        }
+
+        File.Move(temp, file, overwrite: true);
     }
 
     /// <summary>Writes through a temporary file and rename, so readers never see half a file.</summary>

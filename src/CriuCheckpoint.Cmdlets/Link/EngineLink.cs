@@ -9,7 +9,8 @@ namespace CriuCheckpoint.Link;
 
 /// <summary>
 /// A client connection to one engine: a NetMQ DEALER owned by a dedicated poller thread (NetMQ sockets are not
-/// thread-safe), many requests in flight, replies routed to each request's channel by id.
+/// thread-safe), a CurveZMQ client of the engine's keys, many requests in flight, replies routed to each request's
+/// channel by id.
 /// Every wait has a timeout, honours cancellation and notices when the engine process has died.
 /// </summary>
 internal sealed class EngineLink : IDisposable
@@ -26,12 +27,13 @@ internal sealed class EngineLink : IDisposable
     private long nextId;
     private bool disposed;
 
-    public EngineLink(string endpoint, Func<bool>? engineAlive = null)
+    public EngineLink(string endpoint, LinkKeys keys, Func<bool>? engineAlive = null)
     {
         Endpoint = endpoint;
         this.engineAlive = engineAlive ?? (() => true);
         socket = new DealerSocket();
         socket.Options.Linger = TimeSpan.FromMilliseconds(200);
+        keys.Apply(socket.Options);
         socket.ReceiveReady += OnReceiveReady;
         outgoing.ReceiveReady += OnOutgoingReady;
         socket.Connect(endpoint);

@@ -143,7 +143,7 @@ internal sealed class AbortReply
 
 internal static class LinkProtocol
 {
-    public const int Version = 1;
+    public const int Version = 2;
 
     /// <summary>The reply kinds that end a request; a reply of any other kind ("chunk") is part of a stream.</summary>
     public static class Kinds
