@@ -93,6 +93,21 @@ public sealed class IntegrityTests
     }
 
     [Fact]
+    public async Task A_test_of_a_checkpoint_others_could_write_reports_it_insecure_without_reading_it()
+    {
+        using var world = new CheckpointWorld();
+        var checkpoint = await Saved(world);
+        var pages = Path.Combine(CheckpointStore.ImagesPath(checkpoint.Path), "pages-1.img");
+        File.SetUnixFileMode(pages, File.GetUnixFileMode(pages) | UnixFileMode.OtherWrite);
+
+        var result = await CheckpointVerifier.TestAsync(checkpoint.Path, TimeProvider.System, CancellationToken.None);
+
+        Assert.False(result.Valid);
+        Assert.Equal(0, result.Bytes);
+        Assert.Contains("pages-1.img is writable by group or others", Assert.Single(result.Problems));
+    }
+
+    [Fact]
     public async Task The_interpreter_of_a_restore_is_the_callers_never_the_manifests()
     {
         using var world = new CheckpointWorld();

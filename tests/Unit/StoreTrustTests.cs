@@ -69,19 +69,24 @@ public sealed class StoreTrustTests : IDisposable
     }
 
     [Fact]
-    public void TheImagesDirectoryOpenedIsTheOneChecked()
+    public void TheCheckpointOpenedIsTheOneChecked()
     {
-        using var images = StoreTrust.OpenImages(Checkpoint);
+        using var trusted = StoreTrust.OpenCheckpoint(Checkpoint);
         Directory.Move(Checkpoint, Checkpoint + "-moved");
-        Assert.Equal(new[] { "pages-1.img" }, DirectoryChain.Names(images));
-        Assert.True(File.Exists(Path.Combine(DirectoryChain.DescriptorPath(images), "pages-1.img")));
+        Directory.CreateDirectory(Path.Combine(Checkpoint, "images"));
+        File.WriteAllText(Path.Combine(Checkpoint, "planted.json"), "{}");
+
+        Assert.Equal(new[] { "pages-1.img" }, DirectoryChain.Names(trusted.Images));
+        Assert.True(File.Exists(Path.Combine(DirectoryChain.DescriptorPath(trusted.Images), "pages-1.img")));
+        Assert.False(File.Exists(Path.Combine(trusted.ReadPath, "planted.json")));
+        Assert.True(Directory.Exists(CheckpointStore.ImagesPath(trusted.ReadPath)));
     }
 
     [Fact]
     public void AGroupWritableFolderOnTheWayIsRefused()
     {
         File.SetUnixFileMode(Path.Combine(root, "store"), (UnixFileMode)0b111_111_000);
-        AssertInsecure(() => StoreTrust.OpenImages(Checkpoint).Dispose(), Path.Combine(root, "store"), "writable by group");
+        AssertInsecure(() => StoreTrust.OpenCheckpoint(Checkpoint).Dispose(), Path.Combine(root, "store"), "writable by group");
         AssertInsecure(() => StoreTrust.EnsureStore(Path.Combine(root, "store")), Path.Combine(root, "store"), "writable by group");
     }
 
@@ -108,7 +113,7 @@ public sealed class StoreTrustTests : IDisposable
     public void ACheckpointFileOfAnotherOwnerIsRefused()
     {
         Chown(Path.Combine(Checkpoint, "images", "pages-1.img"));
-        AssertInsecure(() => StoreTrust.OpenImages(Checkpoint).Dispose(), "pages-1.img", "uid 65534");
+        AssertInsecure(() => StoreTrust.OpenCheckpoint(Checkpoint).Dispose(), "pages-1.img", "uid 65534");
     }
 
     [Fact]
@@ -116,7 +121,7 @@ public sealed class StoreTrustTests : IDisposable
     {
         var link = Path.Combine(root, "link");
         File.CreateSymbolicLink(link, Path.Combine(root, "store"));
-        AssertInsecure(() => StoreTrust.OpenImages(Path.Combine(link, "0123456789abcdef")).Dispose(), link, "symbolic link");
+        AssertInsecure(() => StoreTrust.OpenCheckpoint(Path.Combine(link, "0123456789abcdef")).Dispose(), link, "symbolic link");
         AssertInsecure(() => StoreTrust.EnsureStore(link), link, "symbolic link");
     }
 
@@ -125,28 +130,28 @@ public sealed class StoreTrustTests : IDisposable
     {
         Directory.Move(Checkpoint, Checkpoint + "-real");
         File.CreateSymbolicLink(Checkpoint, Checkpoint + "-real");
-        AssertInsecure(() => StoreTrust.OpenImages(Checkpoint).Dispose(), Checkpoint, "symbolic link");
+        AssertInsecure(() => StoreTrust.OpenCheckpoint(Checkpoint).Dispose(), Checkpoint, "symbolic link");
     }
 
     [Fact]
     public void ASymlinkInsideTheCheckpointIsRefused()
     {
         File.CreateSymbolicLink(Path.Combine(Checkpoint, "images", "core-1.img"), "/etc/passwd");
-        AssertInsecure(() => StoreTrust.OpenImages(Checkpoint).Dispose(), "core-1.img", "symbolic link");
+        AssertInsecure(() => StoreTrust.OpenCheckpoint(Checkpoint).Dispose(), "core-1.img", "symbolic link");
     }
 
     [Fact]
     public void AFifoInsideTheCheckpointIsRefused()
     {
         Fifo.Create(Path.Combine(Checkpoint, "images", "pipe.img"));
-        AssertInsecure(() => StoreTrust.OpenImages(Checkpoint).Dispose(), "pipe.img", "not a regular file");
+        AssertInsecure(() => StoreTrust.OpenCheckpoint(Checkpoint).Dispose(), "pipe.img", "not a regular file");
     }
 
     [Fact]
     public void ACheckpointGoneMidWayIsInsecureNotARawError()
     {
         Directory.Delete(Path.Combine(Checkpoint, "images"), recursive: true);
-        AssertInsecure(() => StoreTrust.OpenImages(Checkpoint).Dispose(), "images", "No such file");
+        AssertInsecure(() => StoreTrust.OpenCheckpoint(Checkpoint).Dispose(), "images", "No such file");
     }
 
     private static void AssertInsecure(Action action, string named, string why)

@@ -22,9 +22,11 @@ internal sealed class CheckpointExporter
 
     public async Task<FileInfo> ExportAsync(string checkpointPath, string destination, CancellationToken cancellationToken)
     {
-        // The manifest on disk, validated as it is read: what is shipped is what a restore here would accept.
-        var checkpoint = CheckpointStore.Open(checkpointPath);
-        var verification = await CheckpointVerifier.VerifyAsync(checkpoint, hashes: true, services.Clock, cancellationToken).ConfigureAwait(false);
+        // Checked and read as a restore does (trusted, the manifest on disk validated, every hash): what is shipped is
+        // what a restore here would accept, and a planted symlink cannot make root copy another file into the archive.
+        using var trusted = StoreTrust.OpenCheckpoint(checkpointPath, "export");
+        var checkpoint = CheckpointStore.Open(trusted);
+        var verification = await CheckpointVerifier.VerifyAsync(checkpoint, trusted.ReadPath, hashes: true, services.Clock, cancellationToken).ConfigureAwait(false);
         if (!verification.Valid)
         {
             throw new CriuCheckpointException(ErrorIds.CheckpointCorrupt, FailureKind.InvalidData,
@@ -35,7 +37,7 @@ internal sealed class CheckpointExporter
         var partial = $"{destination}.partial-{Convert.ToHexString(RandomNumberGenerator.GetBytes(4)).ToLowerInvariant()}";
         try
         {
-            await WriteAsync(checkpoint, partial, cancellationToken).ConfigureAwait(false);
+            await WriteAsync(checkpoint, trusted.ReadPath, partial, cancellationToken).ConfigureAwait(false);
             File.Move(partial, destination, overwrite: true);
         }
         catch
@@ -47,16 +49,16 @@ internal sealed class CheckpointExporter
         return new FileInfo(destination);
     }
 
-    private async Task WriteAsync(EngineCheckpoint checkpoint, string archive, CancellationToken cancellationToken)
+    private async Task WriteAsync(EngineCheckpoint checkpoint, string readPath, string archive, CancellationToken cancellationToken)
     {
         var files = CheckpointArchive.Files(checkpoint.Manifest);
         var progress = new CheckpointArchive.ByteProgress(observer, $"Exporting {checkpoint.Path} to {archive}", files.Sum(f => f.Size));
         await using var output = CheckpointStore.CreatePrivateFile(archive);
         await using var writer = new TarWriter(output, TarEntryFormat.Pax, leaveOpen: false);
-        await WriteFileAsync(writer, CheckpointArchive.ManifestEntry, CheckpointStore.ManifestPath(checkpoint.Path), cancellationToken).ConfigureAwait(false);
+        await WriteFileAsync(writer, CheckpointArchive.ManifestEntry, CheckpointStore.ManifestPath(readPath), cancellationToken).ConfigureAwait(false);
         foreach (var file in files)
         {
-            await WriteFileAsync(writer, file.EntryName, Path.Combine(checkpoint.Path, file.RelativePath), cancellationToken).ConfigureAwait(false);
+            await WriteFileAsync(writer, file.EntryName, Path.Combine(readPath, file.RelativePath), cancellationToken).ConfigureAwait(false);
             progress.Add(file.Size, file.EntryName);
         }
     }

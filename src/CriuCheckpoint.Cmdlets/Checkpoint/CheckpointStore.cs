@@ -128,12 +128,18 @@ internal sealed class CheckpointStore
         File.Exists(ManifestPath(CheckpointPath(configHash))) ? Open(CheckpointPath(configHash)) : null;
 
     /// <summary>Reads a checkpoint directory; a missing, unreadable or invalid manifest is a corrupt checkpoint.</summary>
-    public static EngineCheckpoint Open(string checkpointPath, IReadOnlyList<CompatibilityIssue>? issues = null)
+    public static EngineCheckpoint Open(string checkpointPath, IReadOnlyList<CompatibilityIssue>? issues = null) =>
+        Open(checkpointPath, checkpointPath, issues);
+
+    /// <summary>Reads a checkpoint held open after its trust checks, through its descriptor.</summary>
+    public static EngineCheckpoint Open(TrustedCheckpoint trusted) => Open(trusted.Path, trusted.ReadPath, issues: null);
+
+    private static EngineCheckpoint Open(string checkpointPath, string readPath, IReadOnlyList<CompatibilityIssue>? issues)
     {
         CheckpointManifest? manifest;
         try
         {
-            manifest = RunDirectory.ReadJson<CheckpointManifest>(ManifestPath(checkpointPath));
+            manifest = RunDirectory.ReadJson<CheckpointManifest>(ManifestPath(readPath));
         }
         catch (System.Text.Json.JsonException e)
         {
@@ -164,7 +170,7 @@ internal sealed class CheckpointStore
             Backend = manifest.Spec.Backend,
             Model = manifest.Spec.Model,
             EngineName = manifest.EngineName,
-            SizeBytes = DirectorySize(checkpointPath),
+            SizeBytes = DirectorySize(readPath),
             GpuBytes = manifest.GpuBytes,
             ProcessTree = manifest.ProcessTree,
             Timings = timings,

@@ -12,10 +12,11 @@ internal static class CheckpointVerifier
 {
     public const string LogName = "engine.log";
 
-    public static async Task<CheckpointVerification> VerifyAsync(EngineCheckpoint checkpoint, bool hashes, TimeProvider clock, CancellationToken cancellationToken)
+    /// <summary>Reads the files under <paramref name="readPath"/>: the checkpoint's directory, or the descriptor path of it.</summary>
+    public static async Task<CheckpointVerification> VerifyAsync(EngineCheckpoint checkpoint, string readPath, bool hashes, TimeProvider clock, CancellationToken cancellationToken)
     {
         var started = clock.GetTimestamp();
-        var expected = Expected(checkpoint);
+        var expected = Expected(checkpoint.Manifest, readPath);
         var problems = new List<string>();
         var sized = new List<ExpectedFile>();
         foreach (var file in expected)
@@ -48,30 +49,49 @@ internal static class CheckpointVerifier
         };
     }
 
-    /// <summary>Test-EngineCheckpoint: a manifest that cannot be opened is a problem of the result, not a failure.</summary>
+    /// <summary>
+    /// Test-EngineCheckpoint: what a restore would refuse before criu runs, as problems of the result rather than
+    /// failures: a checkpoint others could have written (CheckpointInsecure), a manifest that cannot be opened, a file
+    /// of another size or hash. Read through the descriptor that was checked, as a restore reads it.
+    /// </summary>
     public static async Task<CheckpointVerification> TestAsync(string checkpointPath, TimeProvider clock, CancellationToken cancellationToken)
     {
+        TrustedCheckpoint trusted;
         EngineCheckpoint checkpoint;
         try
         {
-            checkpoint = CheckpointStore.Open(checkpointPath);
+            trusted = StoreTrust.OpenCheckpoint(checkpointPath, "trust");
         }
-        catch (CriuCheckpointException e) when (e.ErrorId is ErrorIds.CheckpointCorrupt or ErrorIds.CheckpointIncompatible)
+        catch (CriuCheckpointException e) when (e.ErrorId is ErrorIds.CheckpointInsecure)
         {
-            return new CheckpointVerification { Path = checkpointPath, Files = new[] { CheckpointManifest.FileName }, Problems = new[] { e.Message } };
+            return Unopened(checkpointPath, checkpointPath, e);
         }
 
-        return await VerifyAsync(checkpoint, hashes: true, clock, cancellationToken).ConfigureAwait(false);
+        using (trusted)
+        {
+            try
+            {
+                checkpoint = CheckpointStore.Open(trusted);
+            }
+            catch (CriuCheckpointException e) when (e.ErrorId is ErrorIds.CheckpointCorrupt or ErrorIds.CheckpointIncompatible)
+            {
+                return Unopened(checkpointPath, CheckpointManifest.FileName, e);
+            }
+
+            return await VerifyAsync(checkpoint, trusted.ReadPath, hashes: true, clock, cancellationToken).ConfigureAwait(false);
+        }
     }
 
+    private static CheckpointVerification Unopened(string checkpointPath, string file, CriuCheckpointException e) =>
+        new() { Path = checkpointPath, Files = new[] { file }, Problems = new[] { e.Message } };
+
     /// <summary>The log snapshot and every image, as the manifest records them.</summary>
-    private static List<ExpectedFile> Expected(EngineCheckpoint checkpoint)
+    private static List<ExpectedFile> Expected(CheckpointManifest manifest, string readPath)
     {
-        var manifest = checkpoint.Manifest;
-        var images = CheckpointStore.ImagesPath(checkpoint.Path);
+        var images = CheckpointStore.ImagesPath(readPath);
         return manifest.Images
             .Select(i => new ExpectedFile($"images/{i.Path}", Path.Combine(images, i.Path), i.Size, i.Hash))
-            .Prepend(new ExpectedFile(LogName, CheckpointStore.LogSnapshotPath(checkpoint.Path), manifest.LogSizeAtDump, manifest.LogHash))
+            .Prepend(new ExpectedFile(LogName, CheckpointStore.LogSnapshotPath(readPath), manifest.LogSizeAtDump, manifest.LogHash))
             .ToList();
     }
 

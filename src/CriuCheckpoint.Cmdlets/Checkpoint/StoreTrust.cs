@@ -43,22 +43,30 @@ internal static class StoreTrust
     }
 
     /// <summary>
-    /// Checks the directories above <paramref name="checkpointPath"/>, the checkpoint and everything in it; returns its
-    /// images directory, open, for criu to read through (the directory checked is the directory restored).
+    /// Checks the directories above <paramref name="checkpointPath"/>, the checkpoint and everything in it, and returns it
+    /// open: whatever is read from it afterwards is read from the directory checked.
     /// </summary>
-    public static SafeFileHandle OpenImages(string checkpointPath)
+    public static TrustedCheckpoint OpenCheckpoint(string checkpointPath, string operation = "restore")
     {
         var me = FileOwner.EffectiveUserId;
-        SafeFileHandle? images = null;
-        Guard("restore", checkpointPath, () =>
+        TrustedCheckpoint? trusted = null;
+        Guard(operation, checkpointPath, () =>
         {
             using var parent = DirectoryChain.OpenPath(Path.GetDirectoryName(checkpointPath)!, (path, stat) => Require(path, ChainProblem(stat, me)));
-            using var checkpoint = DirectoryChain.Open(parent, Path.GetFileName(checkpointPath), checkpointPath);
-            Require(checkpointPath, EntryProblem(DirectoryChain.Stat(checkpoint), me));
-            CheckTree(checkpoint, checkpointPath, me);
-            images = DirectoryChain.Open(checkpoint, "images", CheckpointStore.ImagesPath(checkpointPath));
+            var checkpoint = DirectoryChain.Open(parent, Path.GetFileName(checkpointPath), checkpointPath);
+            try
+            {
+                Require(checkpointPath, EntryProblem(DirectoryChain.Stat(checkpoint), me));
+                CheckTree(checkpoint, checkpointPath, me);
+                trusted = new TrustedCheckpoint(checkpointPath, checkpoint, DirectoryChain.Open(checkpoint, "images", CheckpointStore.ImagesPath(checkpointPath)));
+            }
+            catch
+            {
+                checkpoint.Dispose();
+                throw;
+            }
         });
-        return images!;
+        return trusted!;
     }
 
     private static void CheckTree(SafeFileHandle directory, string directoryPath, uint me)

@@ -48,19 +48,19 @@ internal sealed class CheckpointRestorer
 
     /// <summary>
     /// The checkpoint is checked on descriptors before its manifest is read, so a checkpoint swapped or removed
-    /// meanwhile is CheckpointInsecure, not a missing or foreign manifest; then the manifest on disk is what is
-    /// restored, validated as it is read (a piped object's may have been altered).
+    /// meanwhile is CheckpointInsecure, not a missing or foreign manifest; then the manifest read through the checked
+    /// descriptor is what is restored, validated as it is read (a piped object's may have been altered).
     /// </summary>
     private RestoreRequest OpenRequest(string checkpointPath, RestoreOptions options)
     {
-        var images = StoreTrust.OpenImages(checkpointPath);
+        var trusted = StoreTrust.OpenCheckpoint(checkpointPath);
         try
         {
-            return new RestoreRequest(CheckpointStore.Open(checkpointPath), options, services, observer) { Images = images };
+            return new RestoreRequest(CheckpointStore.Open(trusted), options, services, observer) { Trusted = trusted };
         }
         catch
         {
-            images.Dispose();
+            trusted.Dispose();
             throw;
         }
     }

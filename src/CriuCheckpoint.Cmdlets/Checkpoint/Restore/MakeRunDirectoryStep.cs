@@ -28,7 +28,7 @@ internal sealed class MakeRunDirectoryStep : IStep<RestoreContext>
         rollback.Push("remove the replica", () => context.Services.Engines.Abandon(record));
 
         var runDirectory = new RunDirectory(record.RunDirectory);
-        File.Copy(CheckpointStore.LogSnapshotPath(context.Checkpoint.Path), runDirectory.LogFile);
+        File.Copy(CheckpointStore.LogSnapshotPath(context.Request.ReadPath), runDirectory.LogFile);
         // CRIU reopens the log only with the mode it had at dump; the snapshot in the checkpoint is 0600.
         File.SetUnixFileMode(runDirectory.LogFile, (UnixFileMode)manifest.LogMode);
         Fifo.Create(runDirectory.ResumeFifo);

@@ -29,8 +29,11 @@ internal sealed class RestoreRequest : IDisposable
     /// <summary>The interpreter found by Validate from the caller's choice.</summary>
     public string Python { get; set; } = string.Empty;
 
-    /// <summary>The checkpoint's images directory, opened and checked before the manifest was read: criu reads this one, not a path.</summary>
-    public SafeFileHandle? Images { get; init; }
+    /// <summary>The checkpoint, opened and checked before the manifest was read: its files and criu's images are read through it.</summary>
+    public TrustedCheckpoint? Trusted { get; init; }
+
+    /// <summary>Where the checkpoint's files are read: through the checked descriptor when there is one.</summary>
+    public string ReadPath => Trusted?.ReadPath ?? Checkpoint.Path;
 
     public TimeSpan Validated { get; set; }
 
@@ -41,7 +44,7 @@ internal sealed class RestoreRequest : IDisposable
     public string? ReplicaName(int index) =>
         Options.Name is null ? null : Options.Count == 1 ? Options.Name : $"{Options.Name}-{index}";
 
-    public void Dispose() => Images?.Dispose();
+    public void Dispose() => Trusted?.Dispose();
 }
 
 /// <summary>One replica's restore as its steps build it up.</summary>

@@ -82,7 +82,7 @@ internal sealed class RestoreProcessesStep : IStep<RestoreContext>
             ReplicaDirectory = record.RunDirectory,
             Python = context.Request.Python,
             HostPidNamespace = context.Options.HostPidNamespace,
-            Images = context.Request.Images,
+            Images = context.Request.Trusted?.Images,
         };
         var options = CriuOptions.ForRestore(RestoreNamespace.ImagesArgument, record.RunDirectory);
         var runDirectory = new RunDirectory(record.RunDirectory);

@@ -19,7 +19,7 @@ internal sealed class VerifyImagesStep : IStep<RestoreRequest>
     public async Task<StepOutcome> RunAsync(RestoreRequest context, RollbackStack rollback, CancellationToken cancellationToken)
     {
         var checkpoint = context.Checkpoint;
-        var result = await CheckpointVerifier.VerifyAsync(checkpoint, !context.Options.SkipVerify, context.Services.Clock, cancellationToken)
+        var result = await CheckpointVerifier.VerifyAsync(checkpoint, context.ReadPath, !context.Options.SkipVerify, context.Services.Clock, cancellationToken)
             .ConfigureAwait(false);
         context.Verified = TimeSpan.FromSeconds(result.Seconds);
         if (!result.Valid)
