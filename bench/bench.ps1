@@ -51,7 +51,7 @@ function Measure-CurveCost([int] $Rounds = 100, [int] $PerRound = 100) {
         foreach ($mode in $modes) {
             $start = [Diagnostics.ProcessStartInfo]::new($python)
             $start.ArgumentList.Add((Join-Path $PSScriptRoot 'link_peer.py'))
-            $start.Environment['PYTHONPATH'] = Join-Path $ModulePath 'EngineHost'
+            $start.Environment['PYTHONPATH'] = (@(Join-Path $ModulePath 'EngineHost') + @($env:PYTHONPATH | Where-Object { $_ })) -join ':'
             if ($mode -eq 'curve') { $start.ArgumentList.Add('--curve') }
             $start.RedirectStandardInput = $true
             $start.RedirectStandardOutput = $true
@@ -90,7 +90,7 @@ $result = [ordered]@{
     engine  = [ordered]@{ backend = 'tiny'; model = $Model; workers = $Workers }
 }
 
-$engine = Start-VllmEngine -Model $Model -Workers $Workers -Name "bench-$PID"
+$engine = Start-VllmEngine -Backend tiny -Model $Model -Workers $Workers -Name "bench-$PID"
 try {
     Write-Host "`n== Cold start of $Model with $Workers workers"
     foreach ($phase in $engine.StartupTime.Phases) {
@@ -151,7 +151,7 @@ function Measure-RestoreToFirstToken($Checkpoint, [switch] $SkipVerify) {
 Write-Host "`n== Save (criu dump of the whole tree; the engine ends with the dump)"
 $cold = $result.cold_start.total_s
 $prompt = 'Once upon a time'
-$engine = Start-VllmEngine -Model $Model -Workers $Workers -Name "bench-save-$PID"
+$engine = Start-VllmEngine -Backend tiny -Model $Model -Workers $Workers -Name "bench-save-$PID"
 $expected = (Invoke-EngineGenerate -Engine $engine -Prompt $prompt -MaxTokens 8).Text
 $checkpoint = $engine | Save-EngineCheckpoint -Path $Store
 try {
