@@ -1,20 +1,21 @@
 #!/usr/bin/env pwsh
 <#
 .SYNOPSIS
-    Builds, tests, demonstrates and benchmarks the CriuCheckpoint module.
+    Builds, tests, demonstrates, benchmarks and packages the CriuCheckpoint module.
 .DESCRIPTION
     Tasks (each runs what it needs first):
-      deps   apt packages (python3-zmq, python3-msgpack, python3-numpy, python3-pytest, python3-flake8, OpenBLAS),
-             CRIU 4.2 into tools/criu, NuGet, Pester
-      build  compiles the module and assembles it in out/CriuCheckpoint
-      test   xunit, pytest, Pester and flake8 (lint); ends with one line 'N passed, N failed'.
-             -Suite picks some of them, -Filter runs only the tests whose name contains a text
-      demo   start an engine, generate, stop, printing timings
-      bench  measured figures of the tiny CPU engine, printed with their ratios; where an NVIDIA GPU and torch are
-             present, then the GPU benchmark (bench/gpu-bench.ps1: floor, 8B restore, KV-in-image baseline, levers)
-      package  builds the module and packs it into out/package/CriuCheckpoint.<version>.nupkg with PSResourceGet's
-             Compress-PSResource: the module's assemblies and their dependencies, the engine host, help, views,
-             CRIU in tools/criu, LICENSE and the third-party notices. Publish it with Publish-PSResource -NupkgPath.
+      deps     apt packages (python3-zmq, python3-msgpack, python3-numpy, python3-pytest, python3-flake8, OpenBLAS),
+               CRIU 4.2 into tools/criu (with its licences), NuGet, Pester
+      build    compiles the module and assembles it in out/CriuCheckpoint
+      test     xunit, pytest, Pester and flake8 (lint); ends with one line 'N passed, N failed'.
+               -Suite picks some of them, -Filter runs only the tests whose name contains a text
+      demo     start an engine, generate, stop, printing timings
+      bench    measured figures of the tiny CPU engine, printed with their ratios; where an NVIDIA GPU and torch are
+               present, then the GPU benchmark (bench/gpu-bench.ps1: floor, 8B restore, KV-in-image baseline, levers)
+      package  out/package/CriuCheckpoint.<version>.nupkg, packed from out/CriuCheckpoint by
+               scripts/New-ModulePackage.ps1 (PSResourceGet's Compress-PSResource): the module's assemblies and the
+               dependencies PowerShell does not provide, the engine host, help, views, CRIU, LICENSE and the
+               third-party notices. Publish it with Publish-PSResource -NupkgPath.
 .EXAMPLE
     dotnet tool restore && dotnet pwsh ./build.ps1 test
 .EXAMPLE
