@@ -132,3 +132,14 @@ finally { Stop-VllmEngine -Engine $engine }
         Get-TestHomeProcess $TestHome | Should -BeNullOrEmpty
     }
 }
+
+Describe 'scripts/New-ModulePackage.ps1' {
+    It 'refuses a module folder with an assembly its notices do not name, or without CRIU' {
+        $folder = New-Item -ItemType Directory (Join-Path $Work 'refused/CriuCheckpoint')
+        Copy-Item (Join-Path (Split-Path $ModuleManifest) '*') $folder -Include 'CriuCheckpoint.psd1', 'LICENSE', 'THIRD-PARTY-NOTICES.txt'
+        Set-Content (Join-Path $folder 'Unlisted.dll') -Value ''
+        { & (Join-Path $RepoRoot 'scripts/New-ModulePackage.ps1') -ModulePath $folder -OutputPath (Join-Path $Work 'refused/out') } |
+            Should -Throw -ExpectedMessage '*Unlisted.dll is not named in THIRD-PARTY-NOTICES.txt.*tools/criu is missing*'
+        Join-Path $Work 'refused/out' | Should -Not -Exist
+    }
+}
