@@ -1,26 +1,32 @@
 #!/usr/bin/env pwsh
 <#
 .SYNOPSIS
-    Builds, tests, demonstrates and benchmarks the CriuCheckpoint module.
+    Builds, tests, demonstrates, benchmarks and packages the CriuCheckpoint module.
 .DESCRIPTION
     Tasks (each runs what it needs first):
-      deps   apt packages (python3-zmq, python3-msgpack, python3-numpy, python3-pytest, python3-flake8, OpenBLAS),
-             CRIU 4.2 into tools/criu, NuGet, Pester
-      build  compiles the module and assembles it in out/CriuCheckpoint
-      test   xunit, pytest, Pester and flake8 (lint); ends with one line 'N passed, N failed'.
-             -Suite picks some of them, -Filter runs only the tests whose name contains a text
-      demo   start an engine, generate, stop, printing timings
-      bench  measured figures of the tiny CPU engine, printed with their ratios; where an NVIDIA GPU and torch are
-             present, then the GPU benchmark (bench/gpu-bench.ps1: floor, 8B restore, KV-in-image baseline, levers)
+      deps     apt packages (python3-zmq, python3-msgpack, python3-numpy, python3-pytest, python3-flake8, OpenBLAS),
+               CRIU 4.2 into tools/criu (with its licences), NuGet, Pester
+      build    compiles the module and assembles it in out/CriuCheckpoint
+      test     xunit, pytest, Pester and flake8 (lint); ends with one line 'N passed, N failed'.
+               -Suite picks some of them, -Filter runs only the tests whose name contains a text
+      demo     start an engine, generate, stop, printing timings
+      bench    measured figures of the tiny CPU engine, printed with their ratios; where an NVIDIA GPU and torch are
+               present, then the GPU benchmark (bench/gpu-bench.ps1: floor, 8B restore, KV-in-image baseline, levers)
+      package  out/package/CriuCheckpoint.<version>.nupkg, packed from out/CriuCheckpoint by
+               scripts/New-ModulePackage.ps1 (PSResourceGet's Compress-PSResource): the module's assemblies and the
+               dependencies PowerShell does not provide, the engine host, help, views, CRIU, LICENSE and the
+               third-party notices. Publish it with Publish-PSResource -NupkgPath.
 .EXAMPLE
     dotnet tool restore && dotnet pwsh ./build.ps1 test
 .EXAMPLE
     dotnet pwsh ./build.ps1 test -Suite Unit, Engine -Filter Backend
+.EXAMPLE
+    dotnet pwsh ./build.ps1 package
 #>
 [CmdletBinding()]
 param(
     [Parameter(Position = 0)]
-    [ValidateSet('deps', 'build', 'test', 'demo', 'bench')]
+    [ValidateSet('deps', 'build', 'test', 'demo', 'bench', 'package')]
     [string] $Task = 'build',
 
     [ValidateSet('Debug', 'Release')]
@@ -39,6 +45,7 @@ $ErrorActionPreference = 'Stop'
 Set-StrictMode -Version Latest
 $Root = $PSScriptRoot
 $ModuleOut = Join-Path $Root 'out/CriuCheckpoint'
+$PackageOut = Join-Path $Root 'out/package'
 $PesterVersion = '6.2.0'
 $CriuPrefix = Join-Path $Root 'tools/criu'
 # OpenBLAS: numpy on Debian otherwise multiplies with the reference BLAS, about 15x slower.
@@ -92,6 +99,7 @@ function Invoke-Build {
     New-Item -ItemType Directory $ModuleOut | Out-Null
     Copy-Item (Join-Path $bin '*.dll'), (Join-Path $bin 'EngineHost') $ModuleOut -Recurse
     Copy-Item (Join-Path $Root 'module/*') $ModuleOut -Recurse -Exclude 'EngineHost'
+    Copy-Item (Join-Path $Root 'LICENSE'), (Join-Path $Root 'THIRD-PARTY-NOTICES.txt'), (Join-Path $Root 'licenses') $ModuleOut -Recurse
     if (Test-Path $CriuPrefix) {
         # The module finds criu in its own tools folder, so the built module works without CRIU_PATH.
         New-Item -ItemType Directory (Join-Path $ModuleOut 'tools') | Out-Null
@@ -174,6 +182,11 @@ function Invoke-Tests {
     if ($failed -gt 0) { exit 1 }
 }
 
+function Invoke-Package {
+    $package = & (Join-Path $Root 'scripts/New-ModulePackage.ps1') -ModulePath $ModuleOut -OutputPath $PackageOut
+    Write-Host "package: $($package.FullName)"
+}
+
 switch ($Task) {
     'deps' { Install-Deps }
     'build' { Install-Deps; Invoke-Build }
@@ -192,4 +205,5 @@ switch ($Task) {
             & (Join-Path $Root 'bench/gpu-bench.ps1') -ModulePath $ModuleOut
         }
     }
+    'package' { Install-Deps; Invoke-Build; Invoke-Package }
 }

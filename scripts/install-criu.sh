@@ -6,7 +6,11 @@
 #
 #   scripts/install-criu.sh PREFIX        e.g.  scripts/install-criu.sh tools/criu
 #
-# Idempotent: does nothing when PREFIX/bin/criu exists and reports version >= 4.2.
+# PREFIX/licenses keeps what redistributing these binaries requires: each package's Debian copyright file
+# (<package>.copyright), the common licences they refer to (common-licenses/, from base-files), and the exact
+# versions and source packages (SOURCES), whose source Debian's archive keeps.
+#
+# Idempotent: does nothing when PREFIX/bin/criu exists, reports version >= 4.2 and PREFIX/licenses is complete.
 # Needs: root (dpkg -x keeps ownership), apt-get, dpkg, network access to deb.debian.org (or the mirror in
 # CRIU_DEBIAN_MIRROR). Env: CRIU_PACKAGE_VERSION pins the criu package version (default: newest of forky/sid).
 set -euo pipefail
@@ -31,7 +35,14 @@ version_ok() {
   (( major > 4 || (major == 4 && minor >= 2) ))
 }
 
-if [ -x "$prefix/bin/criu" ] && version_ok "$prefix/bin/criu"; then
+# licenses_ok DIR: true when DIR/licenses has a copyright file for every package in DIR/PACKAGES, and SOURCES
+licenses_ok() {
+  [ -f "$1/PACKAGES" ] && [ -f "$1/licenses/SOURCES" ] || return 1
+  local p
+  while read -r p; do [ -s "$1/licenses/${p%%=*}.copyright" ] || return 1; done < "$1/PACKAGES"
+}
+
+if [ -x "$prefix/bin/criu" ] && version_ok "$prefix/bin/criu" && licenses_ok "$prefix"; then
   echo "install-criu: $("$prefix/bin/criu" --version | head -n1) already in $prefix"
   exit 0
 fi
@@ -82,6 +93,28 @@ echo "install-criu: downloading ${#dl[@]} packages: ${dl[*]}"
 (cd "$work/debs" && apt-get "${A[@]}" download -qq "${dl[@]}" >/dev/null)
 
 for f in "$work"/debs/*.deb; do dpkg -x "$f" "$stage"; done
+
+# The licences, taken before usr/share goes. A package's doc folder may be a link to another package's (libgcc-s1
+# to gcc-16-base): it is followed, but only inside the stage, never into the host's own /usr/share/doc.
+mkdir -p "$stage/licenses/common-licenses" "$work/base-files"
+: > "$stage/licenses/SOURCES"
+for f in "$work"/debs/*.deb; do
+  pkg=$(dpkg-deb -f "$f" Package)
+  copyright=$(realpath -m "$stage/usr/share/doc/$pkg/copyright")
+  case $copyright in "$stage"/*) ;; *) echo "install-criu: $pkg's copyright file points outside the stage" >&2; exit 1 ;; esac
+  [ -s "$copyright" ] || { echo "install-criu: $pkg has no copyright file" >&2; exit 1; }
+  cp "$copyright" "$stage/licenses/$pkg.copyright"
+  source=$(dpkg-deb -f "$f" Source)
+  printf '%s %s %s\n' "$pkg" "$(dpkg-deb -f "$f" Version)" "${source:-$pkg}" >> "$stage/licenses/SOURCES"
+done
+# Debian's copyright files name the long licences (GPL-2, LGPL-2.1, ...) by their path in base-files.
+(cd "$work/base-files" && apt-get "${A[@]}" download -qq base-files >/dev/null)
+dpkg -x "$work"/base-files/base-files_*.deb "$work/base-files/root"
+common=$work/base-files/root/usr/share/common-licenses
+for name in $(cat "$stage"/licenses/*.copyright | grep -o '/usr/share/common-licenses/[A-Za-z0-9.+-]*[A-Za-z0-9+]' | sed 's|.*/||' | sort -u); do
+  [ -f "$common/$name" ] || { echo "install-criu: base-files has no common licence $name" >&2; exit 1; }
+  cp "$common/$name" "$stage/licenses/common-licenses/"
+done
 rm -rf "$stage/usr/share" "$stage/etc" "$stage/var"
 # usrmerge layout: be safe if a package still ships /lib.
 if [ -d "$stage/lib/$multiarch" ]; then

@@ -16,8 +16,9 @@ function New-TestHome {
     $dir
 }
 
-# Processes whose command line names this test home: engines started (or leaked) by these tests.
-function Get-TestHomeProcess([string] $TestHome) {
+# Processes whose command line names this test home: engines started (or leaked) by these tests. An empty name
+# would match every process of the host.
+function Get-TestHomeProcess([ValidateNotNullOrEmpty()][string] $TestHome) {
     foreach ($dir in Get-ChildItem /proc -Directory | Where-Object Name -Match '^\d+$') {
         $cmdline = Get-Content -Raw -LiteralPath "$($dir.FullName)/cmdline" -ErrorAction Ignore
         $stat = Get-Content -Raw -LiteralPath "$($dir.FullName)/stat" -ErrorAction Ignore
@@ -33,7 +34,7 @@ function Test-ProcessAlive([int] $ProcessId) {
 }
 
 # Teardown: stop by PID whatever this test home still has running, then remove the home.
-function Remove-TestHome([string] $TestHome) {
+function Remove-TestHome([ValidateNotNullOrEmpty()][string] $TestHome) {
     foreach ($processId in @(Get-TestHomeProcess $TestHome)) {
         Stop-Process -Id $processId -Force -ErrorAction Ignore
     }
