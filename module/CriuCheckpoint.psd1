@@ -9,7 +9,6 @@
     PowerShellVersion    = '7.4'
     CompatiblePSEditions = @('Core')
     FormatsToProcess     = @('CriuCheckpoint.format.ps1xml')
-    TypesToProcess       = @('CriuCheckpoint.types.ps1xml')
     CmdletsToExport      = @(
         'Start-VllmEngine'
         'Stop-VllmEngine'
