@@ -71,6 +71,13 @@ public sealed class OutputObjectsTests
             new LinkLatency { EngineName = "api", Count = 100, MedianSeconds = 0.000684, P99Seconds = 0.000812 }.ToString());
 
     [Fact]
+    public void A_support_report_as_a_string_says_whether_this_host_is_supported_and_why_not()
+    {
+        Assert.Equal("Supported", new SupportReport().ToString());
+        Assert.Equal("Not supported: no criu; not root", new SupportReport { Problems = new[] { "no criu", "not root" } }.ToString());
+    }
+
+    [Fact]
     public void No_written_object_has_a_public_timespan_or_a_public_registry_record()
     {
         var offending = Written.SelectMany(t => t.GetProperties(BindingFlags.Public | BindingFlags.Instance))
