@@ -48,14 +48,14 @@ public static class ViewFormat
     /// <summary>"0 B", "512 B", "1.5 KiB", "51.0 MiB", "15.2 GiB": the largest binary unit that leaves at least 1, one decimal.</summary>
     public static string Bytes(long bytes)
     {
-        if (Math.Abs(bytes) < 1024)
+        if (bytes < 1024)
         {
             return bytes.ToString(CultureInfo.CurrentCulture) + " B";
         }
 
         var value = (double)bytes;
         var unit = -1;
-        while (Math.Abs(value) >= 1024 && unit < Units.Length - 1)
+        while (value >= 1024 && unit < Units.Length - 1)
         {
             value /= 1024;
             unit++;
