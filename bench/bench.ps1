@@ -32,7 +32,7 @@ $ModulePath = (Resolve-Path $ModulePath).Path
 Import-Module (Join-Path $ModulePath 'CriuCheckpoint.psd1') -Force
 . (Join-Path $PSScriptRoot 'Common.ps1')
 
-function Format-Seconds([TimeSpan] $Span) { '{0,8:0.000} s' -f $Span.TotalSeconds }
+function Format-Seconds([double] $Seconds) { '{0,8:0.000} s' -f $Seconds }
 
 # Health round trips of a NetMQ DEALER driven as EngineLink drives its own (bench/LinkRoundTrip.cs) to a pyzmq ROUTER
 # thread that answers health as the engine's socket thread does (bench/link_peer.py), plain and CurveZMQ, in
@@ -93,17 +93,17 @@ $result = [ordered]@{
 $engine = Start-VllmEngine -Backend tiny -Model $Model -Workers $Workers -Name "bench-$PID"
 try {
     Write-Host "`n== Cold start of $Model with $Workers workers"
-    foreach ($phase in $engine.StartupTime.Phases) {
-        Write-Host ('{0,-16} {1}  {2,6:P1} of cold start' -f $phase.Key, (Format-Seconds $phase.Value), ($phase.Value.TotalSeconds / $engine.StartupTime.Total.TotalSeconds))
+    foreach ($phase in $engine.StartupTime.GetEnumerator()) {
+        Write-Host ('{0,-16} {1}  {2,6:P1} of cold start' -f $phase.Key, (Format-Seconds $phase.Value), ($phase.Value / $engine.StartupSeconds))
     }
-    Write-Host ('{0,-16} {1}' -f 'total', (Format-Seconds $engine.StartupTime.Total))
-    $result.cold_start = [ordered]@{ total_s = $engine.StartupTime.Total.TotalSeconds; phases = [ordered]@{} }
-    foreach ($phase in $engine.StartupTime.Phases) { $result.cold_start.phases[$phase.Key] = $phase.Value.TotalSeconds }
+    Write-Host ('{0,-16} {1}' -f 'total', (Format-Seconds $engine.StartupSeconds))
+    $result.cold_start = [ordered]@{ total_s = $engine.StartupSeconds; phases = [ordered]@{} }
+    foreach ($phase in $engine.StartupTime.GetEnumerator()) { $result.cold_start.phases[$phase.Key] = $phase.Value }
 
     Write-Host "`n== Link round trip (health, 500 requests, over CurveZMQ)"
     $latency = Measure-EngineLink -Engine $engine -Count 500
-    Write-Host ('p50 {0:0.000} ms   p99 {1:0.000} ms   p99/p50 {2:0.00}' -f $latency.Median.TotalMilliseconds, $latency.P99.TotalMilliseconds, ($latency.P99.TotalMilliseconds / $latency.Median.TotalMilliseconds))
-    $result.link = [ordered]@{ count = $latency.Count; p50_ms = $latency.Median.TotalMilliseconds; p99_ms = $latency.P99.TotalMilliseconds; max_ms = $latency.Maximum.TotalMilliseconds }
+    Write-Host ('p50 {0:0.000} ms   p99 {1:0.000} ms   p99/p50 {2:0.00}' -f ($latency.MedianSeconds * 1000), ($latency.P99Seconds * 1000), ($latency.P99Seconds / $latency.MedianSeconds))
+    $result.link = [ordered]@{ count = $latency.Count; p50_ms = $latency.MedianSeconds * 1000; p99_ms = $latency.P99Seconds * 1000; max_ms = $latency.MaximumSeconds * 1000 }
 
     Write-Host "`n== Link round trip before and after CurveZMQ: health over a stand-in of each end, plain and CURVE rounds interleaved"
     $curve = Measure-CurveCost
@@ -125,8 +125,8 @@ try {
         $watch.Stop()
         $tokens = ($results | Measure-Object CompletionTokens -Sum).Sum
         $throughput["$inFlight"] = [ordered]@{ tokens = $tokens; seconds = $watch.Elapsed.TotalSeconds; tokens_per_s = $tokens / $watch.Elapsed.TotalSeconds
-            ttft_p50_ms = ($results.TimeToFirstToken.TotalMilliseconds | Sort-Object)[[int][math]::Floor(($results.Count - 1) / 2)] }
-        Write-Host ('{0,2} in flight: {1,5} tokens in {2}  {3,8:0.0} tokens/s' -f $inFlight, $tokens, (Format-Seconds $watch.Elapsed), $throughput["$inFlight"].tokens_per_s)
+            ttft_p50_ms = ($results.TimeToFirstTokenSeconds | ForEach-Object { $_ * 1000 } | Sort-Object)[[int][math]::Floor(($results.Count - 1) / 2)] }
+        Write-Host ('{0,2} in flight: {1,5} tokens in {2}  {3,8:0.0} tokens/s' -f $inFlight, $tokens, (Format-Seconds $watch.Elapsed.TotalSeconds), $throughput["$inFlight"].tokens_per_s)
     }
     $speedup = $throughput['16'].tokens_per_s / $throughput['1'].tokens_per_s
     Write-Host ('batching speedup (16 vs 1 in flight): {0:0.00}x' -f $speedup)
@@ -145,7 +145,7 @@ function Measure-RestoreToFirstToken($Checkpoint, [switch] $SkipVerify) {
     $answer = (Invoke-EngineGenerate -Engine $restored -Prompt $prompt -MaxTokens 8).Text
     $restored | Stop-VllmEngine
     if ($answer -ne $expected) { throw "Restored engine answered '$answer', not '$expected'." }
-    [pscustomobject]@{ Total = $watch.Elapsed.TotalSeconds; Phases = $restored.StartupTime.Phases; FirstToken = $first.Duration.TotalSeconds }
+    [pscustomobject]@{ Total = $watch.Elapsed.TotalSeconds; Phases = $restored.StartupTime; FirstToken = $first.DurationSeconds }
 }
 
 Write-Host "`n== Save (criu dump of the whole tree; the engine ends with the dump)"
@@ -155,12 +155,12 @@ $engine = Start-VllmEngine -Backend tiny -Model $Model -Workers $Workers -Name "
 $expected = (Invoke-EngineGenerate -Engine $engine -Prompt $prompt -MaxTokens 8).Text
 $checkpoint = $engine | Save-EngineCheckpoint -Path $Store
 try {
-    foreach ($phase in $checkpoint.Timings.Phases) {
+    foreach ($phase in $checkpoint.Timings.GetEnumerator()) {
         Write-Host ('{0,-16} {1}' -f $phase.Key, (Format-Seconds $phase.Value))
     }
-    Write-Host ('{0,-16} {1}  {2:0.00}x cold start   image {3:N1} MiB' -f 'total', (Format-Seconds $checkpoint.Timings.Total), ($checkpoint.Timings.Total.TotalSeconds / $cold), ($checkpoint.SizeBytes / 1MB))
-    $result.save = [ordered]@{ total_s = $checkpoint.Timings.Total.TotalSeconds; image_bytes = $checkpoint.SizeBytes; ratio_to_cold_start = $checkpoint.Timings.Total.TotalSeconds / $cold; phases = [ordered]@{} }
-    foreach ($phase in $checkpoint.Timings.Phases) { $result.save.phases[$phase.Key] = $phase.Value.TotalSeconds }
+    Write-Host ('{0,-16} {1}  {2:0.00}x cold start   image {3:N1} MiB' -f 'total', (Format-Seconds $checkpoint.SaveSeconds), ($checkpoint.SaveSeconds / $cold), ($checkpoint.SizeBytes / 1MB))
+    $result.save = [ordered]@{ total_s = $checkpoint.SaveSeconds; image_bytes = $checkpoint.SizeBytes; ratio_to_cold_start = $checkpoint.SaveSeconds / $cold; phases = [ordered]@{} }
+    foreach ($phase in $checkpoint.Timings.GetEnumerator()) { $result.save.phases[$phase.Key] = $phase.Value }
 
     Write-Host "`n== Physical floor: the image read back from the store"
     $read = (Invoke-FloorTool '--read', (Join-Path $checkpoint.Path 'images'), '--cold').read
@@ -173,7 +173,7 @@ try {
     $runs = @(foreach ($i in 1..$Restores) { Measure-RestoreToFirstToken $checkpoint })
     $median = Get-Median $runs.Total
     $phases = [ordered]@{}
-    foreach ($name in $runs[0].Phases.Key) { $phases[$name] = Get-Median ($runs | ForEach-Object { ($_.Phases | Where-Object Key -EQ $name).Value.TotalSeconds }) }
+    foreach ($name in $runs[0].Phases.Keys) { $phases[$name] = Get-Median ($runs | ForEach-Object { $_.Phases[$name] }) }
     $phases['first-token'] = Get-Median $runs.FirstToken
     foreach ($name in $phases.Keys) { Write-Host ('{0,-16} {1,8:0.000} s' -f $name, $phases[$name]) }
     Write-Host ('{0,-16} {1,8:0.000} s  {2:0.00}x cold start ({3:0.0}x faster), {4:0.0}x the floor   all runs: {5}' -f 'to first token', $median, ($median / $cold), ($cold / $median), ($median / $floor), (($runs.Total | ForEach-Object { '{0:0.000}' -f $_ }) -join ' '))

@@ -67,7 +67,7 @@ function Save-Result {
 
 function Get-Phases($Timings) {
     $phases = [ordered]@{}
-    foreach ($phase in $Timings.Phases) { $phases[$phase.Key] = [math]::Round($phase.Value.TotalSeconds, 3) }
+    foreach ($phase in $Timings.GetEnumerator()) { $phases[$phase.Key] = [math]::Round($phase.Value, 3) }
     $phases
 }
 
@@ -79,12 +79,12 @@ function Write-Figure([string] $Name, [double] $Seconds, [string] $Ratio = '') {
 function New-Measured([string] $Label, [hashtable] $Start, [string] $Store, [hashtable] $Save = @{}) {
     $engine = Start-VllmEngine @Start -Backend torch -Device cuda -Name "bench-$Label" -ReadyTimeout 900
     $run = [ordered]@{
-        cold_start_s = [math]::Round($engine.StartupTime.Total.TotalSeconds, 3); cold_start_phases = Get-Phases $engine.StartupTime
+        cold_start_s = [math]::Round($engine.StartupSeconds, 3); cold_start_phases = Get-Phases $engine.StartupTime
         gpu_memory_bytes_serving = $engine.GpuMemoryBytes; kv_cache_bytes_serving = $engine.KvCacheBytes
     }
     $reference = (Invoke-EngineGenerate -Engine $engine -Prompt $Prompt -MaxTokens 32).TokenIds
     $checkpoint = $engine | Save-EngineCheckpoint -Path $Store -Force @Save
-    $run.save_s = [math]::Round($checkpoint.Timings.Total.TotalSeconds, 3)
+    $run.save_s = [math]::Round($checkpoint.SaveSeconds, 3)
     $run.save_phases = Get-Phases $checkpoint.Timings
     $run.image_bytes = $checkpoint.Manifest.ImageBytes
     $run.gpu_bytes_checkpointed = $checkpoint.Manifest.Gpu.BytesCheckpointed

@@ -14,7 +14,6 @@
     PowerShellVersion    = '7.6'
     CompatiblePSEditions = @('Core')
     FormatsToProcess     = @('CriuCheckpoint.format.ps1xml')
-    TypesToProcess       = @('CriuCheckpoint.types.ps1xml')
     CmdletsToExport      = @(
         'Start-VllmEngine'
         'Stop-VllmEngine'

@@ -21,8 +21,8 @@ Import-Module (Join-Path $ModulePath 'CriuCheckpoint.psd1') -Force
 
 function Show-Phases([string] $Title, $Timings) {
     Write-Host "`n== $Title"
-    $Timings.Phases | Format-Table @{ n = 'Phase'; e = { $_.Key } }, @{ n = 'Seconds'; e = { '{0:0.000}' -f $_.Value.TotalSeconds }; a = 'Right' } | Out-Host
-    Write-Host ('Total: {0:0.000} s' -f $Timings.Total.TotalSeconds)
+    $Timings.GetEnumerator() | Format-Table @{ n = 'Phase'; e = { $_.Key } }, @{ n = 'Seconds'; e = { '{0:0.000}' -f $_.Value }; a = 'Right' } | Out-Host
+    Write-Host ('Total: {0:0.000} s' -f $Timings.TotalSeconds)
 }
 
 $prompts = 'The quick brown fox', 'Once upon a time', 'A checkpoint is', 'PowerShell pipes objects'
@@ -49,9 +49,9 @@ try {
     Write-Host "$same of $($prompts.Count) completions identical to those before the checkpoint."
 
     Write-Host "`n== Timings"
-    Write-Host ('cold start           {0,8:0.000} s' -f $engine.StartupTime.Total.TotalSeconds)
-    Write-Host ('checkpoint           {0,8:0.000} s' -f $checkpoint.Timings.Total.TotalSeconds)
-    Write-Host ('restore              {0,8:0.000} s   {1:0.0}x faster than the cold start' -f $restored.StartupTime.Total.TotalSeconds, ($engine.StartupTime.Total.TotalSeconds / $restored.StartupTime.Total.TotalSeconds))
+    Write-Host ('cold start           {0,8:0.000} s' -f $engine.StartupSeconds)
+    Write-Host ('checkpoint           {0,8:0.000} s' -f $checkpoint.SaveSeconds)
+    Write-Host ('restore              {0,8:0.000} s   {1:0.0}x faster than the cold start' -f $restored.StartupSeconds, ($engine.StartupSeconds / $restored.StartupSeconds))
     if ($same -ne $prompts.Count) { throw 'The restored engine did not answer as the original did.' }
 }
 finally {

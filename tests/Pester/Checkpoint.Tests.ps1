@@ -26,7 +26,7 @@ Describe 'Save and restore' {
 
         $checkpoint.Path | Should -Be (Join-Path $Store $engine.ConfigHash)
         $checkpoint.ProcessTree.Count | Should -Be 3
-        $checkpoint.Timings.Phases.Key | Should -Be 'preflight', 'prepare', 'criu-dump', 'hash', 'manifest', 'publish'
+        $checkpoint.Timings.Keys | Should -Be 'preflight', 'prepare', 'criu-dump', 'hash', 'manifest', 'publish'
         (Get-Item $Store).UnixMode | Should -Be 'drwx------'
         Test-Path (Join-Path $checkpoint.Path 'manifest.json') | Should -BeTrue
         foreach ($processId in $engine.ProcessTree.ProcessId) { Test-ProcessAlive $processId | Should -BeFalse }
@@ -35,7 +35,7 @@ Describe 'Save and restore' {
         $restored = $checkpoint | Restore-EngineCheckpoint -Name restored
         $restored.StartedFrom | Should -Be 'Checkpoint'
         $restored.State | Should -Be 'Ready'
-        $restored.StartupTime.Phases.Key | Should -Contain 'criu-restore'
+        $restored.StartupTime.Keys | Should -Contain 'criu-restore'
         (Invoke-EngineGenerate -Engine $restored -Prompt $Prompt -MaxTokens 24).Text | Should -Be $before.Text
     }
 
@@ -139,7 +139,7 @@ Describe 'Save and restore' {
         $err.FullyQualifiedErrorId | Should -Be 'ConflictingParameters,CriuCheckpoint.Commands.RestoreEngineCheckpointCommand'
 
         $restored = $checkpoint | Restore-EngineCheckpoint -HostPidNamespace -CudaThrottleLimit 1
-        $restored.StartupTime.Phases.Key | Should -Contain 'criu-restore'
+        $restored.StartupTime.Keys | Should -Contain 'criu-restore'
         foreach ($process in $engine.ProcessTree) {
             $restored.ProcessTree.ProcessId | Should -Contain $process.ProcessId
             (Get-Item "/proc/$($process.ProcessId)/ns/pid").LinkTarget | Should -Be (Get-Item /proc/self/ns/pid).LinkTarget

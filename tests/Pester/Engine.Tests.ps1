@@ -27,8 +27,8 @@ Describe 'A tiny engine with two workers' {
         $Engine.ProcessTree.Count | Should -BeGreaterOrEqual 3
         $Engine.ProcessTree[0].ProcessId | Should -Be $Engine.ProcessId
         $Engine.ConfigHash | Should -Match '^[0-9a-f]{16}$'
-        $Engine.StartupTime.Total.TotalSeconds | Should -BeGreaterThan 0
-        $Engine.StartupTime.Phases.Key | Should -Contain 'launch'
+        $Engine.StartupSeconds | Should -BeGreaterThan 0
+        $Engine.StartupTime.Keys | Should -Contain 'launch'
         Test-Path $Engine.LogPath | Should -BeTrue
         # Detached: its own session, not a child of this pwsh.
         $stat = (Get-Content -Raw "/proc/$($Engine.ProcessId)/stat") -replace '^.*\) ', '' -split ' '
@@ -81,7 +81,7 @@ Describe 'A tiny engine with two workers' {
         $spread = $arrivals[-1].At - $arrivals[0].At
         # Chunks held back until the end would all arrive within a moment of each other; streamed ones spread over the
         # decode, less what a busy machine delays and bunches.
-        $spread.TotalSeconds | Should -BeGreaterThan (($final.Duration - $final.TimeToFirstToken).TotalSeconds / 4)
+        $spread.TotalSeconds | Should -BeGreaterThan (($final.DurationSeconds - $final.TimeToFirstTokenSeconds) / 4)
     }
 
     It 'streams chunks that add up to the completion' {

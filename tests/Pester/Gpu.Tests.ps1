@@ -23,7 +23,7 @@ Describe 'GPU checkpoint and restore of torch engines' -Tag GPU -Skip:(-not $Has
 
         function Get-Phases($Timings) {
             $phases = [ordered]@{}
-            foreach ($phase in $Timings.Phases) { $phases[$phase.Key] = [math]::Round($phase.Value.TotalSeconds, 3) }
+            foreach ($phase in $Timings.GetEnumerator()) { $phases[$phase.Key] = [math]::Round($phase.Value, 3) }
             $phases
         }
 
@@ -54,7 +54,7 @@ Describe 'GPU checkpoint and restore of torch engines' -Tag GPU -Skip:(-not $Has
         function Invoke-GpuRoundTrip([string] $Label, [hashtable] $Start, [int] $Replicas = 1) {
             $run = [ordered]@{}
             $engine = Start-VllmEngine @Start -Backend torch -Device cuda -Name "gpu-$Label" -ReadyTimeout 900
-            $run.cold_start_s = [math]::Round($engine.StartupTime.Total.TotalSeconds, 3)
+            $run.cold_start_s = [math]::Round($engine.StartupSeconds, 3)
             $run.cold_start_phases = Get-Phases $engine.StartupTime
             $run.gpu_memory_bytes_serving = $engine.GpuMemoryBytes
             $before = Invoke-EngineGenerate -Engine $engine -Prompt $Prompt -MaxTokens 32
@@ -66,7 +66,7 @@ Describe 'GPU checkpoint and restore of torch engines' -Tag GPU -Skip:(-not $Has
             $run.gpu_processes = $gpuProcesses.Count
 
             $checkpoint = $engine | Save-EngineCheckpoint -Path $Store -Force
-            $run.save_s = [math]::Round($checkpoint.Timings.Total.TotalSeconds, 3)
+            $run.save_s = [math]::Round($checkpoint.SaveSeconds, 3)
             $run.save_phases = Get-Phases $checkpoint.Timings
             $run.image_bytes = $checkpoint.SizeBytes
             $run.gpu_bytes_checkpointed = $checkpoint.GpuBytes

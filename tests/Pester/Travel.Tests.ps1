@@ -35,7 +35,7 @@ Describe 'Checkpoints that travel' {
         ($Imported | Test-EngineCheckpoint).Valid | Should -BeTrue
 
         $restored = $Imported | Restore-EngineCheckpoint -Name travelled
-        $restored.StartupTime.Phases.Key | Should -Contain 'verify'
+        $restored.StartupTime.Keys | Should -Contain 'verify'
         $after = Invoke-EngineGenerate -Engine $restored -Prompt $Prompt -MaxTokens 16
         $after.TokenIds | Should -Be $Before.TokenIds
         $after.Text | Should -Be $Before.Text

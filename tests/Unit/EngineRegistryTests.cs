@@ -1,3 +1,4 @@
+using CriuCheckpoint.Core;
 using CriuCheckpoint.Engine;
 using CriuCheckpoint.Native;
 using Xunit;
@@ -25,6 +26,23 @@ public sealed class EngineRegistryTests : IDisposable
         Assert.Equal(ConfigHash.Compute(spec), listed.ConfigHash);
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute,
             File.GetUnixFileMode(created.RunDirectory));
+    }
+
+    [Fact]
+    public async Task AnEnginesStartupIsKeptInItsRecordAndDescribedFromThereInAnySession()
+    {
+        var registry = new EngineRegistry(root);
+        var record = registry.Create(new EngineSpec(), "kept", StartSource.Cold);
+        record.RecordStartup(PhaseTimings.FromSeconds(new Dictionary<string, double> { ["launch"] = 0.25, ["hello"] = 0.5 }, 1.0));
+        registry.Save(record);
+
+        var listed = Assert.Single(registry.List());
+        var described = await new EngineInspector(registry, new ProcFs(Path.Combine(root, "no-proc")))
+            .DescribeAsync(listed, probe: false, TimeSpan.FromSeconds(1), CancellationToken.None);
+
+        Assert.Equal(new[] { "launch", "hello" }, described.StartupTime!.Keys);
+        Assert.Equal(0.5, described.StartupTime["hello"]);
+        Assert.Equal(1.0, described.StartupSeconds);
     }
 
     [Fact]

@@ -37,6 +37,19 @@ public sealed class RestoreStepsTests
     }
 
     [Fact]
+    public async Task A_replica_keeps_its_restore_timings_in_its_record_for_every_session_to_read()
+    {
+        using var world = new CheckpointWorld();
+        var checkpoint = await SavedCheckpoint(world);
+
+        var engine = (await Restore(world, checkpoint, new RestoreOptions()))[0].Engine!;
+
+        var record = Assert.Single(world.Registry.List());
+        Assert.Equal(engine.StartupTime!.Keys, record.Startup()!.Keys);
+        Assert.Equal(engine.StartupSeconds, record.StartupSeconds);
+    }
+
+    [Fact]
     public async Task A_checkpoint_with_gpu_state_is_restored_onto_the_cuda_process_host_pid()
     {
         using var world = new CheckpointWorld(usesCuda: true);

@@ -3,7 +3,6 @@ using System.IO.Hashing;
 using System.Text.Json;
 using CriuCheckpoint.Core;
 using CriuCheckpoint.Engine;
-using CriuCheckpoint.Gpu;
 
 namespace CriuCheckpoint.Checkpoint;
 
@@ -34,11 +33,12 @@ internal sealed class CheckpointImporter
         await using var input = new FileStream(archive, FileMode.Open, FileAccess.Read, FileShare.Read, BufferSize, FileOptions.SequentialScan);
         await using var reader = new TarReader(input);
         var (manifest, manifestBytes) = await ReadManifestAsync(reader, archive, cancellationToken).ConfigureAwait(false);
-        await CheckFitsAsync(manifest, archive, force, cancellationToken).ConfigureAwait(false);
+        var host = await HostComparison.ForHostAsync(services, null, cancellationToken).ConfigureAwait(false);
+        CheckFits(host.Issues(manifest), archive, force);
         if (store.Find(manifest.ConfigHash) is { } existing)
         {
             observer.Warning($"{existing.Path} already holds a checkpoint of this configuration ({manifest.ConfigHash}); nothing was imported and that checkpoint is returned.");
-            return existing;
+            return host.Compare(existing);
         }
 
         var staging = store.CreateStaging(manifest.ConfigHash);
@@ -62,7 +62,7 @@ internal sealed class CheckpointImporter
             throw;
         }
 
-        return CheckpointStore.Open(store.CheckpointPath(manifest.ConfigHash));
+        return host.Compare(CheckpointStore.Open(store.CheckpointPath(manifest.ConfigHash)));
     }
 
     /// <summary>The first entry, which must be the manifest, read whole and validated before anything is written.</summary>
@@ -93,19 +93,8 @@ internal sealed class CheckpointImporter
     }
 
     /// <summary>The same comparison a restore makes (Compatibility.Check): differences fail unless forced.</summary>
-    private async Task CheckFitsAsync(CheckpointManifest manifest, string archive, bool force, CancellationToken cancellationToken)
+    private void CheckFits(IReadOnlyList<CompatibilityIssue> issues, string archive, bool force)
     {
-        string criuVersion;
-        try
-        {
-            criuVersion = (await services.Criu.LocateAsync(null, cancellationToken).ConfigureAwait(false)).Version.ToString();
-        }
-        catch (CriuCheckpointException)
-        {
-            criuVersion = "not found";
-        }
-
-        var issues = Compatibility.Check(manifest, services.Host.Facts(criuVersion, string.Empty), manifest.Gpu is null ? null : TryReadGpus());
         if (issues.Count > 0 && !force)
         {
             throw new CriuCheckpointException(ErrorIds.CheckpointIncompatible, FailureKind.InvalidOperation,
@@ -115,19 +104,6 @@ internal sealed class CheckpointImporter
         foreach (var issue in issues)
         {
             observer.Warning($"Importing despite a difference (-Force): {issue}.");
-        }
-    }
-
-    /// <summary>This host's GPUs, or none without a driver: then a GPU checkpoint does not fit (GpuDriver: none).</summary>
-    private GpuSnapshot? TryReadGpus()
-    {
-        try
-        {
-            return services.Gpus.Collect(Array.Empty<int>());
-        }
-        catch (CriuCheckpointException)
-        {
-            return null;
         }
     }
 

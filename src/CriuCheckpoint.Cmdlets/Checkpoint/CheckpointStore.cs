@@ -156,12 +156,7 @@ internal sealed class CheckpointStore
         }
 
         ManifestValidation.Validate(manifest, checkpointPath);
-        var timings = new PhaseTimings { Total = TimeSpan.FromSeconds(manifest.Timings.Values.Sum()) };
-        foreach (var (phase, seconds) in manifest.Timings)
-        {
-            timings.Add(phase, TimeSpan.FromSeconds(seconds));
-        }
-
+        var timings = PhaseTimings.FromSeconds(manifest.Timings, manifest.Timings.Values.Sum());
         return new EngineCheckpoint
         {
             Path = checkpointPath,

@@ -1,3 +1,4 @@
+using CriuCheckpoint.Core;
 using CriuCheckpoint.Gpu;
 
 namespace CriuCheckpoint.Checkpoint;
@@ -53,6 +54,57 @@ internal static class Compatibility
         if (!string.Equals(checkpoint, host, StringComparison.Ordinal))
         {
             issues.Add(new(property, checkpoint, host));
+        }
+    }
+}
+
+/// <summary>
+/// This host as every checkpoint a cmdlet writes is compared with it: its facts with the criu a restore would run, and
+/// its GPUs, read once and only for a checkpoint that holds GPU state (a CPU checkpoint never loads a driver).
+/// </summary>
+internal sealed class HostComparison
+{
+    private readonly HostFacts host;
+    private readonly Lazy<GpuSnapshot?> gpus;
+
+    public HostComparison(HostFacts host, IGpuInventory gpus)
+    {
+        this.host = host;
+        this.gpus = new(() => TryCollect(gpus));
+    }
+
+    /// <summary>This host with the criu the module finds for <paramref name="criuPath"/>; none found is no version to compare.</summary>
+    public static async Task<HostComparison> ForHostAsync(CheckpointServices services, string? criuPath, CancellationToken cancellationToken)
+    {
+        string criuVersion;
+        try
+        {
+            criuVersion = (await services.Criu.LocateAsync(criuPath, cancellationToken).ConfigureAwait(false)).Version.ToString();
+        }
+        catch (CriuCheckpointException)
+        {
+            criuVersion = "not found";
+        }
+
+        return new HostComparison(services.Host.Facts(criuVersion, string.Empty), services.Gpus);
+    }
+
+    public IReadOnlyList<CompatibilityIssue> Issues(CheckpointManifest manifest) =>
+        Compatibility.Check(manifest, host, manifest.Gpu is null ? null : gpus.Value);
+
+    /// <summary>The checkpoint with its Compatible and CompatibilityIssues filled in.</summary>
+    public EngineCheckpoint Compare(EngineCheckpoint checkpoint) => checkpoint with { CompatibilityIssues = Issues(checkpoint.Manifest) };
+
+    /// <summary>No driver is no GPU: then a GPU checkpoint differs in GpuDriver and GpuModel ("none").</summary>
+    private static GpuSnapshot? TryCollect(IGpuInventory gpus)
+    {
+        try
+        {
+            return gpus.Collect(Array.Empty<int>());
+        }
+        catch (CriuCheckpointException)
+        {
+            return null;
         }
     }
 }

@@ -25,13 +25,18 @@ public sealed record EngineCheckpoint
 
     public IReadOnlyList<ProcessNode> ProcessTree { get; init; } = Array.Empty<ProcessNode>();
 
+    /// <summary>The phases of the save, in seconds.</summary>
     public PhaseTimings Timings { get; init; } = new();
+
+    /// <summary>The wall time of the save.</summary>
+    public double SaveSeconds => Timings.TotalSeconds;
 
     public CheckpointManifest Manifest { get; init; } = new();
 
-    /// <summary>Whether this host can restore it; Get-EngineCheckpoint fills it in.</summary>
+    /// <summary>Whether this host can restore it: every cmdlet that writes a checkpoint compares it with this host.</summary>
     public bool? Compatible => CompatibilityIssues is null ? null : CompatibilityIssues.Count == 0;
 
+    /// <summary>How it differs from this host; null only where it was not compared (read by a service, not written by a cmdlet).</summary>
     public IReadOnlyList<CompatibilityIssue>? CompatibilityIssues { get; init; }
 
     public override string ToString() => Path;

@@ -36,6 +36,9 @@ public sealed class SupportReport
     /// <summary>Host settings that would make restores faster; none of them is needed.</summary>
     public IReadOnlyList<string> Advice { get; init; } = Array.Empty<string>();
 
+    /// <summary>"Supported", or "Not supported: " and the problems.</summary>
+    public override string ToString() => Supported ? "Supported" : "Not supported: " + string.Join("; ", Problems);
+
     public static async Task<SupportReport> CollectAsync(string? criuPath, CancellationToken cancellationToken)
     {
         var problems = new List<string>();

@@ -1,7 +1,6 @@
 using System.Management.Automation;
 using CriuCheckpoint.Checkpoint;
 using CriuCheckpoint.Core;
-using CriuCheckpoint.Gpu;
 
 namespace CriuCheckpoint.Commands;
 
@@ -23,35 +22,9 @@ public sealed class GetEngineCheckpointCommand : CriuCheckpointCmdlet
     [ValidateNotNullOrEmpty]
     public string? CriuPath { get; set; }
 
-    /// <summary>This host's GPUs, or none when it has no driver (then a GPU checkpoint is reported incompatible).</summary>
-    private static GpuSnapshot? TryReadGpus()
-    {
-        try
-        {
-            return GpuInventory.ForHost().Collect(Array.Empty<int>());
-        }
-        catch (CriuCheckpointException)
-        {
-            return null;
-        }
-    }
-
     protected override void ProcessRecord()
     {
-        var host = Run(async (_, token) =>
-        {
-            string criuVersion;
-            try
-            {
-                criuVersion = (await CriuTool.LocateAsync(CriuPath, token).ConfigureAwait(false)).Version.ToString();
-            }
-            catch (CriuCheckpointException)
-            {
-                criuVersion = "not found";
-            }
-
-            return HostInspector.Collect(criuVersion, string.Empty);
-        });
+        var host = Run((_, token) => HostComparison.ForHostAsync(Services, CriuPath, token));
 
         foreach (var path in Path.Select(GetUnresolvedProviderPathFromPSPath))
         {
@@ -71,8 +44,7 @@ public sealed class GetEngineCheckpointCommand : CriuCheckpointCmdlet
                     var checkpoint = CheckpointStore.Open(directory);
                     if (ConfigHash is null || checkpoint.ConfigHash == ConfigHash)
                     {
-                        var gpus = checkpoint.Manifest.Gpu is null ? null : TryReadGpus();
-                        WriteObject(checkpoint with { CompatibilityIssues = Compatibility.Check(checkpoint.Manifest, host, gpus) });
+                        WriteObject(host.Compare(checkpoint));
                     }
                 }
                 catch (CriuCheckpointException e)

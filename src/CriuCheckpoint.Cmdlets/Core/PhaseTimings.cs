@@ -1,22 +1,133 @@
+using System.Collections;
 using System.Globalization;
 
 namespace CriuCheckpoint.Core;
 
-/// <summary>Named phases in order, each with its duration; Total is the wall time of the whole operation.</summary>
-public sealed class PhaseTimings
+/// <summary>
+/// The phases of one operation in the order they ran, each with its seconds: a read-only map from phase name to
+/// seconds, and TotalSeconds, the wall time of the whole operation (not the sum: phases may overlap or leave gaps).
+/// It implements the non-generic <see cref="IDictionary"/> because that is what ConvertTo-Json writes as a JSON
+/// object ({"launch": 0.013, ...}); PowerShell reads a phase as <c>$timings.launch</c> or <c>$timings['launch']</c>.
+/// </summary>
+public sealed class PhaseTimings : IReadOnlyDictionary<string, double>, IDictionary
 {
     private readonly List<KeyValuePair<string, TimeSpan>> phases = new();
 
-    public TimeSpan Total { get; set; }
+    /// <summary>The wall time of the whole operation, as the code that timed it measured it.</summary>
+    internal TimeSpan Total { get; set; }
 
-    public IReadOnlyList<KeyValuePair<string, TimeSpan>> Phases => phases;
+    public double TotalSeconds => Total.TotalSeconds;
 
-    public TimeSpan this[string phase] => phases.FirstOrDefault(p => p.Key == phase).Value;
+    /// <summary>The phases as measured, for the code that combines timings.</summary>
+    internal IReadOnlyList<KeyValuePair<string, TimeSpan>> Phases => phases;
 
-    public void Add(string phase, TimeSpan duration) => phases.Add(new(phase, duration));
+    public int Count => phases.Count;
 
+    public IEnumerable<string> Keys => phases.Select(p => p.Key);
+
+    public IEnumerable<double> Values => phases.Select(p => p.Value.TotalSeconds);
+
+    public double this[string phase] =>
+        TryGetValue(phase, out var seconds) ? seconds : throw new KeyNotFoundException($"No phase '{phase}'; the phases are {string.Join(", ", Keys)}.");
+
+    /// <summary>Timings read back from where they were kept as seconds (a manifest, an engine's record).</summary>
+    internal static PhaseTimings FromSeconds(IEnumerable<KeyValuePair<string, double>> phases, double totalSeconds)
+    {
+        var timings = new PhaseTimings { Total = TimeSpan.FromSeconds(totalSeconds) };
+        foreach (var (phase, seconds) in phases)
+        {
+            timings.Add(phase, TimeSpan.FromSeconds(seconds));
+        }
+
+        return timings;
+    }
+
+    /// <summary>Adds a phase; a phase that ran again adds to the time it already has, so each name appears once.</summary>
+    internal void Add(string phase, TimeSpan duration)
+    {
+        var index = phases.FindIndex(p => p.Key == phase);
+        if (index < 0)
+        {
+            phases.Add(new(phase, duration));
+        }
+        else
+        {
+            phases[index] = new(phase, phases[index].Value + duration);
+        }
+    }
+
+    public bool ContainsKey(string key) => phases.Exists(p => p.Key == key);
+
+    public bool TryGetValue(string key, out double value)
+    {
+        var index = phases.FindIndex(p => p.Key == key);
+        value = index < 0 ? 0 : phases[index].Value.TotalSeconds;
+        return index >= 0;
+    }
+
+    public IEnumerator<KeyValuePair<string, double>> GetEnumerator() =>
+        phases.Select(p => new KeyValuePair<string, double>(p.Key, p.Value.TotalSeconds)).GetEnumerator();
+
+    /// <summary>"1.212 s (launch 0.013, import 0.170)": what Export-Csv and string interpolation show.</summary>
     public override string ToString() =>
-        $"{Total.TotalSeconds.ToString("0.000", CultureInfo.InvariantCulture)} s ("
-        + string.Join(", ", phases.Select(p => $"{p.Key} {p.Value.TotalSeconds.ToString("0.000", CultureInfo.InvariantCulture)}"))
-        + ")";
+        $"{Seconds(TotalSeconds)} s (" + string.Join(", ", this.Select(p => $"{p.Key} {Seconds(p.Value)}")) + ")";
+
+    private static string Seconds(double seconds) => seconds.ToString("0.000", CultureInfo.InvariantCulture);
+
+    IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
+
+    bool IDictionary.IsFixedSize => true;
+
+    bool IDictionary.IsReadOnly => true;
+
+    ICollection IDictionary.Keys => Keys.ToArray();
+
+    ICollection IDictionary.Values => Values.ToArray();
+
+    bool ICollection.IsSynchronized => false;
+
+    object ICollection.SyncRoot => phases;
+
+    object? IDictionary.this[object key]
+    {
+        get => key is string phase && TryGetValue(phase, out var seconds) ? seconds : null;
+        set => throw ReadOnly();
+    }
+
+    bool IDictionary.Contains(object key) => key is string phase && ContainsKey(phase);
+
+    IDictionaryEnumerator IDictionary.GetEnumerator() => new EntryEnumerator(Entries());
+
+    void ICollection.CopyTo(Array array, int index) => Entries().CopyTo(array, index);
+
+    void IDictionary.Add(object key, object? value) => throw ReadOnly();
+
+    void IDictionary.Clear() => throw ReadOnly();
+
+    void IDictionary.Remove(object key) => throw ReadOnly();
+
+    private DictionaryEntry[] Entries() => this.Select(p => new DictionaryEntry(p.Key, p.Value)).ToArray();
+
+    private static NotSupportedException ReadOnly() => new("Phase timings are read-only.");
+
+    /// <summary>The entries in phase order (a Hashtable's enumerator would lose it).</summary>
+    private sealed class EntryEnumerator : IDictionaryEnumerator
+    {
+        private readonly DictionaryEntry[] entries;
+        private int position = -1;
+
+        public EntryEnumerator(DictionaryEntry[] entries) => this.entries = entries;
+
+        public DictionaryEntry Entry => entries[position];
+
+        public object Key => Entry.Key;
+
+        public object? Value => Entry.Value;
+
+        public object Current => Entry;
+
+        public bool MoveNext() => ++position < entries.Length;
+
+        public void Reset() => position = -1;
+    }
 }

@@ -30,6 +30,9 @@ public sealed record EngineInfo
 
     public IReadOnlyList<ProcessNode> ProcessTree { get; init; } = Array.Empty<ProcessNode>();
 
+    /// <summary>The host PIDs of the tree, root first.</summary>
+    public IReadOnlyList<int> ProcessIds => ProcessTree.Select(p => p.ProcessId).ToArray();
+
     public long HostMemoryBytes { get; init; }
 
     public long GpuMemoryBytes { get; init; }
@@ -51,9 +54,15 @@ public sealed record EngineInfo
 
     public DateTimeOffset CreatedAt { get; init; }
 
+    /// <summary>The phases of the cold start or the restore, in seconds; null for an engine that has not served yet.</summary>
     public PhaseTimings? StartupTime { get; init; }
 
+    /// <summary>The wall time of the cold start or the restore.</summary>
+    public double? StartupSeconds => StartupTime?.TotalSeconds;
+
+    /// <summary>The registry's record, for the cmdlets; internal, so PowerShell neither shows nor serialises it.</summary>
     internal EngineRecord Record { get; init; } = new();
 
-    public override string ToString() => $"{Name} ({Id}) {State} {Endpoint}";
+    /// <summary>"api Ready tcp://127.0.0.1:40123": what a string of an engine says.</summary>
+    public override string ToString() => Endpoint is null ? $"{Name} {State}" : $"{Name} {State} {Endpoint}";
 }

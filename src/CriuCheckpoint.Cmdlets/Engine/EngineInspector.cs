@@ -59,6 +59,13 @@ internal sealed class EngineInspector
     private EngineLink Open(EngineRecord record, RunDirectory runDirectory, ReadyInfo ready) =>
         new(ready.Endpoint, runDirectory.ReadLinkKeys(), Liveness(record));
 
+    /// <summary>
+    /// What the engine host timed of its own start (ready.json), for an engine whose record keeps no startup: one
+    /// started by a module that did not keep it. The launcher's own phases (launch, handshake, hello) are unknown then.
+    /// </summary>
+    private static PhaseTimings? EngineSideStartup(ReadyInfo? ready) =>
+        ready is null || ready.Phases.Count == 0 ? null : PhaseTimings.FromSeconds(ready.Phases, ready.Phases.Values.Sum());
+
     /// <summary>Describes an engine; with <paramref name="probe"/> it asks the engine itself (hello) for its state.</summary>
     public async Task<EngineInfo> DescribeAsync(EngineRecord record, bool probe, TimeSpan timeout, CancellationToken cancellationToken, PhaseTimings? startupTime = null)
     {
@@ -115,7 +122,7 @@ internal sealed class EngineInspector
             RunDirectory = record.RunDirectory,
             LogPath = runDirectory.LogFile,
             CreatedAt = record.CreatedAt,
-            StartupTime = startupTime,
+            StartupTime = startupTime ?? record.Startup() ?? EngineSideStartup(ready),
             Record = record,
         };
     }

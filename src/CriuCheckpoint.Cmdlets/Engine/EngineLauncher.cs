@@ -71,6 +71,9 @@ internal sealed class EngineLauncher
                     details: runDirectory.LogTail());
             }
 
+            record.RecordStartup(timings);
+            registry.Save(record);
+
             observer.Progress(activity, "Ready", 100);
             succeeded = true;
             return info;

@@ -1,6 +1,11 @@
+using CriuCheckpoint.Core;
+using Newtonsoft.Json;
+using Newtonsoft.Json.Converters;
+
 namespace CriuCheckpoint.Engine;
 
-/// <summary>How an engine came to be.</summary>
+/// <summary>How an engine came to be; ConvertTo-Json writes it by name (StringEnumConverter).</summary>
+[JsonConverter(typeof(StringEnumConverter))]
 public enum StartSource
 {
     Cold,
@@ -47,4 +52,20 @@ internal sealed class EngineRecord
 
     /// <summary>The checkpoint an engine was restored from, if any.</summary>
     public string? CheckpointPath { get; set; }
+
+    /// <summary>How long the cold start or the restore took, by phase in seconds, once the engine served.</summary>
+    public Dictionary<string, double>? StartupPhases { get; set; }
+
+    public double? StartupSeconds { get; set; }
+
+    /// <summary>Keeps the startup of an engine that now serves, so every session's Get-VllmEngine shows it.</summary>
+    public void RecordStartup(PhaseTimings timings)
+    {
+        StartupPhases = timings.ToDictionary(p => p.Key, p => p.Value);
+        StartupSeconds = timings.TotalSeconds;
+    }
+
+    /// <summary>The startup as it was kept; null for an engine that has not served yet.</summary>
+    public PhaseTimings? Startup() =>
+        StartupPhases is null || StartupSeconds is null ? null : PhaseTimings.FromSeconds(StartupPhases, StartupSeconds.Value);
 }

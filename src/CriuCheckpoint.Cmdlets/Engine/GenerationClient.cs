@@ -54,8 +54,8 @@ internal sealed class GenerationClient
                     FinishReason = final.FinishReason,
                     PromptTokens = final.PromptTokens,
                     CompletionTokens = final.CompletionTokens,
-                    TimeToFirstToken = TimeSpan.FromSeconds(final.TimeToFirstTokenSeconds),
-                    Duration = TimeSpan.FromSeconds(final.DurationSeconds),
+                    TimeToFirstTokenSeconds = final.TimeToFirstTokenSeconds,
+                    DurationSeconds = final.DurationSeconds,
                     Engine = engine,
                 };
                 if (options.Stream)

@@ -18,11 +18,18 @@ public sealed class GenerationResult
 
     public int CompletionTokens { get; init; }
 
-    public TimeSpan TimeToFirstToken { get; init; }
+    /// <summary>Seconds from the request to its first token, as the engine measured them.</summary>
+    public double TimeToFirstTokenSeconds { get; init; }
 
-    public TimeSpan Duration { get; init; }
+    /// <summary>Seconds from the request to its last token, as the engine measured them.</summary>
+    public double DurationSeconds { get; init; }
+
+    /// <summary>Completion tokens per second of the whole request; null when it took no measurable time.</summary>
+    public double? TokensPerSecond => DurationSeconds > 0 ? CompletionTokens / DurationSeconds : null;
 
     public EngineInfo Engine { get; init; } = new();
+
+    public string EngineName => Engine.Name;
 
     public override string ToString() => Text;
 }
@@ -47,6 +54,8 @@ public sealed class GenerationChunk
     public GenerationResult? Result { get; init; }
 
     public EngineInfo Engine { get; init; } = new();
+
+    public string EngineName => Engine.Name;
 
     public override string ToString() => Text;
 }

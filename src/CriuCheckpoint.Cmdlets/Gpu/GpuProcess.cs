@@ -1,6 +1,13 @@
+using Newtonsoft.Json;
+using Newtonsoft.Json.Converters;
+
 namespace CriuCheckpoint.Gpu;
 
-/// <summary>The CUDA checkpoint state of a process (CUprocessState), or Unknown where the driver was not or could not be asked.</summary>
+/// <summary>
+/// The CUDA checkpoint state of a process (CUprocessState), or Unknown where the driver was not or could not be asked;
+/// ConvertTo-Json writes it by name (StringEnumConverter).
+/// </summary>
+[JsonConverter(typeof(StringEnumConverter))]
 public enum CudaProcessState
 {
     Running,

@@ -80,6 +80,8 @@ internal sealed class CheckpointRestorer
         }
 
         context.Timings.Total = services.Clock.GetElapsedTime(started) + context.Request.Validated + context.Request.Verified;
+        context.Record.RecordStartup(context.Timings);
+        services.Registry.Save(context.Record);
         observer.Progress(activity, "Ready", 100);
         observer.Verbose($"Replica {context.Record.Name}: restored and serving at {context.Engine!.Endpoint}.");
         return new ReplicaOutcome(context.Engine with { StartupTime = context.Timings }, null);

@@ -40,6 +40,7 @@ internal sealed class CheckpointSaver
         await new StepPipeline<SaveContext>(Steps, observer).RunAsync(context, activity, Deadline.None, cancellationToken).ConfigureAwait(false);
         context.Timings.Total = services.Clock.GetElapsedTime(started);
         observer.Progress(activity, "Saved", 100);
-        return new SaveResult(context.Checkpoint!, context.Serving);
+        var host = new HostComparison(services.Host.Facts(context.Criu!.Version.ToString(), string.Empty), services.Gpus);
+        return new SaveResult(host.Compare(context.Checkpoint!), context.Serving);
     }
 }

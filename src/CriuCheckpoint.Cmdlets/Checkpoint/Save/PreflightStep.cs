@@ -44,7 +44,7 @@ internal sealed class PreflightStep : IStep<SaveContext>
         context.Store.EnsureExists();
         context.Store.SweepStaging(context.Services.Clock.GetUtcNow() - CheckpointStore.StagingMaxAge);
         context.Timings.Add("preflight", context.Services.Clock.GetElapsedTime(started));
-        context.Observer.Verbose($"Save preflight: criu {context.Criu.Version} at {context.Criu.Path}, {context.Timings["preflight"].TotalSeconds:0.000} s.");
+        context.Observer.Verbose($"Save preflight: criu {context.Criu.Version} at {context.Criu.Path}, {context.Timings["preflight"]:0.000} s.");
         return StepOutcome.Continue;
     }
 
