@@ -127,6 +127,12 @@ public sealed class EngineResolverTests : IDisposable
     [InlineData("a`*", "a*", true)]
     [InlineData("a`*", "ab", false)]
     [InlineData("a``b", "a`b", true)]
+    [InlineData("run[1", "run[1", true)]
+    [InlineData("run[a-c]", "run-b", false)]
+    [InlineData("run[a-c]", "runB", true)]
+    [InlineData("run[.^]", "run^", true)]
+    [InlineData("run[.^]", "runx", false)]
+    [InlineData("run[`]]", "run]", true)]
     public void NamePatternsFollowPowerShellWildcards(string pattern, string name, bool matches) =>
         Assert.Equal(matches, NamePattern.ToRegex(pattern).IsMatch(name));
 
@@ -137,6 +143,7 @@ public sealed class EngineResolverTests : IDisposable
     [InlineData("a[bc]", true)]
     [InlineData("a`*", false)]
     [InlineData("a`[1`]", false)]
+    [InlineData("a[1", false)]
     public void OnlyWildcardsThatAreNotEscapedMakeAPattern(string text, bool pattern) =>
         Assert.Equal(pattern, NamePattern.HasWildcards(text));
 
@@ -145,6 +152,7 @@ public sealed class EngineResolverTests : IDisposable
     [InlineData("run[1]")]
     [InlineData("what?*")]
     [InlineData("back`tick")]
+    [InlineData("open[")]
     public void AnEscapedTextMatchesItselfAlone(string text)
     {
         var escaped = NamePattern.EscapeText(text);

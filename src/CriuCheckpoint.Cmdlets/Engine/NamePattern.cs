@@ -20,17 +20,21 @@ internal static class NamePattern
             if (pattern[i] == Escape && i + 1 < pattern.Length)
             {
                 regex.Append(Regex.Escape(pattern[++i].ToString()));
-                continue;
             }
-
-            regex.Append(pattern[i] switch
+            else if (pattern[i] == '[' && ClosingBracket(pattern, i) is var end and > 0)
             {
-                '*' => ".*",
-                '?' => ".",
-                '[' => "[",
-                ']' => "]",
-                var c => Regex.Escape(c.ToString()),
-            });
+                regex.Append(CharacterClass(pattern[(i + 1)..end]));
+                i = end;
+            }
+            else
+            {
+                regex.Append(pattern[i] switch
+                {
+                    '*' => ".*",
+                    '?' => ".",
+                    var c => Regex.Escape(c.ToString()),
+                });
+            }
         }
 
         return new Regex(regex.Append('$').ToString(), RegexOptions.IgnoreCase | RegexOptions.CultureInvariant);
@@ -45,7 +49,7 @@ internal static class NamePattern
             {
                 i++;
             }
-            else if (pattern[i] is '*' or '?' or '[')
+            else if (pattern[i] is '*' or '?' || (pattern[i] == '[' && ClosingBracket(pattern, i) > 0))
             {
                 return true;
             }
@@ -53,6 +57,49 @@ internal static class NamePattern
 
         return false;
     }
+
+    /// <summary>Where the bracket opened at <paramref name="open"/> closes; -1 when it never does (then it is a plain character).</summary>
+    private static int ClosingBracket(string pattern, int open)
+    {
+        for (var i = open + 1; i < pattern.Length; i++)
+        {
+            if (pattern[i] == Escape)
+            {
+                i++;
+            }
+            else if (pattern[i] == ']')
+            {
+                return i > open + 1 ? i : -1;
+            }
+        }
+
+        return -1;
+    }
+
+    /// <summary>[abc] and [a-c] as a regex class: a dash between two members makes a range, anything else is literal.</summary>
+    private static string CharacterClass(string members)
+    {
+        var regex = new StringBuilder("[");
+        for (var i = 0; i < members.Length; i++)
+        {
+            if (members[i] == Escape && i + 1 < members.Length)
+            {
+                regex.Append(Literal(members[++i]));
+            }
+            else if (members[i] == '-' && i > 0 && i < members.Length - 1)
+            {
+                regex.Append('-');
+            }
+            else
+            {
+                regex.Append(Literal(members[i]));
+            }
+        }
+
+        return regex.Append(']').ToString();
+    }
+
+    private static string Literal(char c) => $"\\u{(int)c:x4}";
 
     /// <summary>The pattern that matches exactly this text: its wildcard characters and backticks escaped.</summary>
     public static string EscapeText(string text)
