@@ -2,9 +2,16 @@ using CriuCheckpoint.Core;
 
 namespace CriuCheckpoint.Checkpoint;
 
-/// <summary>Resolves what a user names with -Path: a checkpoint directory, or a store holding exactly one.</summary>
+/// <summary>Resolves what a user names with -Path: a checkpoint directory, or a store.</summary>
 internal static class CheckpointLocator
 {
+    /// <summary>The checkpoint directory itself, or every published checkpoint of a store; none when the path is neither.</summary>
+    public static IReadOnlyList<string> Directories(string path) =>
+        File.Exists(CheckpointStore.ManifestPath(path)) ? new[] { path }
+        : Directory.Exists(path) ? new CheckpointStore(path).CheckpointDirectories().ToArray()
+        : Array.Empty<string>();
+
+    /// <summary>The checkpoint directory itself, or the one checkpoint of a store; fails for none or several.</summary>
     public static EngineCheckpoint Open(string path, IReadOnlyList<CompatibilityIssue>? issues = null)
     {
         if (File.Exists(CheckpointStore.ManifestPath(path)))

@@ -3,6 +3,7 @@ using System.Management.Automation;
 using CriuCheckpoint.Checkpoint;
 using CriuCheckpoint.Core;
 using CriuCheckpoint.Engine;
+using Microsoft.PowerShell.Commands;
 
 namespace CriuCheckpoint.Commands;
 
@@ -14,6 +15,12 @@ namespace CriuCheckpoint.Commands;
 /// </summary>
 public abstract class CriuCheckpointCmdlet : PSCmdlet, IDisposable
 {
+    /// <summary>The parameter set of the cmdlets that take engines by -Engine: objects, names or ids.</summary>
+    protected const string ByEngine = "Engine";
+
+    /// <summary>The parameter set of the cmdlets that take engines by -Id, with wildcards.</summary>
+    protected const string ById = "Id";
+
     private readonly CancellationTokenSource cancellation = new();
     private readonly BlockingCollection<Action> reports = new();
     private readonly Dictionary<string, int> activityIds = new();
@@ -126,18 +133,26 @@ public abstract class CriuCheckpointCmdlet : PSCmdlet, IDisposable
     }
 
     /// <summary>
-    /// The engines that -Engine arguments name, each argument resolved on its own: one that names no engine is
-    /// written as a non-terminating EngineNotFound error and the others go on.
+    /// The argument that names the engines of this call, -Engine or, in the Id parameter set, -Id, with what its
+    /// texts are compared with.
     /// </summary>
-    private protected IEnumerable<EngineInfo> ResolveEngines(IEnumerable<EngineIdentity> identities)
+    private protected (T Identity, EngineKey Key) GivenEngine<T>(T engine, T id) =>
+        ParameterSetName == ById ? (id, EngineKey.Id) : (engine, EngineKey.NameOrId);
+
+    /// <summary>
+    /// The engines that -Engine or -Id arguments name, each argument resolved on its own and each engine given once:
+    /// one that names no engine is written as a non-terminating EngineNotFound error and the others go on.
+    /// </summary>
+    private protected IEnumerable<EngineInfo> ResolveEngines(IEnumerable<EngineIdentity> identities, EngineKey key)
     {
         var resolver = new EngineResolver(Registry);
+        var given = new HashSet<string>(StringComparer.Ordinal);
         foreach (var identity in identities)
         {
             IReadOnlyList<EngineInfo> engines;
             try
             {
-                engines = resolver.Resolve(identity);
+                engines = resolver.Resolve(identity, key);
             }
             catch (CriuCheckpointException e)
             {
@@ -145,19 +160,19 @@ public abstract class CriuCheckpointCmdlet : PSCmdlet, IDisposable
                 continue;
             }
 
-            foreach (var engine in engines)
+            foreach (var engine in engines.Where(e => given.Add(e.Id)))
             {
                 yield return engine;
             }
         }
     }
 
-    /// <summary>The one engine an -Engine argument names; null, with the error written, when it names none or several.</summary>
-    private protected EngineInfo? ResolveEngine(EngineIdentity identity)
+    /// <summary>The one engine an -Engine or -Id argument names; null, with the error written, when it names none or several.</summary>
+    private protected EngineInfo? ResolveEngine(EngineIdentity identity, EngineKey key)
     {
         try
         {
-            return new EngineResolver(Registry).ResolveOne(identity);
+            return new EngineResolver(Registry).ResolveOne(identity, key);
         }
         catch (CriuCheckpointException e)
         {
@@ -165,6 +180,40 @@ public abstract class CriuCheckpointCmdlet : PSCmdlet, IDisposable
             return null;
         }
     }
+
+    /// <summary>
+    /// The file system paths that a -Path argument (wildcards expanded) or a -LiteralPath argument names. A path
+    /// without wildcards that names nothing is kept as written, for the cmdlet to report as it reports anything
+    /// missing; a pattern that matches nothing gives nothing; a path of another provider is written as a
+    /// CheckpointNotFound error.
+    /// </summary>
+    private protected IReadOnlyList<string> FileSystemPaths(string path, bool literal)
+    {
+        ProviderInfo provider;
+        IReadOnlyList<string> resolved;
+        try
+        {
+            resolved = literal
+                ? new[] { SessionState.Path.GetUnresolvedProviderPathFromPSPath(path, out provider, out _) }
+                : SessionState.Path.GetResolvedProviderPathFromPSPath(path, out provider);
+        }
+        catch (ItemNotFoundException)
+        {
+            return FileSystemPaths(path, literal: true);
+        }
+
+        if (provider.ImplementingType != typeof(FileSystemProvider))
+        {
+            WritePathFailure(new CriuCheckpointException(ErrorIds.CheckpointNotFound, FailureKind.InvalidArgument,
+                $"{path} is a path of the {provider.Name} provider; checkpoints and their archives are files of the file system.", path));
+            return Array.Empty<string>();
+        }
+
+        return resolved;
+    }
+
+    /// <summary>Writes the error of a path outside the file system; a cmdlet that sums up its inputs counts it.</summary>
+    private protected virtual void WritePathFailure(CriuCheckpointException failure) => WriteFailure(failure);
 
     /// <summary>Writes a service failure as a non-terminating error.</summary>
     protected void WriteFailure(CriuCheckpointException failure) => WriteError(ToErrorRecord(failure));

@@ -5,19 +5,27 @@ using CriuCheckpoint.Engine;
 
 namespace CriuCheckpoint.Commands;
 
-/// <summary>Tab completion for -Engine: the names of the engines in the registry.</summary>
+/// <summary>
+/// Tab completion for -Engine and -Name: the names of the engines in the registry, as Get-VllmEngine lists them,
+/// that match what is typed (wildcards allowed). A name is escaped where it holds a wildcard character and quoted
+/// where PowerShell would otherwise split or expand it.
+/// </summary>
 public sealed class EngineNameCompleter : IArgumentCompleter
 {
     public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete, CommandAst commandAst, IDictionary fakeBoundParameters)
     {
-        var typed = wordToComplete.Trim('\'', '"');
+        var pattern = NamePattern.ToRegex(Typed(wordToComplete) + "*");
         return EngineRegistry.Default.List()
-            .Select(r => r.Name)
-            .Where(name => name.StartsWith(typed, StringComparison.OrdinalIgnoreCase))
-            .Distinct(StringComparer.OrdinalIgnoreCase)
-            .Select(name => new CompletionResult(Quote(name), name, CompletionResultType.ParameterValue, name));
+            .Where(r => pattern.IsMatch(r.Name))
+            .GroupBy(r => r.Name, StringComparer.OrdinalIgnoreCase)
+            .Select(named => new CompletionResult(Quote(NamePattern.EscapeText(named.Key)), named.Key, CompletionResultType.ParameterValue,
+                $"{named.Key}: {string.Join(", ", named.Select(r => $"{r.Id} ({r.Spec.Backend} {r.Spec.Model})"))}"));
     }
 
-    private static string Quote(string name) =>
-        name.Any(c => char.IsWhiteSpace(c) || "'\"`$;,(){}@#&|<>".Contains(c)) ? $"'{name.Replace("'", "''")}'" : name;
+    /// <summary>What the user typed, without the quotes PowerShell leaves on the word being completed.</summary>
+    internal static string Typed(string wordToComplete) => wordToComplete.Trim('\'', '"');
+
+    /// <summary>The text as one argument: in single quotes when it holds blanks or characters PowerShell parses.</summary>
+    internal static string Quote(string text) =>
+        text.Any(c => char.IsWhiteSpace(c) || "'\"`$;,(){}@#&|<>".Contains(c)) ? $"'{text.Replace("'", "''")}'" : text;
 }

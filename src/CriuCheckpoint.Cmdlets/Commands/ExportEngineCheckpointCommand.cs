@@ -4,8 +4,8 @@ using CriuCheckpoint.Core;
 
 namespace CriuCheckpoint.Commands;
 
-/// <summary>Writes a checkpoint as one archive file (tar) that Import-EngineCheckpoint unpacks on another host.</summary>
-[Cmdlet(VerbsData.Export, "EngineCheckpoint", SupportsShouldProcess = true, DefaultParameterSetName = ByCheckpoint)]
+/// <summary>Writes each checkpoint given as one archive file (tar) that Import-EngineCheckpoint unpacks on another host.</summary>
+[Cmdlet(VerbsData.Export, "EngineCheckpoint", SupportsShouldProcess = true, DefaultParameterSetName = ByPath)]
 [OutputType(typeof(FileInfo))]
 public sealed class ExportEngineCheckpointCommand : CheckpointCmdlet
 {
@@ -16,9 +16,16 @@ public sealed class ExportEngineCheckpointCommand : CheckpointCmdlet
 
     protected override void ProcessRecord()
     {
+        foreach (var checkpoint in GivenCheckpoints())
+        {
+            Export(checkpoint);
+        }
+    }
+
+    private void Export(EngineCheckpoint checkpoint)
+    {
         try
         {
-            var checkpoint = SelectedCheckpoint();
             var destination = GetUnresolvedProviderPathFromPSPath(DestinationPath);
             if (Directory.Exists(destination))
             {

@@ -5,16 +5,12 @@ using CriuCheckpoint.Core;
 namespace CriuCheckpoint.Commands;
 
 /// <summary>Lists the checkpoints of a store (or reads one checkpoint directory), with their compatibility with this host.</summary>
-[Cmdlet(VerbsCommon.Get, "EngineCheckpoint")]
+[Cmdlet(VerbsCommon.Get, "EngineCheckpoint", DefaultParameterSetName = ByPath)]
 [OutputType(typeof(EngineCheckpoint))]
-public sealed class GetEngineCheckpointCommand : CriuCheckpointCmdlet
+public sealed class GetEngineCheckpointCommand : CheckpointCmdlet
 {
-    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
-    [Alias("Store", "CheckpointStore")]
-    [ValidateNotNullOrEmpty]
-    public string[] Path { get; set; } = Array.Empty<string>();
-
     [Parameter]
+    [ArgumentCompleter(typeof(ConfigHashCompleter))]
     [ValidateNotNullOrEmpty]
     public string? ConfigHash { get; set; }
 
@@ -26,12 +22,10 @@ public sealed class GetEngineCheckpointCommand : CriuCheckpointCmdlet
     {
         var host = Run((_, token) => HostComparison.ForHostAsync(Services, CriuPath, token));
 
-        foreach (var path in Path.Select(GetUnresolvedProviderPathFromPSPath))
+        foreach (var path in GivenPaths())
         {
-            var directories = File.Exists(CheckpointStore.ManifestPath(path)) ? new[] { path }
-                : Directory.Exists(path) ? new CheckpointStore(path).CheckpointDirectories().ToArray()
-                : null;
-            if (directories is null)
+            var directories = CheckpointLocator.Directories(path);
+            if (directories.Count == 0 && !Directory.Exists(path))
             {
                 WriteFailure(new CriuCheckpointException(ErrorIds.CheckpointNotFound, FailureKind.ObjectNotFound, $"No checkpoint or store at {path}.", path));
                 continue;

@@ -6,18 +6,28 @@ using CriuCheckpoint.Gpu;
 namespace CriuCheckpoint.Commands;
 
 /// <summary>Lists the processes that use the GPUs of this host, with their GPU memory, CUDA state and engine.</summary>
-[Cmdlet(VerbsCommon.Get, "GpuProcess")]
+[Cmdlet(VerbsCommon.Get, "GpuProcess", DefaultParameterSetName = ByEngine)]
 [OutputType(typeof(GpuProcess))]
 public sealed class GetGpuProcessCommand : CriuCheckpointCmdlet
 {
     private GpuInventory? inventory;
     private bool driverMissing;
 
-    /// <summary>Only the processes of this engine's tree.</summary>
-    [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    /// <summary>Only the processes of this engine's tree: an Engine object, or its name or id.</summary>
+    [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true, ParameterSetName = ByEngine)]
+    [Alias("EngineName", "Name")]
     [ArgumentCompleter(typeof(EngineNameCompleter))]
     [ValidateNotNull]
+    [SupportsWildcards]
     public EngineIdentity? Engine { get; set; }
+
+    /// <summary>Only the processes of the tree of the engine with this id; wildcards allowed when they match one engine.</summary>
+    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = ById)]
+    [Alias("EngineId")]
+    [ArgumentCompleter(typeof(EngineIdCompleter))]
+    [ValidateNotNull]
+    [SupportsWildcards]
+    public EngineIdentity Id { get; set; } = null!;
 
     [Parameter]
     [Alias("PID")]
@@ -33,9 +43,10 @@ public sealed class GetGpuProcessCommand : CriuCheckpointCmdlet
         }
 
         EngineInfo? engine = null;
-        if (Engine is not null)
+        var (identity, key) = GivenEngine(Engine, Id);
+        if (identity is not null)
         {
-            engine = ResolveEngine(Engine);
+            engine = ResolveEngine(identity, key);
             if (engine is null)
             {
                 return;

@@ -5,15 +5,24 @@ using CriuCheckpoint.Core;
 namespace CriuCheckpoint.Commands;
 
 /// <summary>Unpacks a checkpoint archive into a store: validated, verified and published atomically.</summary>
-[Cmdlet(VerbsData.Import, "EngineCheckpoint", SupportsShouldProcess = true)]
+[Cmdlet(VerbsData.Import, "EngineCheckpoint", SupportsShouldProcess = true, DefaultParameterSetName = ByPath)]
 [OutputType(typeof(EngineCheckpoint))]
 public sealed class ImportEngineCheckpointCommand : CriuCheckpointCmdlet
 {
-    /// <summary>Archive files written by Export-EngineCheckpoint.</summary>
-    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
-    [Alias("FullName")]
+    private const string ByPath = "Path";
+    private const string ByLiteralPath = "LiteralPath";
+
+    /// <summary>Archive files written by Export-EngineCheckpoint; wildcards allowed.</summary>
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true, ParameterSetName = ByPath)]
     [ValidateNotNullOrEmpty]
+    [SupportsWildcards]
     public string[] Path { get; set; } = Array.Empty<string>();
+
+    /// <summary>Archive files, taken as they are written; FileInfo objects bind by FullName where they have no PSPath.</summary>
+    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = ByLiteralPath)]
+    [Alias("PSPath", "LP", "FullName")]
+    [ValidateNotNullOrEmpty]
+    public string[] LiteralPath { get; set; } = Array.Empty<string>();
 
     [Parameter(Mandatory = true, Position = 1)]
     [Alias("CheckpointStore")]
@@ -27,7 +36,10 @@ public sealed class ImportEngineCheckpointCommand : CriuCheckpointCmdlet
     protected override void ProcessRecord()
     {
         var store = new CheckpointStore(GetUnresolvedProviderPathFromPSPath(Store));
-        foreach (var archive in Path.Select(GetUnresolvedProviderPathFromPSPath))
+        var archives = ParameterSetName == ByLiteralPath
+            ? LiteralPath.SelectMany(path => FileSystemPaths(path, literal: true))
+            : Path.SelectMany(path => FileSystemPaths(path, literal: false));
+        foreach (var archive in archives)
         {
             if (!File.Exists(archive))
             {

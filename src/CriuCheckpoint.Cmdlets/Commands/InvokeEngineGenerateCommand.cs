@@ -9,7 +9,7 @@ namespace CriuCheckpoint.Commands;
 /// Generates completions. Every prompt that arrives is submitted at once, so the engine batches them; each result
 /// (or, with -Stream, each chunk) is written as it arrives. Ctrl+C aborts the requests still in flight.
 /// </summary>
-[Cmdlet(VerbsLifecycle.Invoke, "EngineGenerate")]
+[Cmdlet(VerbsLifecycle.Invoke, "EngineGenerate", DefaultParameterSetName = ByEngine)]
 [OutputType(typeof(GenerationResult))]
 [OutputType(typeof(GenerationChunk))]
 public sealed class InvokeEngineGenerateCommand : CriuCheckpointCmdlet
@@ -19,9 +19,21 @@ public sealed class InvokeEngineGenerateCommand : CriuCheckpointCmdlet
     private EngineIdentity? resolvedIdentity;
     private EngineInfo? resolvedEngine;
 
-    [Parameter(Mandatory = true, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    /// <summary>The engine: an Engine object, or its name or id.</summary>
+    [Parameter(Mandatory = true, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true, ParameterSetName = ByEngine)]
+    [Alias("EngineName", "Name")]
+    [ArgumentCompleter(typeof(EngineNameCompleter))]
     [ValidateNotNull]
+    [SupportsWildcards]
     public EngineIdentity Engine { get; set; } = null!;
+
+    /// <summary>The engine's id; wildcards allowed when they match one engine.</summary>
+    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = ById)]
+    [Alias("EngineId")]
+    [ArgumentCompleter(typeof(EngineIdCompleter))]
+    [ValidateNotNull]
+    [SupportsWildcards]
+    public EngineIdentity Id { get; set; } = null!;
 
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNull]
@@ -56,7 +68,7 @@ public sealed class InvokeEngineGenerateCommand : CriuCheckpointCmdlet
 
     protected override void ProcessRecord()
     {
-        if (EngineOf(Engine) is { } engine)
+        if (EngineOf(GivenEngine(Engine, Id)) is { } engine)
         {
             Submit(engine);
         }
@@ -79,15 +91,15 @@ public sealed class InvokeEngineGenerateCommand : CriuCheckpointCmdlet
     }
 
     /// <summary>
-    /// The engine -Engine names. Prompts piped to an engine named on the command line share its one lookup, so an
-    /// unknown name is reported once rather than once per prompt.
+    /// The engine -Engine or -Id names. Prompts piped to an engine named on the command line share its one lookup, so
+    /// an unknown name is reported once rather than once per prompt.
     /// </summary>
-    private EngineInfo? EngineOf(EngineIdentity identity)
+    private EngineInfo? EngineOf((EngineIdentity Identity, EngineKey Key) given)
     {
-        if (!ReferenceEquals(identity, resolvedIdentity))
+        if (!ReferenceEquals(given.Identity, resolvedIdentity))
         {
-            resolvedIdentity = identity;
-            resolvedEngine = ResolveEngine(identity);
+            resolvedIdentity = given.Identity;
+            resolvedEngine = ResolveEngine(given.Identity, given.Key);
         }
 
         return resolvedEngine;

@@ -6,14 +6,25 @@ using CriuCheckpoint.Link;
 namespace CriuCheckpoint.Commands;
 
 /// <summary>Measures the round-trip time of the link to an engine, like Test-Connection does for a host.</summary>
-[Cmdlet(VerbsDiagnostic.Measure, "EngineLink")]
+[Cmdlet(VerbsDiagnostic.Measure, "EngineLink", DefaultParameterSetName = ByEngine)]
 [OutputType(typeof(LinkLatency))]
 public sealed class MeasureEngineLinkCommand : CriuCheckpointCmdlet
 {
-    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    /// <summary>The engine: an Engine object, or its name or id.</summary>
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true, ParameterSetName = ByEngine)]
+    [Alias("EngineName", "Name")]
     [ArgumentCompleter(typeof(EngineNameCompleter))]
     [ValidateNotNull]
+    [SupportsWildcards]
     public EngineIdentity Engine { get; set; } = null!;
+
+    /// <summary>The engine's id; wildcards allowed when they match one engine.</summary>
+    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = ById)]
+    [Alias("EngineId")]
+    [ArgumentCompleter(typeof(EngineIdCompleter))]
+    [ValidateNotNull]
+    [SupportsWildcards]
+    public EngineIdentity Id { get; set; } = null!;
 
     [Parameter]
     [ValidateRange(1, 1_000_000)]
@@ -26,7 +37,8 @@ public sealed class MeasureEngineLinkCommand : CriuCheckpointCmdlet
 
     protected override void ProcessRecord()
     {
-        if (ResolveEngine(Engine) is not { } engine)
+        var (identity, key) = GivenEngine(Engine, Id);
+        if (ResolveEngine(identity, key) is not { } engine)
         {
             return;
         }

@@ -5,28 +5,13 @@ using CriuCheckpoint.Core;
 namespace CriuCheckpoint.Commands;
 
 /// <summary>Deletes checkpoints. Engines already restored from them are not affected.</summary>
-[Cmdlet(VerbsCommon.Remove, "EngineCheckpoint", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High, DefaultParameterSetName = ByCheckpoint)]
+[Cmdlet(VerbsCommon.Remove, "EngineCheckpoint", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High, DefaultParameterSetName = ByPath)]
 [OutputType(typeof(void))]
-public sealed class RemoveEngineCheckpointCommand : CriuCheckpointCmdlet
+public sealed class RemoveEngineCheckpointCommand : CheckpointCmdlet
 {
-    private const string ByCheckpoint = "Checkpoint";
-    private const string ByPath = "Path";
-
-    [Parameter(Mandatory = true, ValueFromPipeline = true, ParameterSetName = ByCheckpoint)]
-    [ValidateNotNull]
-    public EngineCheckpoint[] Checkpoint { get; set; } = Array.Empty<EngineCheckpoint>();
-
-    /// <summary>A checkpoint directory (one with a manifest.json).</summary>
-    [Parameter(Mandatory = true, Position = 0, ParameterSetName = ByPath)]
-    [ValidateNotNullOrEmpty]
-    public string[] Path { get; set; } = Array.Empty<string>();
-
     protected override void ProcessRecord()
     {
-        var targets = ParameterSetName == ByCheckpoint
-            ? Checkpoint.Select(c => c.Path)
-            : Path.Select(GetUnresolvedProviderPathFromPSPath);
-        foreach (var path in targets)
+        foreach (var path in GivenPaths())
         {
             try
             {

@@ -5,8 +5,8 @@ using CriuCheckpoint.Engine;
 
 namespace CriuCheckpoint.Commands;
 
-/// <summary>Restores engines from a checkpoint, each replica in a fresh PID namespace, all replicas at once.</summary>
-[Cmdlet(VerbsData.Restore, "EngineCheckpoint", SupportsShouldProcess = true, DefaultParameterSetName = ByCheckpoint)]
+/// <summary>Restores engines from each checkpoint given, each replica in a fresh PID namespace, all replicas at once.</summary>
+[Cmdlet(VerbsData.Restore, "EngineCheckpoint", SupportsShouldProcess = true, DefaultParameterSetName = ByPath)]
 [OutputType(typeof(EngineInfo))]
 public sealed class RestoreEngineCheckpointCommand : CheckpointCmdlet
 {
@@ -50,9 +50,16 @@ public sealed class RestoreEngineCheckpointCommand : CheckpointCmdlet
 
     protected override void ProcessRecord()
     {
+        foreach (var checkpoint in GivenCheckpoints())
+        {
+            Restore(checkpoint);
+        }
+    }
+
+    private void Restore(EngineCheckpoint checkpoint)
+    {
         try
         {
-            var checkpoint = SelectedCheckpoint();
             if (!ShouldProcess($"{checkpoint.Path} ({Count} replica(s))", "Restore"))
             {
                 return;

@@ -5,7 +5,7 @@ using CriuCheckpoint.Engine;
 namespace CriuCheckpoint.Commands;
 
 /// <summary>Brings engines that were prepared for a checkpoint, and never dumped, back to serving.</summary>
-[Cmdlet(VerbsLifecycle.Resume, "VllmEngine", SupportsShouldProcess = true)]
+[Cmdlet(VerbsLifecycle.Resume, "VllmEngine", SupportsShouldProcess = true, DefaultParameterSetName = ByEngine)]
 [OutputType(typeof(EngineInfo))]
 public sealed class ResumeVllmEngineCommand : EnginesCmdlet
 {
@@ -16,7 +16,7 @@ public sealed class ResumeVllmEngineCommand : EnginesCmdlet
 
     protected override void ProcessRecord()
     {
-        foreach (var record in ResolveEngines(Engine).Select(e => e.Record))
+        foreach (var record in GivenEngines().Select(e => e.Record))
         {
             if (!ShouldProcess($"engine {record.Name} ({record.Id}, PID {record.RootProcessId})", "Resume"))
             {

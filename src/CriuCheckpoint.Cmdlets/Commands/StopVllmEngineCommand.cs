@@ -7,7 +7,7 @@ using CriuCheckpoint.Native;
 namespace CriuCheckpoint.Commands;
 
 /// <summary>Stops engines: graceful shutdown, then SIGTERM/SIGKILL of the whole tree by PID; removes the run directory.</summary>
-[Cmdlet(VerbsLifecycle.Stop, "VllmEngine", SupportsShouldProcess = true)]
+[Cmdlet(VerbsLifecycle.Stop, "VllmEngine", SupportsShouldProcess = true, DefaultParameterSetName = ByEngine)]
 [OutputType(typeof(EngineInfo))]
 public sealed class StopVllmEngineCommand : EnginesCmdlet
 {
@@ -22,7 +22,7 @@ public sealed class StopVllmEngineCommand : EnginesCmdlet
 
     protected override void ProcessRecord()
     {
-        foreach (var record in ResolveEngines(Engine).Select(e => e.Record))
+        foreach (var record in GivenEngines().Select(e => e.Record))
         {
             if (!ShouldProcess($"engine {record.Name} ({record.Id}, PID {record.RootProcessId})", "Stop"))
             {

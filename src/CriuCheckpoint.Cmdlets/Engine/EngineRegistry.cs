@@ -88,13 +88,6 @@ internal sealed class EngineRegistry
         return records.OrderBy(r => r.CreatedAt).ToArray();
     }
 
-    /// <summary>Finds engines by name or id (wildcards allowed in names).</summary>
-    public IReadOnlyList<EngineRecord> Find(string nameOrId)
-    {
-        var pattern = NamePattern.ToRegex(nameOrId);
-        return List().Where(r => r.Id == nameOrId || pattern.IsMatch(r.Name)).ToArray();
-    }
-
     public void Remove(EngineRecord record)
     {
         if (Directory.Exists(record.RunDirectory))
