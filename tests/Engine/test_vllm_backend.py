@@ -164,16 +164,16 @@ def short_run_dir():
 def test_the_frontend_and_the_engine_core_talk_over_ipc_sockets_in_the_run_directory(
         short_run_dir, start_engine):
     engine = _start(start_engine, run_dir=short_run_dir)
-    ipc_dir = engine.path("vllm-ipc")
+    ipc_dir = engine.run_dir
     assert _spawned_environment(engine)[b"VLLM_RPC_BASE_PATH"] == ipc_dir.encode()
-    sockets = [os.path.join(ipc_dir, name) for name in os.listdir(ipc_dir)]
+    sockets = [os.path.join(ipc_dir, name) for name in os.listdir(ipc_dir) if len(name) == 36]
     assert sockets and all(stat.S_ISSOCK(os.stat(path).st_mode) for path in sockets)
     # The frontend binds them (its listening and accepted sockets carry their paths); the core connects to
     # them (unnamed unix sockets) and holds no socket of any other family.
     with open("/proc/net/unix") as f:
         unix = {fields[6]: fields[7] if len(fields) > 7 else "" for fields in map(str.split, list(f)[1:])}
     frontend, core = _socket_inodes(engine.pid), _socket_inodes(_core_pid(engine))
-    assert {inode for inode, path in unix.items() if path.startswith(ipc_dir)} <= frontend
+    assert {inode for inode, path in unix.items() if path.startswith(ipc_dir + "/")} <= frontend
     assert len({inode for inode in core if unix.get(inode) == ""}) >= 2 and core <= set(unix)
     assert engine.client().generate("over ipc", max_tokens=3)["kind"] == "final"
 

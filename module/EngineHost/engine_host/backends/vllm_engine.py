@@ -45,7 +45,7 @@ _WARMUP_PROMPT = "CriuCheckpoint warm-up."
 _IDLE_CHECK_S = 1.0
 _CALL_TIMEOUT_S = 600.0  # sleep/wake_up of a large model move tens of GB
 _STOP_TIMEOUT_S = 20.0
-_MAX_IPC_DIR_LEN = 60  # unix socket paths are limited to 107 bytes; vLLM appends a uuid
+_MAX_IPC_DIR_LEN = 70  # unix socket paths are limited to 107 bytes; vLLM appends "/" and a 36-byte uuid
 # ParallelConfig sizes above 1 put NCCL communicators between vLLM's processes.
 _PARALLEL_SIZES = ("tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size")
 RESOURCE_TRACKER = "resource_tracker"
@@ -59,16 +59,16 @@ def _timed(phases: dict, name: str):
 
 
 def _set_ipc_directory(run_dir: str):
-    """vLLM's frontend <-> EngineCore ZeroMQ ipc socket files go inside the run directory, which a restore
-    bind-mounts per replica, so replicas never share (or collide on) a socket path. Returns the directory,
-    or None when the user chose one or the run directory's path is too long for it.
+    """vLLM's frontend <-> EngineCore ZeroMQ ipc socket files go into the run directory itself, which a
+    restore bind-mounts per replica, so replicas never share (or collide on) a socket path. Not a folder
+    inside it: CRIU binds the listening sockets again at their paths before the engine runs, in the
+    replica's run directory, which holds no such folder. Returns the directory, or None when the user
+    chose one or the run directory's path is too long for it.
     (The rest of vLLM's environment is process_environment.DEFAULTS, set at the engine host's start.)"""
-    ipc_dir = os.path.join(run_dir, "vllm-ipc")
-    if "VLLM_RPC_BASE_PATH" in os.environ or len(ipc_dir) > _MAX_IPC_DIR_LEN:
+    if "VLLM_RPC_BASE_PATH" in os.environ or len(run_dir) > _MAX_IPC_DIR_LEN:
         return None
-    os.makedirs(ipc_dir, mode=0o700, exist_ok=True)
-    os.environ["VLLM_RPC_BASE_PATH"] = ipc_dir
-    return ipc_dir
+    os.environ["VLLM_RPC_BASE_PATH"] = run_dir
+    return run_dir
 
 
 def _import_vllm() -> SimpleNamespace:

@@ -55,8 +55,9 @@ class AsyncMPClient:
                   "pipeline_parallel_size": parallel.pipeline_parallel_size,
                   "data_parallel_size": parallel.data_parallel_size}
         handshake_address = get_open_zmq_ipc_path()
-        self.proc = get_mp_context().Process(target=run_engine_core, name="EngineCore",
-                                             kwargs={"config": config, "handshake_address": handshake_address})
+        self.proc = get_mp_context().Process(
+            target=run_engine_core, name="EngineCore",
+            kwargs={"config": config, "handshake_address": handshake_address})
         try:
             with make_zmq_socket(self._sync_ctx, handshake_address, zmq.ROUTER, bind=True,
                                  linger=0) as handshake:
