@@ -4,7 +4,8 @@
     Builds, tests, demonstrates and benchmarks the CriuCheckpoint module.
 .DESCRIPTION
     Tasks (each runs what it needs first):
-      deps   apt packages (python3-zmq, python3-msgpack, python3-numpy, python3-pytest, python3-flake8, OpenBLAS),
+      deps   apt packages (python3-zmq, python3-msgpack, python3-numpy, python3-pytest, python3-flake8,
+             python3-setproctitle, OpenBLAS),
              CRIU 4.2 into tools/criu, NuGet, Pester
       build  compiles the module and assembles it in out/CriuCheckpoint
       test   xunit, pytest, Pester and flake8 (lint); ends with one line 'N passed, N failed'.
@@ -41,8 +42,9 @@ $Root = $PSScriptRoot
 $ModuleOut = Join-Path $Root 'out/CriuCheckpoint'
 $PesterVersion = '6.2.0'
 $CriuPrefix = Join-Path $Root 'tools/criu'
-# OpenBLAS: numpy on Debian otherwise multiplies with the reference BLAS, about 15x slower.
-$AptPackages = 'python3-zmq', 'python3-msgpack', 'python3-numpy', 'python3-pytest', 'python3-flake8', 'libopenblas0-pthread'
+# OpenBLAS: numpy on Debian otherwise multiplies with the reference BLAS, about 15x slower. setproctitle: the vLLM test
+# double titles its processes with it, as vLLM (which depends on it) does.
+$AptPackages = 'python3-zmq', 'python3-msgpack', 'python3-numpy', 'python3-pytest', 'python3-flake8', 'python3-setproctitle', 'libopenblas0-pthread'
 
 function Invoke-Native {
     param([string] $Command, [string[]] $Arguments)
