@@ -48,8 +48,9 @@ $ModuleOut = Join-Path $Root 'out/CriuCheckpoint'
 $PackageOut = Join-Path $Root 'out/package'
 $PesterVersion = '6.2.0'
 $CriuPrefix = Join-Path $Root 'tools/criu'
-# OpenBLAS: numpy on Debian otherwise multiplies with the reference BLAS, about 15x slower.
-$AptPackages = 'python3-zmq', 'python3-msgpack', 'python3-numpy', 'python3-pytest', 'python3-flake8', 'libopenblas0-pthread'
+# OpenBLAS: numpy on Debian otherwise multiplies with the reference BLAS, about 15x slower. setproctitle: the vLLM test
+# double titles its processes with it, as vLLM (which depends on it) does.
+$AptPackages = 'python3-zmq', 'python3-msgpack', 'python3-numpy', 'python3-pytest', 'python3-flake8', 'python3-setproctitle', 'libopenblas0-pthread'
 
 function Invoke-Native {
     param([string] $Command, [string[]] $Arguments)

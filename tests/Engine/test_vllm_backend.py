@@ -2,17 +2,22 @@
 
 vLLM cannot be installed here, so the engine runs with tests/Engine/vllm_double on its PYTHONPATH: a
 package named `vllm` that mirrors the module paths, signatures and behaviour the adapter uses (see its
-__init__.py for the vLLM commit it follows). Its engine core is a real child process, so killing it is
-an engine death as in vLLM. Expected outputs come from the double's own deterministic rule.
+__init__.py for the vLLM commit it follows). Its engine core is a real process started as vLLM starts it
+(multiprocessing spawn, ZeroMQ ipc sockets, process titles), so killing it is an engine death as in vLLM.
+Expected outputs come from the double's own deterministic rule.
 """
 from __future__ import annotations
 
+import asyncio
 import importlib
 import importlib.util
 import json
 import os
+import shutil
 import signal
+import stat
 import sys
+import tempfile
 import time
 from types import SimpleNamespace
 
@@ -34,12 +39,16 @@ def double():
     try:
         import vllm
         from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.sampling_params import RequestOutputKind, SamplingParams
         from vllm.tokenizers import EOS, ByteFallbackTokenizer
         from vllm.v1.engine import core
+        from vllm.v1.engine.async_llm import AsyncLLM
 
         yield SimpleNamespace(version=vllm.__version__, AsyncEngineArgs=AsyncEngineArgs,
                               tokenizer=ByteFallbackTokenizer(), eos=EOS,
-                              reference=core.reference_generate)
+                              reference=core.reference_generate, EngineCore=core.EngineCore,
+                              AsyncLLM=AsyncLLM, SamplingParams=SamplingParams,
+                              RequestOutputKind=RequestOutputKind)
     finally:
         sys.path.remove(DOUBLE)
         for name in [n for n in sys.modules if n == "vllm" or n.startswith("vllm.")]:
@@ -59,8 +68,8 @@ def client(vllm_engine):
     c.close()
 
 
-def _start(start_engine, *extra, env=None, wait=True):
-    return start_engine(*ARGS, *extra, env={**VLLM_ENV, **(env or {})}, wait=wait)
+def _start(start_engine, *extra, env=None, wait=True, run_dir=None):
+    return start_engine(*ARGS, *extra, env={**VLLM_ENV, **(env or {})}, wait=wait, run_dir=run_dir)
 
 
 def _expected(double, prompt, max_tokens, ignore_eos=True, **kw):
@@ -88,8 +97,21 @@ def _prepare_resume(engine, **prepare_args) -> dict:
     return engine.wait_ready()
 
 
+def _core_events(engine) -> list:
+    """What the double's EngineCore logged of the checkpoint hooks, sleep and wake-up, in order."""
+    marks = ("collective_rpc ", "fall asleep (level ", "wake_up ")
+    events = []
+    for line in engine.log().splitlines():
+        if "EngineCore pid=" in line:
+            message = line.split(": ", 1)[1]
+            for mark in marks:
+                if mark in message:
+                    events.append(message[message.index(mark):].split(")")[0] + (")" if "(" in mark else ""))
+    return events
+
+
 def _core_pid(engine) -> int:
-    return next(p["pid"] for p in engine.ready["pids"] if p["role"] == "core-0")
+    return next(p["pid"] for p in engine.ready["pids"] if p["role"] == "EngineCore")
 
 
 # ---------------------------------------------------------------- describing the engine
@@ -106,7 +128,9 @@ def test_hello_and_ready_json_describe_the_vllm_engine(client, vllm_engine, doub
     assert h["tokenizer"] == "hf:ByteFallbackTokenizer" and h["vocab_size"] == 259
     assert h["eos_token_id"] == double.eos and h["max_model_len"] == 4096 and h["max_num_seqs"] == 256
     assert h["capabilities"] == ["generate", "stream", "abort", "batch", "checkpoint"]
-    assert [p["role"] for p in h["pids"]] == ["frontend", "core-0"]
+    # Labelled by the titles vLLM gives its processes; spawning the EngineCore started multiprocessing's
+    # resource tracker.
+    assert sorted(p["role"] for p in h["pids"]) == ["EngineCore", "frontend", "resource_tracker"]
     assert h["pids"] == vllm_engine.ready["pids"] and h["state"] == "ready"
     r = vllm_engine.ready
     assert r["backend"] == "vllm" and r["vllm_version"] == double.version
@@ -114,14 +138,49 @@ def test_hello_and_ready_json_describe_the_vllm_engine(client, vllm_engine, doub
     assert list(r["phases"]) == ["import", "plan", "import_backend", "engine", "warmup", "bind"]
 
 
+def _spawned_environment(engine) -> dict:
+    """The environment vLLM's processes start with, as exec'd: read from the resource tracker, since a process
+    that set its title (setproctitle) no longer shows its environment in /proc."""
+    tracker = next(p["pid"] for p in engine.ready["pids"] if p["role"] == "resource_tracker")
+    with open(f"/proc/{tracker}/environ", "rb") as f:
+        return dict(kv.split(b"=", 1) for kv in f.read().split(b"\0") if b"=" in kv)
+
+
 def test_the_launch_environment_is_set_for_a_checkpoint(vllm_engine):
-    with open(f"/proc/{_core_pid(vllm_engine)}/environ", "rb") as f:
-        env = dict(kv.split(b"=", 1) for kv in f.read().split(b"\0") if b"=" in kv)
+    env = _spawned_environment(vllm_engine)
     assert env[b"UV_USE_IO_URING"] == b"0" and env[b"VLLM_NO_USAGE_STATS"] == b"1"
     assert env[b"VLLM_WORKER_MULTIPROC_METHOD"] == b"spawn"
-    ipc_dir = vllm_engine.path("vllm-ipc")
-    if len(ipc_dir) <= 60 and "VLLM_RPC_BASE_PATH" not in os.environ:  # else too long for unix sockets
-        assert env[b"VLLM_RPC_BASE_PATH"] == ipc_dir.encode() and os.path.isdir(ipc_dir)
+
+
+@pytest.fixture
+def short_run_dir():
+    """A run directory whose path is short enough for vLLM's ipc socket paths inside it; requested before
+    start_engine, so it is removed after the engine has stopped."""
+    path = tempfile.mkdtemp(prefix="vllm-", dir="/tmp")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_the_frontend_and_the_engine_core_talk_over_ipc_sockets_in_the_run_directory(
+        short_run_dir, start_engine):
+    engine = _start(start_engine, run_dir=short_run_dir)
+    ipc_dir = engine.run_dir
+    assert _spawned_environment(engine)[b"VLLM_RPC_BASE_PATH"] == ipc_dir.encode()
+    sockets = [os.path.join(ipc_dir, name) for name in os.listdir(ipc_dir) if len(name) == 36]
+    assert sockets and all(stat.S_ISSOCK(os.stat(path).st_mode) for path in sockets)
+    # The frontend binds them (its listening and accepted sockets carry their paths); the core connects to
+    # them (unnamed unix sockets) and holds no socket of any other family.
+    with open("/proc/net/unix") as f:
+        unix = {fields[6]: fields[7] if len(fields) > 7 else "" for fields in map(str.split, list(f)[1:])}
+    frontend, core = _socket_inodes(engine.pid), _socket_inodes(_core_pid(engine))
+    assert {inode for inode, path in unix.items() if path.startswith(ipc_dir + "/")} <= frontend
+    assert len({inode for inode in core if unix.get(inode) == ""}) >= 2 and core <= set(unix)
+    assert engine.client().generate("over ipc", max_tokens=3)["kind"] == "final"
+
+
+def _socket_inodes(pid: int) -> set:
+    links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+    return {link[len("socket:["):-1] for link in links if link.startswith("socket:")}
 
 
 # ---------------------------------------------------------------- generation
@@ -221,8 +280,12 @@ def test_prepare_sleeps_vllm_and_resume_wakes_it(start_engine, double):
     engine.write_resume(port=0)
     wait_for(lambda: os.path.exists(engine.path("ready.json")), what="ready.json after resume")
     ready = engine.wait_ready()
-    assert list(ready["phases"]) == ["resume_reacquire", "resume_wake_up", "resume_bind"]
+    assert list(ready["phases"]) == ["resume_reacquire", "resume_wake_up", "resume_checkpoint_restore",
+                                     "resume_bind"]
     assert ready["config_hash"] == engine.client().call("hello")["config_hash"]
+    # vLLM's order: the communicators are prepared before the engine sleeps and restored after it wakes.
+    assert _core_events(engine) == ["collective_rpc checkpoint_prepare", "fall asleep (level 1)",
+                                    "wake_up all", "collective_rpc checkpoint_restore"]
     c2 = engine.client()
     assert c2.call("health")["state"] == "ready"
     assert [c2.generate(p, max_tokens=20, ignore_eos=True)["token_ids"] for p in PROMPTS] == before
@@ -234,8 +297,11 @@ def test_sleep_level_2_discards_the_weights_and_resume_reloads_them(start_engine
     before = engine.client().generate("Hello", max_tokens=20, ignore_eos=True)["token_ids"]
     ready = _prepare_resume(engine)
     assert list(ready["phases"]) == ["resume_reacquire", "resume_wake_up_weights",
-                                     "resume_reload_weights", "resume_wake_up_kv_cache", "resume_bind"]
-    assert "fall asleep (level 2)" in engine.log() and "collective_rpc reload_weights" in engine.log()
+                                     "resume_reload_weights", "resume_wake_up_kv_cache",
+                                     "resume_checkpoint_restore", "resume_bind"]
+    assert _core_events(engine) == ["collective_rpc checkpoint_prepare", "fall asleep (level 2)",
+                                    "wake_up ['weights']", "collective_rpc reload_weights",
+                                    "wake_up ['kv_cache']", "collective_rpc checkpoint_restore"]
     # The double generates garbage with weights woken but not reloaded: equal output proves the reload.
     assert engine.client().generate("Hello", max_tokens=20, ignore_eos=True)["token_ids"] == before
 
@@ -266,7 +332,9 @@ def test_a_sleep_that_fails_fails_prepare_and_the_engine_serves_on(start_engine)
     assert reply["kind"] == "error" and reply["code"] == "engine_error"
     assert "Call to sleep method failed: CUDA error: out of memory" in reply["message"]
     assert "serves on" in reply["message"]
-    # vLLM paused its scheduler before the failed sleep; the adapter woke it again.
+    # vLLM paused its scheduler before the failed sleep; the adapter woke it and restored its communicators.
+    assert _core_events(engine) == ["collective_rpc checkpoint_prepare", "wake_up all",
+                                    "collective_rpc checkpoint_restore"]
     assert c.call("health")["state"] == "ready" and os.path.exists(engine.path("ready.json"))
     assert c.generate("after", max_tokens=5, ignore_eos=True)["finish_reason"] == "length"
 
@@ -297,13 +365,27 @@ def test_a_wake_up_that_fails_is_a_resume_failure(start_engine):
     wait_for(lambda: not any(pid_alive(p) for p in pids), what="vLLM's processes to end")
 
 
-def test_several_gpus_checkpoint_their_communicators(start_engine):
-    engine = _start(start_engine, "--engine-args", '{"tensor_parallel_size": 2}')
-    ready = _prepare_resume(engine)
-    assert list(ready["phases"])[:3] == ["resume_reacquire", "resume_checkpoint_restore",
-                                         "resume_wake_up"]
-    log = engine.log()
-    assert log.index("collective_rpc checkpoint_prepare") < log.index("collective_rpc checkpoint_restore")
+@pytest.mark.parametrize("engine_args, workers", [
+    ('{"tensor_parallel_size": 2}', ["Worker_TP0", "Worker_TP1"]),
+    ('{"pipeline_parallel_size": 2}', ["Worker_PP0", "Worker_PP1"]),
+    ('{"tensor_parallel_size": 2, "pipeline_parallel_size": 2}',
+     ["Worker_PP0_TP0", "Worker_PP0_TP1", "Worker_PP1_TP0", "Worker_PP1_TP1"]),
+])
+def test_an_engine_on_several_gpus_is_refused_before_anything_is_released(start_engine, engine_args,
+                                                                          workers):
+    engine = _start(start_engine, "--engine-args", engine_args)
+    roles = [p["role"] for p in engine.ready["pids"]]
+    assert sorted(roles) == sorted(["frontend", "EngineCore", "resource_tracker"] + workers)
+    c = engine.client()
+    running = c.send("generate", {"prompt": "keep going", "max_tokens": 60, "ignore_eos": True})
+    reply = c.call("prepare_checkpoint", {"abort_in_flight": True})
+    assert reply["kind"] == "error" and reply["code"] == "checkpoint_unsupported"
+    assert "NCCL" in reply["message"] and "serves on" in reply["message"]
+    # Refused before the drain: the request in flight was not aborted, nothing was prepared or released.
+    assert c.replies(running)[-1]["finish_reason"] == "length"
+    assert _core_events(engine) == []
+    assert c.call("health")["state"] == "ready" and os.path.exists(engine.path("ready.json"))
+    assert c.generate("still serving", max_tokens=4)["kind"] == "final"
 
 
 def test_sigterm_while_prepared_ends_vllm_too(start_engine):
@@ -314,6 +396,59 @@ def test_sigterm_while_prepared_ends_vllm_too(start_engine):
     os.kill(engine.pid, signal.SIGTERM)
     assert engine.wait_exit(30) == 0
     wait_for(lambda: not any(pid_alive(p) for p in pids), what="vLLM's processes to end")
+
+
+# ---------------------------------------------------------------- the double itself
+
+
+def test_the_doubles_checkpoint_hooks_refuse_vllms_order_broken(double):
+    core = double.EngineCore({"max_model_len": 64, "enable_sleep_mode": True, "world_size": 1},
+                             write=lambda message: None)
+    core.collective_rpc("checkpoint_restore")  # nothing prepared: nothing to do, as FlashInfer's hooks
+    core.collective_rpc("checkpoint_prepare")
+    core.sleep(1)
+    with pytest.raises(RuntimeError, match="checkpoint_restore while the executor sleeps"):
+        core.collective_rpc("checkpoint_restore")
+    with pytest.raises(RuntimeError, match="checkpoint_prepare while the executor sleeps"):
+        core.collective_rpc("checkpoint_prepare")
+    core.wake_up()
+    core.collective_rpc("checkpoint_restore")
+    assert not core.communicators_prepared and not core.is_sleeping()
+
+
+def test_the_doubles_generate_has_logprobs_for_a_canary(double, monkeypatch, tmp_path):
+    """vLLM's snapshot canary: temperature 0, max_tokens 1, seed 0, logprobs 0; the sampled token's logprob
+    is the same on every run, and changes when the weights are not what they were."""
+    monkeypatch.setenv("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
+    monkeypatch.setenv("VLLM_RPC_BASE_PATH", str(tmp_path))
+
+    async def canaries() -> list:
+        args = double.AsyncEngineArgs(model=MODEL, max_model_len=256, enable_sleep_mode=True)
+        llm = double.AsyncLLM.from_engine_args(args)
+        try:
+            async def canary(request_id: str, logprobs: int = 0):
+                params = double.SamplingParams(temperature=0, max_tokens=1, seed=0, logprobs=logprobs,
+                                               output_kind=double.RequestOutputKind.FINAL_ONLY)
+                return [o async for o in llm.generate("The capital of France is", params, request_id)][-1]
+
+            outputs = [await canary("a"), await canary("b", logprobs=3)]
+            await llm.sleep(2)
+            await llm.wake_up()  # weights back in place but not reloaded: what vLLM computes is garbage
+            outputs.append(await canary("c"))
+            return outputs
+        finally:
+            llm.shutdown()
+
+    first, top3, garbage = asyncio.run(canaries())
+    (token,) = first.outputs[0].token_ids
+    assert token == double.reference(double.tokenizer.encode("The capital of France is"), 1)[0][0]
+    sampled = first.outputs[0].logprobs[0][token]
+    assert sampled.rank == 1 and sampled.logprob < 0
+    assert first.outputs[0].cumulative_logprob == sampled.logprob
+    assert top3.outputs[0].token_ids == [token] and top3.outputs[0].logprobs[0][token] == sampled
+    assert sorted(p.rank for p in top3.outputs[0].logprobs[0].values()) == [1, 2, 3]
+    (wrong,) = garbage.outputs[0].token_ids
+    assert (wrong, garbage.outputs[0].logprobs[0][wrong].logprob) != (token, sampled.logprob)
 
 
 # ---------------------------------------------------------------- failures and shutdown

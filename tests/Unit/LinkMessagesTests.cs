@@ -67,6 +67,7 @@ public class LinkMessagesTests
     [InlineData("unknown_op", ErrorIds.ProtocolMismatch)]
     [InlineData("unsupported_version", ErrorIds.ProtocolMismatch)]
     [InlineData("engine_error", ErrorIds.EngineRequestFailed)]
+    [InlineData("checkpoint_unsupported", ErrorIds.CheckpointUnsupported)]
     [InlineData("something_new", ErrorIds.EngineRequestFailed)]
     public void ErrorRepliesMapToStableErrorIds(string code, string errorId)
     {

@@ -234,7 +234,7 @@ class EngineHost:
 
     def _pids(self) -> list:
         return [{"pid": os.getpid(), "role": "frontend"}] + [
-            {"pid": pid, "role": f"core-{i}"} for i, pid in enumerate(self._pipeline.pids)]
+            {"pid": pid, "role": role} for pid, role in self._pipeline.roles]
 
     def _answer_locally(self, request: protocol.Request):
         if request.op == "health":

@@ -52,6 +52,11 @@ class Pipeline:
     def pids(self) -> list:
         return [p.pid for p in self._procs]
 
+    @property
+    def roles(self) -> list:
+        """(pid, role) of every core, in order."""
+        return [(pid, f"core-{i}") for i, pid in enumerate(self.pids)]
+
     # ------------------------------------------------------------ startup
 
     def spawn(self) -> list:

@@ -23,6 +23,7 @@ class ErrorCode:
     PROMPT_TOO_LONG = "prompt_too_long"
     NOT_READY = "not_ready"
     ENGINE_ERROR = "engine_error"
+    CHECKPOINT_UNSUPPORTED = "checkpoint_unsupported"  # prepare_checkpoint of an engine no dump can carry
 
 
 class ProtocolError(Exception):

@@ -112,6 +112,10 @@ class RequestLoop:
     def _on_generate(self, item: Incoming) -> None:
         raise NotImplementedError
 
+    def _checkpoint_refusal(self) -> Optional[str]:
+        """Why no checkpoint of this engine can be taken, or None; asked before prepare_checkpoint drains."""
+        return None
+
     def _handle(self, item: Any) -> None:
         """A stop signal, or a request the socket thread queued (it answers every other known op itself)."""
         if isinstance(item, StopSignal):
@@ -161,6 +165,12 @@ class RequestLoop:
         if self._status.state != READY:
             self._send_error(item.identity, item.request.id, ErrorCode.NOT_READY,
                              f"engine is {self._status.state}")
+            return
+        refusal = self._checkpoint_refusal()
+        if refusal is not None:
+            log.warning("prepare_checkpoint refused: %s", refusal)
+            self._send_error(item.identity, item.request.id, ErrorCode.CHECKPOINT_UNSUPPORTED,
+                             f"{refusal}; the engine serves on")
             return
         args = item.request.args
         log.info("prepare_checkpoint: draining %d request(s) (timeout %.1fs, abort %s, keep caches %s)",

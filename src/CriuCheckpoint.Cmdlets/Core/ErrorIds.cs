@@ -33,6 +33,7 @@ public static class ErrorIds
     public const string InsufficientPrivilege = "InsufficientPrivilege";
     public const string InsufficientSpace = "InsufficientSpace";
     public const string CheckpointPrepareFailed = "CheckpointPrepareFailed";
+    public const string CheckpointUnsupported = "CheckpointUnsupported";
     public const string CheckpointNotFound = "CheckpointNotFound";
     public const string CheckpointCorrupt = "CheckpointCorrupt";
     public const string CheckpointIncompatible = "CheckpointIncompatible";

@@ -37,8 +37,7 @@ internal sealed class EngineResumer
         }
         catch (CriuCheckpointException e) when (e.ErrorId != ErrorIds.EngineDied)
         {
-            throw new CriuCheckpointException(ErrorIds.CheckpointPrepareFailed, FailureKind.InvalidOperation,
-                $"Engine {record.Name} could not prepare for a checkpoint: {e.Message}", record.Name, e, new RunDirectory(record.RunDirectory).LogTail());
+            throw PrepareFailure(record, e, new RunDirectory(record.RunDirectory).LogTail());
         }
 
         var runDirectory = new RunDirectory(record.RunDirectory);
@@ -54,6 +53,18 @@ internal sealed class EngineResumer
             await Task.Delay(Poll, cancellationToken).ConfigureAwait(false);
         }
     }
+
+    /// <summary>
+    /// What a refused or failed prepare_checkpoint is to the caller: CheckpointUnsupported when the engine said no
+    /// checkpoint of it can be taken as it runs (it released nothing), else CheckpointPrepareFailed. The engine serves on
+    /// either way.
+    /// </summary>
+    internal static CriuCheckpointException PrepareFailure(EngineRecord record, CriuCheckpointException refusal, string? logTail) =>
+        refusal.ErrorId == ErrorIds.CheckpointUnsupported
+            ? new CriuCheckpointException(ErrorIds.CheckpointUnsupported, FailureKind.NotImplemented,
+                $"Engine {record.Name} cannot be checkpointed: {refusal.Message}", record.Name, refusal)
+            : new CriuCheckpointException(ErrorIds.CheckpointPrepareFailed, FailureKind.InvalidOperation,
+                $"Engine {record.Name} could not prepare for a checkpoint: {refusal.Message}", record.Name, refusal, logTail);
 
     /// <summary>
     /// Writes the resume message once the engine reads its FIFO, hands it its listening socket, then waits for its new

@@ -156,6 +156,8 @@ internal sealed class EngineLink : IDisposable
                 new CriuCheckpointException(ErrorIds.EngineRequestRejected, FailureKind.InvalidArgument, message, request.Id),
             LinkProtocol.Codes.UnknownOp or LinkProtocol.Codes.UnsupportedVersion =>
                 new CriuCheckpointException(ErrorIds.ProtocolMismatch, FailureKind.ProtocolError, message, request.Id),
+            LinkProtocol.Codes.CheckpointUnsupported =>
+                new CriuCheckpointException(ErrorIds.CheckpointUnsupported, FailureKind.NotImplemented, message, request.Id),
             _ => new CriuCheckpointException(ErrorIds.EngineRequestFailed, FailureKind.InvalidOperation, message, request.Id),
         };
     }

@@ -171,6 +171,7 @@ internal static class LinkProtocol
         public const string UnknownOp = "unknown_op";
         public const string UnsupportedVersion = "unsupported_version";
         public const string EngineError = "engine_error";
+        public const string CheckpointUnsupported = "checkpoint_unsupported";
     }
 
     /// <summary>

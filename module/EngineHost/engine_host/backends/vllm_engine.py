@@ -10,16 +10,19 @@ Abort cancels that task, which is how vLLM's own API server aborts (generate() a
 the engine when it is cancelled). Only the loop thread touches AsyncLLM; only the scheduler thread
 touches the reply socket.
 
-prepare_checkpoint: drain as for every backend, then `reset_prefix_cache()` and `sleep(level)` (vLLM's
-sleep mode drops the KV cache; level 1 also offloads the weights to host memory, level 2 discards
-them), plus `checkpoint_prepare()` (NCCL communicators) when the engine spans several GPUs. Resume:
-`wake_up()` (level 2: wake the weights, `reload_weights`, wake the KV cache).
+prepare_checkpoint: refused at once (checkpoint_unsupported) for an engine spanning several GPUs, whose
+NCCL communicators nothing in vLLM prepares for a checkpoint. Otherwise drain as for every backend, then
+`reset_prefix_cache()`, vLLM's process-checkpoint hook `checkpoint_prepare()` where vLLM has it, and
+`sleep(level)` (vLLM's sleep mode drops the KV cache; level 1 also offloads the weights to host memory,
+level 2 discards them). Resume: `wake_up()` (level 2: wake the weights, `reload_weights`, wake the KV
+cache), then `checkpoint_restore()`.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import dataclasses
+import importlib
 import inspect
 import logging
 import os
@@ -42,7 +45,10 @@ _WARMUP_PROMPT = "CriuCheckpoint warm-up."
 _IDLE_CHECK_S = 1.0
 _CALL_TIMEOUT_S = 600.0  # sleep/wake_up of a large model move tens of GB
 _STOP_TIMEOUT_S = 20.0
-_MAX_IPC_DIR_LEN = 60  # unix socket paths are limited to 107 bytes; vLLM appends a uuid
+_MAX_IPC_DIR_LEN = 70  # unix socket paths are limited to 107 bytes; vLLM appends "/" and a 36-byte uuid
+# ParallelConfig sizes above 1 put NCCL communicators between vLLM's processes.
+_PARALLEL_SIZES = ("tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size")
+RESOURCE_TRACKER = "resource_tracker"
 
 
 @contextlib.contextmanager
@@ -53,16 +59,16 @@ def _timed(phases: dict, name: str):
 
 
 def _set_ipc_directory(run_dir: str):
-    """vLLM's frontend <-> EngineCore ZeroMQ ipc socket files go inside the run directory, which a restore
-    bind-mounts per replica, so replicas never share (or collide on) a socket path. Returns the directory,
-    or None when the user chose one or the run directory's path is too long for it.
+    """vLLM's frontend <-> EngineCore ZeroMQ ipc socket files go into the run directory itself, which a
+    restore bind-mounts per replica, so replicas never share (or collide on) a socket path. Not a folder
+    inside it: CRIU binds the listening sockets again at their paths before the engine runs, in the
+    replica's run directory, which holds no such folder. Returns the directory, or None when the user
+    chose one or the run directory's path is too long for it.
     (The rest of vLLM's environment is process_environment.DEFAULTS, set at the engine host's start.)"""
-    ipc_dir = os.path.join(run_dir, "vllm-ipc")
-    if "VLLM_RPC_BASE_PATH" in os.environ or len(ipc_dir) > _MAX_IPC_DIR_LEN:
+    if "VLLM_RPC_BASE_PATH" in os.environ or len(run_dir) > _MAX_IPC_DIR_LEN:
         return None
-    os.makedirs(ipc_dir, mode=0o700, exist_ok=True)
-    os.environ["VLLM_RPC_BASE_PATH"] = ipc_dir
-    return ipc_dir
+    os.environ["VLLM_RPC_BASE_PATH"] = run_dir
+    return run_dir
 
 
 def _import_vllm() -> SimpleNamespace:
@@ -77,12 +83,14 @@ def _import_vllm() -> SimpleNamespace:
     except ImportError as exc:
         raise StartupError(FailureCode.BACKEND_UNAVAILABLE,
                            f"cannot import vLLM's V1 engine API: {type(exc).__name__}: {exc}")
-    # Request errors: VLLMClientError in current vLLM (not a ValueError); ValueError before it existed.
-    client_errors: tuple = (ValueError, TypeError)
+    # Request errors: VLLMClientError in current vLLM (not a ValueError); ValueError before it existed, and
+    # still for some checks inside generate(), which wraps those in EngineGenerateError (docs/vllm.md).
+    # SamplingParams refuses an unknown keyword with a TypeError.
+    request_errors: tuple = (ValueError,)
     try:
         from vllm.exceptions import VLLMClientError
 
-        client_errors = (VLLMClientError,) + client_errors
+        request_errors = (VLLMClientError,) + request_errors
     except ImportError:
         pass
     try:
@@ -92,8 +100,8 @@ def _import_vllm() -> SimpleNamespace:
     return SimpleNamespace(
         version=str(getattr(vllm, "__version__", "unknown")), AsyncEngineArgs=AsyncEngineArgs,
         AsyncLLM=AsyncLLM, SamplingParams=SamplingParams, RequestOutputKind=RequestOutputKind,
-        UsageContext=UsageContext, EngineDeadError=EngineDeadError, client_errors=client_errors,
-        platform=current_platform)
+        UsageContext=UsageContext, EngineDeadError=EngineDeadError, request_errors=request_errors,
+        client_errors=request_errors + (TypeError,), platform=current_platform)
 
 
 async def _maybe_await(value):
@@ -101,9 +109,11 @@ async def _maybe_await(value):
 
 
 def _process_start_ticks(pid: int) -> Optional[int]:
+    """When the process started (clock ticks after boot); None when it is gone or a zombie."""
     try:
         with open(f"/proc/{pid}/stat") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[19])
+            fields = f.read().rsplit(")", 1)[1].split()
+        return None if fields[0] in ("Z", "X") else int(fields[19])
     except (OSError, ValueError, IndexError):
         return None
 
@@ -132,11 +142,26 @@ def _descendants(root: int) -> list:
     return found
 
 
+# NVML's Python binding: vLLM's own copy first (vllm/third_party/pynvml.py, the one vLLM itself uses since it
+# stopped depending on nvidia-ml-py), then nvidia-ml-py's `pynvml` (older vLLM).
+_NVML_MODULES = ("vllm.third_party.pynvml", "pynvml")
+
+
+def _import_nvml():
+    """The first NVML binding that imports, or None."""
+    for name in _NVML_MODULES:
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            continue
+    return None
+
+
 def _gpu_memory_bytes(pids: list) -> int:
-    """GPU memory these processes hold, by NVML (nvidia-ml-py, which vLLM depends on); 0 without it."""
-    try:
-        import pynvml
-    except ImportError:
+    """GPU memory these processes hold, by NVML; 0 without a binding or a driver."""
+    pynvml = _import_nvml()
+    if pynvml is None:
+        log.info("no GPU memory figure: neither %s imports", " nor ".join(_NVML_MODULES))
         return 0
     try:
         pynvml.nvmlInit()
@@ -150,9 +175,43 @@ def _gpu_memory_bytes(pids: list) -> int:
             return total
         finally:
             pynvml.nvmlShutdown()
-    except Exception as exc:  # NVML absent or failing: the cmdlets measure GPU memory themselves
-        log.info("no GPU memory figure from NVML: %s", exc)
+    except Exception as exc:  # no driver, or NVML failing: the cmdlets measure GPU memory themselves
+        log.info("no GPU memory figure from NVML (%s): %s", pynvml.__name__, exc)
         return 0
+
+
+def _command_line(pid: int) -> list:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+    except OSError:
+        return []
+
+
+def process_role(pid: int, title_prefix: str) -> Optional[str]:
+    """What a process under the frontend is: the title vLLM gave it ("<prefix>::EngineCore" ->
+    "EngineCore", "<prefix>::Worker_TP1" -> "Worker_TP1"; vllm/utils/system_utils.py set_process_title),
+    "resource_tracker" for multiprocessing's resource tracker (which every spawn starts), else None."""
+    argv = _command_line(pid)
+    if not argv:
+        return None
+    marker = f"{title_prefix}::"
+    if argv[0].startswith(marker):
+        return argv[0][len(marker):].strip() or None
+    if "-c" in argv[:-1] and "multiprocessing.resource_tracker" in argv[argv.index("-c") + 1]:
+        return RESOURCE_TRACKER
+    return None
+
+
+def label_processes(pids: list, title_prefix: str) -> list:
+    """(pid, role) for each pid: its role, or process-<i> for those that have none (numbered in order)."""
+    labelled, unnamed = [], 0
+    for pid in pids:
+        role = process_role(pid, title_prefix)
+        if role is None:
+            role, unnamed = f"process-{unnamed}", unnamed + 1
+        labelled.append((pid, role))
+    return labelled
 
 
 class _TokenizerInfo:
@@ -199,6 +258,17 @@ class _EngineDied(Exception):
     pass
 
 
+def _generate_failure(erid: str, exc: Exception, request_errors: tuple) -> _Failed:
+    """A request that generate() raised for: bad_request when vLLM refused it (a request error raised as
+    is, or one that generate() wrapped in EngineGenerateError, as it does with a ValueError), else
+    engine_error naming the cause."""
+    cause = exc if isinstance(exc, request_errors) else exc.__cause__ or exc
+    if isinstance(cause, request_errors):
+        return _Failed(erid, ErrorCode.BAD_REQUEST, f"vLLM refused the request: {cause}")
+    log.error("request %s failed in vLLM: %r", erid, cause)
+    return _Failed(erid, ErrorCode.ENGINE_ERROR, f"vLLM failed the request: {type(cause).__name__}: {cause}")
+
+
 # ---------------------------------------------------------------- the engine (AsyncLLM + its loop)
 
 class VllmRuntime:
@@ -226,10 +296,11 @@ class VllmEngine:
         self._v: Optional[SimpleNamespace] = None
         self._llm = None
         self._tasks: dict = {}  # engine request id -> asyncio.Task (loop thread only)
-        self._known: list = []  # (pid, start ticks) of the processes vLLM started
+        self._known: list = []  # (pid, start ticks, role) of the processes vLLM started
         self._report: dict = {}
         self._sleep_mode = False
-        self._world_size = 1
+        self._parallel: dict = {}  # vLLM's parallel sizes above 1, by name
+        self._communicators_prepared = False  # checkpoint_prepare() done, checkpoint_restore() not yet
         self._stopped = False
         self.events = None  # set by the scheduler: a thread-safe callable taking one event
 
@@ -247,7 +318,7 @@ class VllmEngine:
         self._thread.start()
         with _timed(phases, "engine"):  # vLLM's EngineCore: weights, memory profile, KV cache, graphs
             self._llm = self._call(self._build())
-        self._known = [(pid, _process_start_ticks(pid)) for pid in _descendants(os.getpid())]
+        self._known = [(pid, _process_start_ticks(pid), role) for pid, role in self.roles]
         self._call(self._describe())
         return [self._report]
 
@@ -289,8 +360,8 @@ class VllmEngine:
             raise StartupError(FailureCode.BAD_ENGINE_ARGS, f"vLLM refused the engine args: {exc}")
         self._sleep_mode = bool(vllm_config.model_config.enable_sleep_mode)
         parallel = vllm_config.parallel_config
-        self._world_size = (getattr(parallel, "tensor_parallel_size", 1)
-                            * getattr(parallel, "pipeline_parallel_size", 1))
+        self._parallel = {name: size for name in _PARALLEL_SIZES
+                          if (size := int(getattr(parallel, name, 1) or 1)) > 1}
         return v.AsyncLLM.from_vllm_config(vllm_config, usage_context=v.UsageContext.ENGINE_CONTEXT,
                                            disable_log_stats=engine_args.disable_log_stats)
 
@@ -323,9 +394,9 @@ class VllmEngine:
             "host_memory_bytes": 0, "gpu_memory_bytes": _gpu_memory_bytes(self.pids),
             "max_num_seqs": plan.max_num_seqs, "phases": {}}
         log.info("vLLM engine ready: config hash %s, device %s, dtype %s, max_model_len %d, "
-                 "max_num_seqs %d, sleep mode %s, world size %d, processes %s", plan.config_hash,
+                 "max_num_seqs %d, sleep mode %s, parallel sizes %s, processes %s", plan.config_hash,
                  device, self._report["dtype"], plan.max_model_len, plan.max_num_seqs,
-                 self._sleep_mode, self._world_size, self.pids)
+                 self._sleep_mode, self._parallel or "1", self.roles)
 
     def warm_up(self) -> None:
         try:
@@ -347,6 +418,23 @@ class VllmEngine:
         """vLLM's processes (EngineCore, its workers, multiprocessing helpers), as they are now."""
         return _descendants(os.getpid())
 
+    @property
+    def roles(self) -> list:
+        """(pid, role) of vLLM's processes, as they are now: by the titles vLLM gives them."""
+        return label_processes(self.pids, os.environ.get("VLLM_PROCESS_NAME_PREFIX", "VLLM"))
+
+    def checkpoint_refusal(self) -> Optional[str]:
+        """Why this engine cannot be checkpointed at all, or None. An engine spanning several GPUs holds
+        NCCL communicators, and vLLM's process-checkpoint hooks leave those live (they handle FlashInfer
+        all-reduce workspaces and all-to-all managers only): a dump would carry NCCL state that no restore
+        brings back. Asked before anything is drained or released, so a refused engine serves on."""
+        if not self._parallel:
+            return None
+        sizes = ", ".join(f"{name} {size}" for name, size in self._parallel.items())
+        return (f"this vLLM engine spans several GPUs ({sizes}); vLLM's process-checkpoint hooks do not "
+                "prepare its NCCL communicators, so a checkpoint of it could not be restored. Only an "
+                "engine on one GPU can be checkpointed")
+
     def control(self, command: str) -> list:
         if command == "release":
             phases = self._call(self._release(), _CALL_TIMEOUT_S)
@@ -360,21 +448,21 @@ class VllmEngine:
         return [{**self._report, "phases": phases}]
 
     async def _release(self) -> dict:
+        """vLLM's checkpoint order (docs/vllm.md): the communicators are prepared while the engine is awake
+        and idle (drained, and no request is admitted while preparing), then it sleeps."""
         llm, level = self._llm, self._settings.sleep_level
         if not self._sleep_mode:
             raise RuntimeError("vLLM's sleep mode is off (engine arg enable_sleep_mode=false, or a "
                                "platform without it), so the KV cache cannot be released")
-        if self._world_size > 1 and not hasattr(llm, "checkpoint_prepare"):
-            raise RuntimeError(f"this engine spans {self._world_size} GPUs and vLLM {self._v.version} "
-                               "has no AsyncLLM.checkpoint_prepare() for its NCCL communicators")
         phases: dict = {}
         with _timed(phases, "reset_prefix_cache"):
             await llm.reset_prefix_cache()
+        if hasattr(llm, "checkpoint_prepare"):  # vLLM's process-checkpoint hooks, since July 2026
+            with _timed(phases, "checkpoint_prepare"):
+                self._communicators_prepared = True  # a hook that fails half-way is undone all the same
+                await llm.checkpoint_prepare()
         with _timed(phases, "sleep"):
             await llm.sleep(level)
-        if self._world_size > 1:
-            with _timed(phases, "checkpoint_prepare"):
-                await llm.checkpoint_prepare()
         if not await llm.is_sleeping():
             raise RuntimeError(f"vLLM reports it is not asleep after sleep(level={level})")
         log.info("vLLM asleep (level %d): %s", level, phases)
@@ -383,9 +471,6 @@ class VllmEngine:
     async def _reacquire(self) -> dict:
         llm = self._llm
         phases: dict = {}
-        if self._world_size > 1:
-            with _timed(phases, "checkpoint_restore"):
-                await llm.checkpoint_restore()
         if self._settings.sleep_level == 1:
             with _timed(phases, "wake_up"):
                 await llm.wake_up()
@@ -396,17 +481,26 @@ class VllmEngine:
                 await llm.collective_rpc("reload_weights")
             with _timed(phases, "wake_up_kv_cache"):
                 await llm.wake_up(tags=["kv_cache"])
+        if self._communicators_prepared:
+            with _timed(phases, "checkpoint_restore"):
+                await self._restore_communicators()
         if await llm.is_sleeping():
             raise RuntimeError("vLLM still reports it is asleep after wake_up")
         log.info("vLLM awake: %s", phases)
         return phases
 
+    async def _restore_communicators(self) -> None:
+        await self._llm.checkpoint_restore()
+        self._communicators_prepared = False
+
     def recover(self) -> Optional[str]:
-        """After a failed release: wake vLLM if it sleeps (sleep pauses its scheduler first). None
-        when it serves again, else why not."""
+        """After a failed release: wake vLLM if it sleeps (sleep pauses its scheduler first), then restore
+        its communicators if they were prepared. None when it serves again, else why not."""
         async def wake():
             if await self._llm.is_sleeping():
                 await self._llm.wake_up()
+            if self._communicators_prepared:
+                await self._restore_communicators()
             if await self._llm.is_sleeping():
                 raise RuntimeError("still asleep after wake_up")
         try:
@@ -423,7 +517,7 @@ class VllmEngine:
         return None
 
     def death_report(self) -> str:
-        gone = [f"core-{i} (pid {pid})" for i, (pid, ticks) in enumerate(self._known)
+        gone = [f"{role} (pid {pid})" for pid, ticks, role in self._known
                 if _process_start_ticks(pid) != ticks]
         return ("vLLM's engine core died (EngineDeadError)"
                 + (f": {', '.join(gone)} exited" if gone else ""))
@@ -453,10 +547,13 @@ class VllmEngine:
 
     def _end_leftovers(self) -> None:
         """vLLM reaps its processes on shutdown; any it left (same pid, same start time) get SIGTERM,
-        then SIGKILL. With this backend every child of the frontend is vLLM's."""
-        candidates = dict(self._known)
-        for pid in _descendants(os.getpid()):
-            candidates.setdefault(pid, _process_start_ticks(pid))
+        then SIGKILL. With this backend every child of the frontend is vLLM's. multiprocessing's resource
+        tracker is left alone: it ignores SIGTERM, unlinks what vLLM's processes leaked, and ends by itself
+        when the frontend exits."""
+        candidates = {pid: ticks for pid, ticks, role in self._known if role != RESOURCE_TRACKER}
+        for pid, role in self.roles:
+            if role != RESOURCE_TRACKER:
+                candidates.setdefault(pid, _process_start_ticks(pid))
         alive = [(pid, t) for pid, t in candidates.items()
                  if t is not None and _process_start_ticks(pid) == t]
         for sig, wait_s in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
@@ -503,13 +600,8 @@ class VllmEngine:
             return  # aborted: the scheduler has answered already
         except v.EngineDeadError:
             post(_EngineDead(self.death_report()))
-        except v.client_errors as exc:
-            post(_Failed(erid, ErrorCode.BAD_REQUEST, f"vLLM refused the request: {exc}"))
         except Exception as exc:
-            cause = exc.__cause__ or exc
-            log.error("request %s failed in vLLM: %r", erid, cause)
-            post(_Failed(erid, ErrorCode.ENGINE_ERROR,
-                         f"vLLM failed the request: {type(cause).__name__}: {cause}"))
+            post(_generate_failure(erid, exc, v.request_errors))
 
 
 # ---------------------------------------------------------------- the scheduler thread
@@ -671,6 +763,9 @@ class VllmScheduler(RequestLoop):
         self._status.in_flight = len(self._by_key)
 
     # ------------------------------------------------------------ prepare (abort and shutdown: RequestLoop)
+
+    def _checkpoint_refusal(self) -> Optional[str]:
+        return self._engine.checkpoint_refusal()
 
     def _advance_prepare(self) -> None:
         if not self._drained():

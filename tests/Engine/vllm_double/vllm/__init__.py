@@ -2,8 +2,11 @@
 CriuCheckpoint's vLLM adapter (engine_host/backends/vllm_engine.py) relies on, and nothing else.
 
 It is NOT vLLM. It mirrors vllm-project/vllm `main` as stored at these commits (read for this double,
-Nov 2026; the newest PyPI release then was 0.33.0):
-  vllm/v1/engine/async_llm.py, vllm/v1/engine/core.py   00080ee13c7a451fce071ccb8d0e94d395acf5a7
+Nov 2026; the newest PyPI release then was 0.33.0; docs/vllm.md cites the lines):
+  vllm/v1/engine/async_llm.py, vllm/v1/engine/core.py   00080ee13c7a451fce071ccb8d0e94d395acf5a7 and
+                                                        6adad08767583f52eb4d2122111af0bf638ed5e6
+  vllm/v1/engine/core_client.py, vllm/v1/engine/utils.py, vllm/utils/network_utils.py,
+  vllm/utils/system_utils.py, vllm/envs.py, vllm/logprobs.py                  6adad087
   vllm/sampling_params.py                               00388f6573ccfcffad607b8c9ecdf341a4669ceb
   vllm/outputs.py                                       003d3ee22261b7937258b7531aee00e10393f1d6
   vllm/exceptions.py (VLLMClientError hierarchy), vllm/v1/engine/output_processor.py (abort emits a
@@ -11,8 +14,12 @@ Nov 2026; the newest PyPI release then was 0.33.0):
 Where older releases differ (AsyncLLM.get_tokenizer was async, sleep() had no `mode`, VLLMValidationError
 was a ValueError, abort left the generator waiting), the adapter copes with both; see docs/vllm.md.
 
-Its "model" is a deterministic rule (vllm/v1/engine/core.py: next_token) run in a real child process,
-as vLLM's EngineCore is, so killing that process is an engine death the way it is in vLLM.
+Its "model" is a deterministic rule (vllm/v1/engine/core.py: next_token) run in an EngineCore process
+started as vLLM starts it: multiprocessing with VLLM_WORKER_MULTIPROC_METHOD (spawn under the engine
+host, so multiprocessing's resource tracker runs beside it), titled VLLM::EngineCore (setproctitle),
+talking to AsyncLLM's client over ZeroMQ ipc sockets under VLLM_RPC_BASE_PATH. Killing it is an engine
+death the way it is in vLLM. Its process-checkpoint hooks enforce the order docs/vllm.md gives
+(v1/engine/core.py says how), and its generate() has logprobs.
 Knobs for tests, all optional environment variables (none exist in vLLM):
   VLLM_DOUBLE_STEP_S       seconds per engine step (default 0.002)
   VLLM_DOUBLE_PLATFORM     cuda (default) | cpu — cpu has no sleep mode, like vLLM's CPU platform

@@ -51,6 +51,8 @@ class RequestOutput:
                         if not isinstance(completion.token_ids, MutableSequence):
                             completion.token_ids = list(completion.token_ids)
                         completion.token_ids.extend(next_completion.token_ids)
+                        if next_completion.logprobs:
+                            completion.logprobs.extend(next_completion.logprobs)
                         completion.cumulative_logprob = next_completion.cumulative_logprob
                         completion.finish_reason = next_completion.finish_reason
                         completion.stop_reason = next_completion.stop_reason

@@ -100,6 +100,9 @@ class SamplingParams:
             raise VLLMValidationError(
                 f"min_tokens must be less than or equal to max_tokens={self.max_tokens}, "
                 f"got {self.min_tokens}.")
+        if self.logprobs is not None and self.logprobs != -1 and self.logprobs < 0:
+            raise VLLMValidationError(f"logprobs must be non-negative or -1, got {self.logprobs}.",
+                                      parameter="logprobs", value=self.logprobs)
         if any(not stop_str for stop_str in self.stop):
             raise VLLMValidationError("stop cannot contain an empty string.")
         if self.stop and not self.detokenize:

@@ -48,11 +48,13 @@ class ModelConfig:
     enforce_eager: bool
     enable_sleep_mode: bool
     skip_tokenizer_init: bool
+    max_logprobs: int
     hf_config: dict = field(default_factory=dict)
 
     @classmethod
     def build(cls, model: str, tokenizer: str | None, dtype: str, seed: int, max_model_len: int | None,
-              enforce_eager: bool, enable_sleep_mode: bool, skip_tokenizer_init: bool) -> "ModelConfig":
+              enforce_eager: bool, enable_sleep_mode: bool, skip_tokenizer_init: bool,
+              max_logprobs: int) -> "ModelConfig":
         if enable_sleep_mode and not current_platform.is_sleep_mode_available():
             raise ValueError("Sleep mode is not supported on current platform.")
         hf = _hf_config(model)
@@ -66,7 +68,7 @@ class ModelConfig:
             raise ValueError(f"User-specified max_model_len ({max_model_len}) is greater than the derived "
                              f"max_model_len (max_position_embeddings={derived} in model's config.json).")
         return cls(model, tokenizer or model, resolved, seed, max_model_len, enforce_eager,
-                   enable_sleep_mode, skip_tokenizer_init, hf)
+                   enable_sleep_mode, skip_tokenizer_init, max_logprobs, hf)
 
     def get_vocab_size(self) -> int:
         return self.hf_config["vocab_size"]

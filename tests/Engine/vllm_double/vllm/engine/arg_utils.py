@@ -59,7 +59,8 @@ class EngineArgs:
                              f"{self.gpu_memory_utilization}.")
         model_config = ModelConfig.build(self.model, self.tokenizer, self.dtype, self.seed,
                                          self.max_model_len, self.enforce_eager,
-                                         self.enable_sleep_mode, self.skip_tokenizer_init)
+                                         self.enable_sleep_mode, self.skip_tokenizer_init,
+                                         self.max_logprobs)
         max_num_seqs = self.max_num_seqs or 256
         prefix_caching = True if self.enable_prefix_caching is None else self.enable_prefix_caching
         return VllmConfig(

@@ -1,5 +1,5 @@
-"""As vllm/v1/engine/async_llm.py (AsyncLLM) with what it uses from core_client.py (AsyncMPClient),
-output_processor.py (OutputProcessor, RequestOutputCollector) and input_processor.py.
+"""As vllm/v1/engine/async_llm.py (AsyncLLM) with what it uses from output_processor.py (OutputProcessor,
+RequestOutputCollector) and input_processor.py; the EngineCore client is core_client.py.
 
 Signatures, exception types and control flow follow vLLM at commit 00080ee1: generate() is an async
 generator of RequestOutput; cancelling it aborts the request (internal abort); an external abort()
@@ -8,178 +8,24 @@ EngineDeadError and every later call raise it at once; utility calls that fail i
 Exception("Call to <method> method failed: ...").
 """
 import asyncio
-import json
 import logging
 import secrets
-import select
-import subprocess
-import sys
-import threading
 from collections.abc import AsyncGenerator, Iterable
-from types import SimpleNamespace
 from typing import Any
 
 from vllm.config import VllmConfig
 from vllm.engine.arg_utils import AsyncEngineArgs
 from vllm.exceptions import VLLMClientError, VLLMValidationError
+from vllm.logprobs import Logprob
 from vllm.outputs import STREAM_FINISHED, CompletionOutput, RequestOutput
 from vllm.sampling_params import RequestOutputKind, SamplingParams
 from vllm.tokenizers import ByteFallbackTokenizer, IncrementalDetokenizer
 from vllm.usage.usage_lib import UsageContext
 from vllm.v1.engine import FinishReason, PauseMode
+from vllm.v1.engine.core_client import AsyncMPClient
 from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
 
 logger = logging.getLogger(__name__)
-
-_STARTUP_TIMEOUT_S = 60.0
-
-
-# ---------------------------------------------------------------- core client (core_client.py)
-
-class AsyncMPClient:
-    """Starts the EngineCore process and talks to it; a reader thread notices its death."""
-
-    def __init__(self, vllm_config: VllmConfig):
-        self.resources = SimpleNamespace(engine_dead=False)
-        self._shutting_down = False
-        self.proc = subprocess.Popen([sys.executable, "-m", "vllm.v1.engine.core"],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._pending: list = []
-        self._outputs: asyncio.Queue | None = None
-        self._calls: dict = {}
-        self._next_call = 0
-        m = vllm_config.model_config
-        self._send({"type": "init", "config": {
-            "max_model_len": m.max_model_len, "enable_sleep_mode": m.enable_sleep_mode,
-            "world_size": vllm_config.parallel_config.world_size}})
-        self._wait_ready()
-        self._reader = threading.Thread(target=self._read, name="EngineCoreOutputReader", daemon=True)
-        self._reader.start()
-
-    @property
-    def engine_pids(self) -> list:
-        return [self.proc.pid]
-
-    def _wait_ready(self) -> None:
-        ready, _, _ = select.select([self.proc.stdout], [], [], _STARTUP_TIMEOUT_S)
-        line = self.proc.stdout.readline() if ready else b""
-        if not line:
-            try:
-                code = self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                code = self.proc.wait()
-            raise RuntimeError("Engine core initialization failed. See root cause above. "
-                               f"Failed core proc(s): {{'EngineCore': {code}}}")
-        assert json.loads(line)["type"] == "ready"
-
-    # ------------------------------------------------------------ reader thread → event loop
-
-    def _read(self) -> None:
-        for line in self.proc.stdout:
-            self._deliver(json.loads(line))
-        code = self.proc.wait()
-        if self._shutting_down:
-            return
-        logger.error("Engine core proc EngineCore died unexpectedly (exit code %s), shutting down "
-                     "client.", code)
-        self._deliver({"type": "dead"})
-
-    def _deliver(self, message: dict) -> None:
-        with self._lock:
-            loop = self._loop
-            if loop is None:
-                self._pending.append(message)
-                return
-        try:
-            loop.call_soon_threadsafe(self._dispatch, message)
-        except RuntimeError:  # the loop is closed: the client is shutting down
-            pass
-
-    def _bind(self) -> None:
-        if self._loop is not None:
-            return
-        self._outputs = asyncio.Queue()
-        with self._lock:
-            self._loop = asyncio.get_running_loop()
-            pending, self._pending = self._pending, []
-        for message in pending:
-            self._dispatch(message)
-
-    def _dispatch(self, message: dict) -> None:
-        kind = message["type"]
-        if kind == "outputs":
-            self._outputs.put_nowait(message["outputs"])
-        elif kind == "utility":
-            future = self._calls.pop(message["call_id"], None)
-            if future is not None and not future.done():
-                if "failure" in message:
-                    future.set_exception(Exception(message["failure"]))
-                else:
-                    future.set_result(message["result"])
-        elif kind == "dead":
-            self.resources.engine_dead = True
-            for future in self._calls.values():
-                if not future.done():
-                    future.set_exception(EngineDeadError())
-            self._calls.clear()
-            self._outputs.put_nowait(EngineDeadError())
-
-    def _send(self, message: dict) -> None:
-        if self.resources.engine_dead:
-            raise EngineDeadError()
-        try:
-            self.proc.stdin.write(json.dumps(message).encode() + b"\n")
-            self.proc.stdin.flush()
-        except (BrokenPipeError, OSError, ValueError):
-            self.resources.engine_dead = True
-            raise EngineDeadError()
-
-    # ------------------------------------------------------------ the calls AsyncLLM makes
-
-    async def get_output_async(self) -> list:
-        self._bind()
-        outputs = await self._outputs.get()
-        if isinstance(outputs, BaseException):
-            raise outputs
-        return outputs
-
-    async def add_request_async(self, request: dict) -> None:
-        self._bind()
-        self._send({"type": "add", **request})
-
-    async def abort_requests_async(self, request_ids: list) -> None:
-        if request_ids and not self.resources.engine_dead:
-            self._send({"type": "abort", "ids": list(request_ids)})
-
-    async def call_utility_async(self, method: str, *args) -> Any:
-        self._bind()
-        future = self._loop.create_future()
-        self._next_call += 1
-        self._calls[self._next_call] = future
-        self._send({"type": "utility", "call_id": self._next_call, "method": method, "args": list(args)})
-        return await future
-
-    def shutdown(self, timeout: float | None = None) -> None:
-        self._shutting_down = True
-        if self.proc.poll() is None:
-            try:
-                self.proc.stdin.write(b'{"type": "shutdown"}\n')
-                self.proc.stdin.flush()
-            except (BrokenPipeError, OSError, ValueError):
-                pass
-            try:
-                self.proc.wait(timeout=timeout or 5.0)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        for stream in (self.proc.stdin,):
-            try:
-                stream.close()
-            except (BrokenPipeError, OSError):
-                pass
 
 
 # ---------------------------------------------------------------- output processing
@@ -236,10 +82,18 @@ class _RequestState:
         self.token_ids: list = []
         self.last_offset = 0
         self.stop_buffer_length = params.output_text_buffer_length
+        # vLLM's LogprobsProcessor: one {token id: Logprob} per sampled position, and their running sum.
+        self.logprobs: list | None = None if params.logprobs is None else []
+        self.cumulative_logprob: float | None = None if params.logprobs is None else 0.0
 
-    def update(self, new_token_ids: list, stop_terminated: bool) -> str | None:
-        """Detokenize; returns the stop string that ended the text, if one did."""
+    def update(self, new_token_ids: list, stop_terminated: bool, new_logprobs: list | None) -> str | None:
+        """Detokenize and keep the logprobs; returns the stop string that ended the text, if one did."""
         self.token_ids.extend(new_token_ids)
+        if self.logprobs is not None:
+            for token, position in zip(new_token_ids, new_logprobs):
+                entry = {t: Logprob(logprob, rank) for t, logprob, rank in position}
+                self.logprobs.append(entry)
+                self.cumulative_logprob += entry[token].logprob
         if stop_terminated and new_token_ids:
             new_token_ids = new_token_ids[:-1]  # the EOS / stop token adds no text
         old_len = len(self.output_text)
@@ -271,10 +125,14 @@ class _RequestState:
         if finished and finish_reason != FinishReason.STOP or finished and stop_reason is None:
             self.output_text += self.detokenizer.finish()
         delta = kind == RequestOutputKind.DELTA
+        logprobs = None
+        if self.logprobs is not None:
+            first = len(self.logprobs) - len(new_token_ids) if delta else 0
+            logprobs = self.logprobs[first:]
         completion = CompletionOutput(
             index=0, text=self.get_next_output_text(finished, delta),
             token_ids=list(new_token_ids) if delta else list(self.token_ids),
-            cumulative_logprob=None, logprobs=None,
+            cumulative_logprob=self.cumulative_logprob, logprobs=logprobs,
             finish_reason=str(finish_reason) if finished else None, stop_reason=stop_reason)
         return RequestOutput(request_id=self.external_req_id, prompt=self.prompt,
                              prompt_token_ids=self.prompt_token_ids, prompt_logprobs=None,
@@ -310,7 +168,7 @@ class OutputProcessor:
                 continue
             finish = _FINISH.get(out["finish"]) if out["finish"] else None
             stop_reason = out["stop_reason"]
-            stop_string = state.update(out["new"], finish == FinishReason.STOP)
+            stop_string = state.update(out["new"], finish == FinishReason.STOP, out.get("logprobs"))
             if stop_string:
                 finish, stop_reason = FinishReason.STOP, stop_string
             request_output = state.make_request_output(out["new"], finish, stop_reason)
@@ -441,6 +299,16 @@ class AsyncLLM:
             raise VLLMValidationError(f"Token id {max(ids)} is out of vocabulary", parameter="prompt")
         return prompt_text, ids
 
+    def _validate_logprobs(self, params: SamplingParams) -> None:
+        """As SamplingParams._validate_logprobs (run by the input processor): -1 is the whole vocabulary."""
+        max_logprobs = self.model_config.max_logprobs
+        if max_logprobs == -1:
+            max_logprobs = self.model_config.get_vocab_size()
+        wanted = self.model_config.get_vocab_size() if params.logprobs == -1 else params.logprobs
+        if wanted and wanted > max_logprobs:
+            raise VLLMValidationError(f"Requested sample logprobs of {wanted}, which is greater than max "
+                                      f"allowed: {max_logprobs}", parameter="logprobs", value=wanted)
+
     async def add_request(self, request_id: str, prompt: Any, params: SamplingParams,
                           arrival_time: float | None = None, lora_request: Any = None,
                           tokenization_kwargs: dict | None = None, trace_headers: Any = None,
@@ -452,6 +320,7 @@ class AsyncLLM:
         if not isinstance(params, SamplingParams):
             raise VLLMValidationError("Only SamplingParams are supported by this engine")
         prompt_text, ids = self._process_prompt(prompt)
+        self._validate_logprobs(params)
         params = params.clone()
         if params.max_tokens is None:
             params.max_tokens = self.model_config.max_model_len - len(ids)
@@ -464,7 +333,8 @@ class AsyncLLM:
         await self.engine_core.add_request_async({
             "id": internal_id, "prompt": ids, "max_tokens": params.max_tokens,
             "temperature": params.temperature, "seed": seed, "ignore_eos": params.ignore_eos,
-            "stop_token_ids": list(params.stop_token_ids)})
+            "stop_token_ids": list(params.stop_token_ids),
+            "logprobs": self.model_config.get_vocab_size() if params.logprobs == -1 else params.logprobs})
         if self.log_requests:
             logger.info("Added request %s.", internal_id)
         return queue
