@@ -27,7 +27,9 @@
         ```powershell                   example's code (language powershell, pwsh or none); every line after it
         <code>                          is the explanation (remarks). Write at least one sentence. Further fenced
         ```                             blocks in the remarks (e.g. ```text with sample output) are kept verbatim.
-        <explanation paragraphs>
+        <explanation paragraphs>        End with "This example runs as shown." (or "... as shown with an engine named
+                                        my-engine running.") when it runs verbatim on the tiny engine:
+                                        tests/Pester/HelpExamples.Tests.ps1 then runs it.
 
         ## PARAMETERS                   Required when the cmdlet has parameters.
         ### -Name                       One per parameter the cmdlet declares, common parameters excluded.
