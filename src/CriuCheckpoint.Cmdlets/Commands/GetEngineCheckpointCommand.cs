@@ -38,12 +38,12 @@ public sealed class GetEngineCheckpointCommand : CriuCheckpointCmdlet
 
     protected override void ProcessRecord()
     {
-        var host = Run(async (_, token) =>
+        var host = Run(async (observer, token) =>
         {
             string criuVersion;
             try
             {
-                criuVersion = (await CriuTool.LocateAsync(CriuPath, token).ConfigureAwait(false)).Version.ToString();
+                criuVersion = (await CriuTool.LocateAsync(CriuPath, observer, token).ConfigureAwait(false)).Version.ToString();
             }
             catch (CriuCheckpointException)
             {

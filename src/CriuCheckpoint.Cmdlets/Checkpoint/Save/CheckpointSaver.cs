@@ -36,10 +36,9 @@ internal sealed class CheckpointSaver
     {
         var started = services.Clock.GetTimestamp();
         var context = new SaveContext(engine, store, options, services, observer);
-        var activity = $"Saving engine {engine.Name} to {store.Path}";
-        await new StepPipeline<SaveContext>(Steps, observer).RunAsync(context, activity, Deadline.None, cancellationToken).ConfigureAwait(false);
+        await new StepPipeline<SaveContext>(Steps, observer).RunAsync(context, context.Activity, Deadline.None, cancellationToken).ConfigureAwait(false);
         context.Timings.Total = services.Clock.GetElapsedTime(started);
-        observer.Progress(activity, "Saved", 100);
+        observer.Progress(context.Activity, "Saved", 100);
         return new SaveResult(context.Checkpoint!, context.Serving);
     }
 }
