@@ -185,6 +185,23 @@ public abstract class CriuCheckpointCmdlet : PSCmdlet, IDisposable
 
     protected void WriteTimings(string what, PhaseTimings timings) => WriteVerbose($"{what}: {timings}");
 
+    /// <summary>
+    /// A compiled cmdlet given -Debug without -Verbose gets Inquire as its VerbosePreference, so PowerShell would stop at
+    /// every verbose message and ask; then they go to the debug stream, which -Debug shows without asking.
+    /// </summary>
+    protected new void WriteVerbose(string text)
+    {
+        var bound = MyInvocation.BoundParameters;
+        if (bound.TryGetValue("Debug", out var debug) && debug is SwitchParameter { IsPresent: true } && !bound.ContainsKey("Verbose"))
+        {
+            WriteDebug(text);
+        }
+        else
+        {
+            base.WriteVerbose(text);
+        }
+    }
+
     private void Progress(ProgressReport report)
     {
         WriteProgress(new ProgressRecord(ActivityId(report.Activity), report.Activity, string.IsNullOrEmpty(report.Status) ? report.Activity : report.Status)
