@@ -43,14 +43,17 @@ internal sealed class EngineLog : IDisposable
     /// The last <paramref name="count"/> lines (every line when null), up to the end of the log now; a last line without
     /// its newline yet is left for <see cref="ReadNew"/> or <see cref="ReadRest"/>.
     /// </summary>
-    public IReadOnlyList<string> ReadLast(int? count)
+    public IEnumerable<string> ReadLast(int? count)
     {
         stream.Position = count is { } lines ? StartOfLast(lines) : 0;
         return ReadNew();
     }
 
-    /// <summary>The whole lines appended since the last read. A log that shrank (rewritten) is read again from its start.</summary>
-    public IReadOnlyList<string> ReadNew()
+    /// <summary>
+    /// The whole lines appended since the last read, read a block at a time as they are enumerated, so a log of any
+    /// size streams through. A log that shrank (rewritten) is read again from its start.
+    /// </summary>
+    public IEnumerable<string> ReadNew()
     {
         if (stream.Length < stream.Position)
         {
@@ -63,22 +66,27 @@ internal sealed class EngineLog : IDisposable
         while ((read = stream.Read(buffer, 0, buffer.Length)) > 0)
         {
             pending.Write(buffer, 0, read);
+            foreach (var line in TakeLines())
+            {
+                yield return line;
+            }
         }
-
-        return TakeLines();
     }
 
     /// <summary>What is left once the engine has ended: the new lines and a last line that never got its newline.</summary>
-    public IReadOnlyList<string> ReadRest()
+    public IEnumerable<string> ReadRest()
     {
-        var lines = ReadNew().ToList();
-        if (pending.Length > 0)
+        foreach (var line in ReadNew())
         {
-            lines.Add(Decode(pending.ToArray()));
-            pending.SetLength(0);
+            yield return line;
         }
 
-        return lines;
+        if (pending.Length > 0)
+        {
+            var last = Decode(pending.ToArray());
+            pending.SetLength(0);
+            yield return last;
+        }
     }
 
     /// <summary>

@@ -37,7 +37,8 @@ internal sealed class RestoreProcessesStep : IStep<RestoreContext>
         context.Services.Registry.Save(record);
         try
         {
-            await using (TransferMeter.Start(() => BytesRead(context, session.ProcessId), context.Manifest.ImageBytes, sample => Report(context, sample), context.Services.Clock))
+            var meter = TransferMeter.Start(() => BytesRead(context, session.ProcessId), context.Manifest.ImageBytes, sample => Report(context, sample), context.Services.Clock);
+            await using (meter.ConfigureAwait(false))
             {
                 context.Fifo = await context.Services.Engines.OpenResumeFifoAsync(record, context.Options.Timeout, cancellationToken).ConfigureAwait(false);
             }

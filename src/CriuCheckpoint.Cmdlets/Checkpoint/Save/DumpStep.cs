@@ -25,7 +25,8 @@ internal sealed class DumpStep : IStep<SaveContext>
         var started = context.Services.Clock.GetTimestamp();
         var images = CheckpointStore.ImagesPath(staging);
         var options = CriuOptions.ForDump(context.Record.RootProcessId, images, context.Options.LeaveRunning);
-        await using (TransferMeter.Start(() => BytesIn(images), context.EstimatedImageBytes, sample => Report(context, sample), context.Services.Clock))
+        var meter = TransferMeter.Start(() => BytesIn(images), context.EstimatedImageBytes, sample => Report(context, sample), context.Services.Clock);
+        await using (meter.ConfigureAwait(false))
         {
             await context.Services.Criu.DumpAsync(context.Criu!, options, context.Options.DumpTimeout, cancellationToken).ConfigureAwait(false);
         }
