@@ -435,5 +435,5 @@ internal sealed class RecordingObserver : IOperationObserver
 internal sealed class AcceptingPythonProbe : IPythonProbe
 {
     public Task<PythonProbeResult> ProbeAsync(string python, IOperationObserver observer, CancellationToken cancellationToken) =>
-        Task.FromResult(PythonProbeResult.Works);
+        Task.FromResult(new PythonProbeResult([], null));
 }

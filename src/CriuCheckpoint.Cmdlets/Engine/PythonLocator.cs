@@ -99,18 +99,20 @@ internal sealed class PythonLocator
 
     private static CriuCheckpointException NoUsablePython(IReadOnlyList<(PythonCandidate Candidate, PythonProbeResult Result)> tried)
     {
-        var results = tried.Select(t => t.Result).ToArray();
-        var advice = results.Any(r => r.Lacks.Count > 0)
+        var lacking = tried.Where(t => t.Result.Lacks.Count > 0).Select(t => t.Result).ToArray();
+        var failing = tried.Where(t => t.Result.Failure is not null && !ReferenceEquals(t.Result, PythonProbeResult.NotFound)).ToArray();
+        var advice = lacking.Length > 0
             ? $"Pass -PythonPath or set ${EnvironmentVariable} to an interpreter that can import zmq (with CURVE), msgpack and numpy "
                 + "(Debian: apt-get install python3-zmq python3-msgpack python3-numpy, for /usr/bin/python3)."
             : $"Pass -PythonPath or set ${EnvironmentVariable}.";
-        var message = results.All(r => r == PythonProbeResult.NotFound)
+        var message = lacking.Length == 0 && failing.Length == 0
             ? $"No Python interpreter was found: {Describe(tried)}. {advice}"
             : $"No Python can run the engine host: {Describe(tried)}. {advice}";
+        // What is wrong with the interpreters that are there decides: they are what the user meant to run.
         var (errorId, kind) =
-            results.Any(r => r.Lacks.Count > 0) && results.Where(r => r.Lacks.Count > 0).All(r => r.OnlyLacksCurve) ? (ErrorIds.CurveUnavailable, FailureKind.NotInstalled)
-            : results.Any(r => r.Lacks.Count > 0) ? (ErrorIds.PythonPackageMissing, FailureKind.NotInstalled)
-            : results.Any(r => r.Failure is not null && r != PythonProbeResult.NotFound) ? (ErrorIds.EngineStartupFailed, FailureKind.InvalidOperation)
+            lacking.Length > 0 && lacking.All(r => r.OnlyLacksCurve) ? (ErrorIds.CurveUnavailable, FailureKind.NotInstalled)
+            : lacking.Length > 0 ? (ErrorIds.PythonPackageMissing, FailureKind.NotInstalled)
+            : failing.Length > 0 ? (ErrorIds.EngineStartupFailed, FailureKind.InvalidOperation)
             : (ErrorIds.PythonNotFound, FailureKind.NotInstalled);
         var details = string.Join(Environment.NewLine, tried.Where(t => t.Result.Output is { Length: > 0 }).Select(t => $"{t.Candidate.Path}:{Environment.NewLine}{t.Result.Output}"));
         return new CriuCheckpointException(errorId, kind, message, tried.Count == 1 ? tried[0].Candidate.Path : null, details: details);
@@ -130,8 +132,6 @@ internal interface IPythonProbe
 internal sealed record PythonProbeResult(IReadOnlyList<string> Lacks, string? Failure, string? Output = null)
 {
     public const string Curve = "CURVE in its libzmq";
-
-    public static PythonProbeResult Works { get; } = new([], null);
 
     public static PythonProbeResult NotFound { get; } = new([], "is not there or not executable");
 
