@@ -19,6 +19,8 @@
         'Stop-VllmEngine'
         'Resume-VllmEngine'
         'Get-VllmEngine'
+        'Get-EngineLog'
+        'Get-EngineModel'
         'Invoke-EngineGenerate'
         'Measure-EngineLink'
         'Save-EngineCheckpoint'

@@ -49,9 +49,18 @@ def test_default_models_are_those_the_module_documents():
 
 def test_presets_come_from_each_backends_own_table():
     backends_by_name = _by_name(_describe())
-    assert backends_by_name["tiny"]["presets"] == list(tiny.PRESETS)
-    assert backends_by_name["torch"]["presets"] == list(torch_backend.PRESETS)
+    assert [p["name"] for p in backends_by_name["tiny"]["presets"]] == list(tiny.PRESETS)
+    assert [p["name"] for p in backends_by_name["torch"]["presets"]] == list(torch_backend.PRESETS)
     assert backends_by_name["vllm"]["presets"] == []
+
+
+def test_each_preset_has_a_description_and_its_parameter_count():
+    presets = {p["name"]: p for b in _describe()["backends"] for p in b["presets"]}
+    assert all(p["description"] and p["parameters"] > 0 for p in presets.values())
+    # The names say how big they are: TinyLlama-1.1B and Llama-3-8B; tiny-256m's float32 weights take 256 MB.
+    assert round(presets["llama-1b"]["parameters"] / 1e9, 1) == 1.1
+    assert round(presets["llama-8b"]["parameters"] / 1e9) == 8
+    assert round(presets["tiny-256m"]["parameters"] * 4 / 1e6, -1) == 260
 
 
 def test_tiny_is_available_where_the_engine_host_runs():
@@ -77,6 +86,23 @@ def test_auto_is_vllm_where_vllm_can_be_imported():
 
 def test_auto_is_what_the_engine_resolves_auto_to():
     assert _describe()["auto"] == backends.resolve(backends.AUTO)
+
+
+def _check_dependencies(*python_options: str) -> dict:
+    command = [sys.executable, *python_options, "-m", "engine_host", "--check-dependencies"]
+    result = subprocess.run(command, cwd="/", env={**os.environ, "PYTHONPATH": ENGINE_ROOT},
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_checking_dependencies_finds_every_package_and_curve_where_the_engine_runs():
+    assert _check_dependencies() == {"missing": [], "curve": True}
+
+
+def test_checking_dependencies_names_each_package_a_python_cannot_import():
+    # -S: without site-packages, where Debian's python3-zmq, python3-msgpack and python3-numpy are.
+    assert _check_dependencies("-S") == {"missing": ["zmq", "msgpack", "numpy"], "curve": False}
 
 
 def test_describing_imports_no_backend_package():

@@ -49,6 +49,12 @@ def test_torch_backend_unavailable_without_torch(start_engine):
     assert _failed(engine)["code"] == "backend_unavailable"
 
 
+def test_a_cold_start_names_each_phase_as_it_begins_in_phase_json(start_engine):
+    engine = start_engine(*TINY_ARGS)
+    with open(engine.path("phase.json")) as f:
+        assert json.load(f) == {"phase": "bind"}  # the last phase before ready.json
+
+
 def test_a_port_in_use_fails_startup(start_engine):
     first = start_engine(*TINY_ARGS)
     port = first.ready["endpoint"].rsplit(":", 1)[1]

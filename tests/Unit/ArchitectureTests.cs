@@ -33,6 +33,7 @@ public class ArchitectureTests
         "CriuCheckpoint.Core.FailureKind",
         "CriuCheckpoint.Core.PhaseTimings",
         "CriuCheckpoint.Engine.EngineInfo",
+        "CriuCheckpoint.Engine.EngineModel",
         "CriuCheckpoint.Engine.EngineSpec",
         "CriuCheckpoint.Engine.EngineState",
         "CriuCheckpoint.Engine.GenerationChunk",

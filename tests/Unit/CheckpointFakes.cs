@@ -35,6 +35,7 @@ internal sealed class CheckpointWorld : IDisposable
             Gpus = Gpus,
             Host = Host,
             Engines = Engines,
+            Python = new PythonLocator(new AcceptingPythonProbe(), name => name == "PATH" ? "/usr/bin" : null),
         };
         Engine = StartEngine();
     }
@@ -129,6 +130,9 @@ internal sealed class FakeEngineControl : IEngineControl
     /// <summary>When set, opening a replica's FIFO waits for cancellation: criu hangs.</summary>
     public bool FifoNeverOpens { get; set; }
 
+    /// <summary>How long criu takes to restore a replica before its engine opens the FIFO.</summary>
+    public TimeSpan RestoreTakes { get; set; }
+
     /// <summary>A frontend and its core; inside a replica's namespace they have the PIDs they were dumped with.</summary>
     public static ProcessTree TreeOf(int root) => new(new[]
     {
@@ -164,6 +168,11 @@ internal sealed class FakeEngineControl : IEngineControl
         if (FifoNeverOpens && record.StartedFrom == StartSource.Checkpoint)
         {
             await Task.Delay(Timeout.Infinite, cancellationToken);
+        }
+
+        if (record.StartedFrom == StartSource.Checkpoint)
+        {
+            await Task.Delay(RestoreTakes, cancellationToken);
         }
 
         world.Record("open-fifo");
@@ -269,23 +278,37 @@ internal sealed class FakeCriuRunner : ICriuRunner
     /// <summary>Runs after a successful dump: to change the world the next step finds.</summary>
     public Action AfterDump { get; set; } = () => { };
 
+    /// <summary>How long the dump takes writing its pages, a piece at a time, before it writes the rest of the images.</summary>
+    public TimeSpan DumpTakes { get; set; }
+
     public Task<CriuTool> LocateAsync(string? requested, CancellationToken cancellationToken)
     {
         world.Record("locate-criu");
         return Task.FromResult(new CriuTool("/opt/criu/bin/criu", new Version(4, 2, 1)));
     }
 
-    public Task DumpAsync(CriuTool criu, CriuOptions options, TimeSpan timeout, CancellationToken cancellationToken)
+    public async Task DumpAsync(CriuTool criu, CriuOptions options, TimeSpan timeout, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
         CommandLines.Add(options.ToArguments());
         world.Record("dump");
-        File.WriteAllBytes(Path.Combine(options.ImagesDirectory, "pages-1.img"), new byte[4096]);
+        await WritePagesAsync(Path.Combine(options.ImagesDirectory, "pages-1.img"), cancellationToken);
         File.WriteAllBytes(Path.Combine(options.ImagesDirectory, "core-4100.img"), new byte[512]);
         File.WriteAllText(options.LogPath, "(00.000001) Dumping finished successfully\n");
         world.Engines.Dumped(world.Engine.Record, options.LeaveRunning);
         AfterDump();
-        return Task.CompletedTask;
+    }
+
+    /// <summary>4 KiB of pages, written in ten pieces over <see cref="DumpTakes"/>.</summary>
+    private async Task WritePagesAsync(string path, CancellationToken cancellationToken)
+    {
+        await using var pages = File.Create(path);
+        for (var piece = 0; piece < 10; piece++)
+        {
+            await pages.WriteAsync(new byte[4096 / 10 + (piece == 9 ? 4096 % 10 : 0)], cancellationToken);
+            await pages.FlushAsync(cancellationToken);
+            await Task.Delay(DumpTakes / 10, cancellationToken);
+        }
     }
 
     public Task<CriuSession> StartRestoreAsync(CriuTool criu, CriuOptions options, RestoreNamespace place, string pidFile, string outputFile, CancellationToken cancellationToken)
@@ -368,16 +391,27 @@ internal sealed class RecordingObserver : IOperationObserver
 
     public List<string> Steps { get; } = new();
 
-    public void Progress(string activity, string status, int percentComplete)
+    public List<ProgressReport> Reports { get; } = new();
+
+    public List<string> DebugLines { get; } = new();
+
+    public List<string> VerboseMessages { get; } = new();
+
+    public void Progress(ProgressReport report)
     {
         lock (Steps)
         {
-            Steps.Add(status);
+            Steps.Add(report.Status);
+            Reports.Add(report);
         }
     }
 
     public void Verbose(string message)
     {
+        lock (VerboseMessages)
+        {
+            VerboseMessages.Add(message);
+        }
     }
 
     public void Warning(string message)
@@ -387,4 +421,19 @@ internal sealed class RecordingObserver : IOperationObserver
             Warnings.Add(message);
         }
     }
+
+    public void Debug(string message)
+    {
+        lock (DebugLines)
+        {
+            DebugLines.Add(message);
+        }
+    }
+}
+
+/// <summary>A probe for which every interpreter can run the engine host: save and restore tests need no real Python.</summary>
+internal sealed class AcceptingPythonProbe : IPythonProbe
+{
+    public Task<PythonProbeResult> ProbeAsync(string python, IOperationObserver observer, CancellationToken cancellationToken) =>
+        Task.FromResult(new PythonProbeResult([], null));
 }

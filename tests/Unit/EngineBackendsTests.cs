@@ -11,7 +11,7 @@ public sealed class EngineBackendsTests : IDisposable
 
     public void Dispose() => Directory.Delete(root, recursive: true);
 
-    private static Task<BackendCatalog> Describe() => EngineBackends.DescribeAsync(TestPython.Path, CancellationToken.None);
+    private static Task<BackendCatalog> Describe() => EngineBackends.DescribeAsync(TestPython.Path, NullObserver.Instance, CancellationToken.None);
 
     private string Script(string name, string body)
     {
@@ -81,7 +81,7 @@ public sealed class EngineBackendsTests : IDisposable
     {
         var python = Script("broken-python", "echo 'no engine host here' >&2\nexit 1");
 
-        var failure = await Assert.ThrowsAsync<CriuCheckpointException>(() => EngineBackends.DescribeAsync(python, CancellationToken.None));
+        var failure = await Assert.ThrowsAsync<CriuCheckpointException>(() => EngineBackends.DescribeAsync(python, NullObserver.Instance, CancellationToken.None));
 
         Assert.Equal(ErrorIds.EngineStartupFailed, failure.ErrorId);
         Assert.Contains("no engine host here", failure.Details);
@@ -92,7 +92,7 @@ public sealed class EngineBackendsTests : IDisposable
     {
         var python = Script("odd-python", """echo '{"backends": [], "auto": "tiny", "order": ["tiny"]}'""");
 
-        var failure = await Assert.ThrowsAsync<CriuCheckpointException>(() => EngineBackends.DescribeAsync(python, CancellationToken.None));
+        var failure = await Assert.ThrowsAsync<CriuCheckpointException>(() => EngineBackends.DescribeAsync(python, NullObserver.Instance, CancellationToken.None));
 
         Assert.Equal(ErrorIds.EngineStartupFailed, failure.ErrorId);
     }
@@ -103,13 +103,13 @@ public sealed class EngineBackendsTests : IDisposable
         var python = Script("slow-python", "exec sleep 60");
         using var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(200));
 
-        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => EngineBackends.DescribeAsync(python, cancel.Token));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => EngineBackends.DescribeAsync(python, NullObserver.Instance, cancel.Token));
     }
 
     [Fact]
     public async Task TheEngineStartsWithTheDefaultModelOfTheBackendTheHostDescribes()
     {
-        var spec = await new EngineLauncher(new EngineRegistry(root))
+        var spec = await new EngineLauncher(new EngineRegistry(root), python: new PythonLocator(new AcceptingPythonProbe(), _ => null))
             .ResolveAsync(new EngineSpec { Backend = "tiny", Model = string.Empty, Python = TestPython.Path }, CancellationToken.None);
 
         Assert.Equal("tiny-256m", spec.Model);
@@ -130,7 +130,35 @@ public sealed class EngineBackendsTests : IDisposable
     {
         var catalog = await Describe();
 
-        Assert.Equal(catalog.Backends.SelectMany(b => b.Presets), catalog.Presets(null));
+        Assert.Equal(catalog.Backends.SelectMany(b => b.Presets).Select(p => p.Name), catalog.Presets(null));
         Assert.Contains("llama-1b", catalog.Presets(null));
+    }
+
+    [Fact]
+    public async Task EachModelSaysItsBackendWhetherItIsTheDefaultAndWhetherThisPythonCanRunIt()
+    {
+        var catalog = await Describe();
+
+        var models = catalog.Models(null).ToDictionary(m => m.Name);
+
+        Assert.Equal(catalog.Presets(null), models.Keys);
+        Assert.Equal("tiny", models["tiny-256m"].Backend);
+        Assert.True(models["tiny-256m"].IsDefault);
+        Assert.False(models["tiny-64m"].IsDefault);
+        Assert.True(models["tiny-4m"].Available);
+        Assert.Equal(catalog.Find("torch")!.Available, models["llama-1b"].Available);
+        Assert.Equal(catalog.Find("torch")!.Reason, models["llama-1b"].Reason);
+        Assert.InRange(models["llama-1b"].Parameters, 1_050_000_000, 1_150_000_000);
+        Assert.Contains("TinyLlama", models["llama-1b"].Description);
+    }
+
+    [Fact]
+    public async Task ModelsOfOneBackendAreItsPresetsAutoIsTheBackendItResolvesToAndAnUnknownOneIsRefused()
+    {
+        var catalog = await Describe();
+
+        Assert.Equal(catalog.Presets("tiny"), catalog.Models("tiny").Select(m => m.Name));
+        Assert.Equal(catalog.Presets(catalog.Auto), catalog.Models(EngineBackends.Auto).Select(m => m.Name));
+        Assert.Equal(ErrorIds.UnknownBackend, Assert.Throws<CriuCheckpointException>(() => catalog.Models("llamacpp").ToList()).ErrorId);
     }
 }

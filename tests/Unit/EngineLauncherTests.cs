@@ -25,7 +25,7 @@ public sealed class EngineLauncherTests : IDisposable
     [Fact]
     public async Task UnknownBackend()
     {
-        var failure = await StartFails(new EngineSpec { Backend = "llamacpp" });
+        var failure = await StartFails(new EngineSpec { Backend = "llamacpp", Python = TestPython.Path });
 
         Assert.Equal(ErrorIds.UnknownBackend, failure.ErrorId);
         Assert.Contains("tiny", failure.Message);
@@ -34,7 +34,7 @@ public sealed class EngineLauncherTests : IDisposable
     [Fact]
     public async Task MissingModelPath()
     {
-        var failure = await StartFails(new EngineSpec { Backend = "torch", Model = "/nonexistent/model" });
+        var failure = await StartFails(new EngineSpec { Backend = "torch", Model = "/nonexistent/model", Python = TestPython.Path });
 
         Assert.Equal(ErrorIds.ModelNotFound, failure.ErrorId);
         Assert.Equal(FailureKind.ObjectNotFound, failure.Kind);

@@ -131,16 +131,6 @@ public sealed class IntegrityTests
         Assert.DoesNotContain(namespaceScript, a => a.Contains("attacker", StringComparison.Ordinal));
     }
 
-    [Theory]
-    [InlineData("/opt/py/bin/python3", "/usr/bin/python3", "/opt/py/bin/python3")]
-    [InlineData(null, "/usr/bin/python3", "/usr/bin/python3")]
-    [InlineData("", "", "python3")]
-    [InlineData(null, null, "python3")]
-    public void The_interpreter_is_python_path_else_the_environment_else_python3_on_path(string? requested, string? configured, string chosen)
-    {
-        Assert.Equal(chosen, PythonLocator.Choose(requested, configured));
-    }
-
     private static async Task<EngineCheckpoint> Saved(CheckpointWorld world)
     {
         var saved = await new CheckpointSaver(world.Services, world.Observer).SaveAsync(world.Engine, world.Store, new SaveOptions(), CancellationToken.None);

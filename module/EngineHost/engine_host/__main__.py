@@ -1,5 +1,7 @@
 """python -m engine_host --run-dir DIR [options]: parse the command line and run the engine.
 python -m engine_host --describe-backends: print the backends this Python can run, as JSON, and exit.
+python -m engine_host --check-dependencies: print which of the packages every backend needs this Python cannot
+import, and whether its libzmq has CURVE, as JSON, and exit (the module picks its interpreter with it).
 
 Command-line mistakes are startup failures like any other: they go to DIR/failed.json
 (code bad_engine_args) when the run directory is known, and the exit code is non-zero.
@@ -11,6 +13,7 @@ import time
 _T0 = time.monotonic()
 
 import argparse  # noqa: E402  (imports are part of the timed 'import' phase)
+import importlib  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
@@ -33,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     what.add_argument("--run-dir", help="handshake directory (ready.json, failed.json)")
     what.add_argument("--describe-backends", action="store_true",
                       help="print the backends, their default models and presets, and what auto resolves to")
+    what.add_argument("--check-dependencies", action="store_true",
+                      help="print the packages every backend needs that this Python cannot import, and CURVE")
     p.add_argument("--backend", default="tiny",
                    help="tiny (numpy, default), torch, vllm, "
                         "or auto (vllm if importable, else torch, else tiny)")
@@ -108,6 +113,19 @@ def _import_host():
     return EngineHost
 
 
+def _check_dependencies() -> int:
+    """Imports each package: one that is found can still fail to load (a pyzmq without its libzmq)."""
+    missing = []
+    for name in _DEPENDENCIES:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    curve = "zmq" not in missing and importlib.import_module("zmq").has("curve")
+    print(json.dumps({"missing": missing, "curve": curve}))
+    return 0
+
+
 def _describe_backends() -> int:
     from . import backends
 
@@ -123,6 +141,8 @@ def main(argv=None) -> int:
         arguments = _parser().parse_args(argv)
         if arguments.describe_backends:
             return _describe_backends()
+        if arguments.check_dependencies:
+            return _check_dependencies()
         options = _options(arguments)
         engine_host = _import_host()
     except StartupError as exc:

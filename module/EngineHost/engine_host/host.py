@@ -84,21 +84,26 @@ class EngineHost:
 
     def _start(self, phases: dict) -> None:
         curve.require_curve()
+        self._enter("plan")
         with _timed(phases, "plan"):  # options checked, tokenizer loaded
             self._plan = backends.plan(self._options)
         runtime = self._plan.runtime
         if runtime is not None:  # a backend with its own engine and processes (vllm)
+            self._enter("engine")
             self._pipeline = runtime.create(self._plan)
             self._reports = self._pipeline.start(phases)
         else:
             self._pipeline = Pipeline(self._plan.stage_specs)
+            self._enter("spawn_cores")
             with _timed(phases, "spawn_cores"):
                 self._pipeline.spawn()
+            self._enter("load_model")
             self._reports = self._pipeline.build()
             _merge_core_phases(phases, self._reports)
         # A stage may hold fewer sequences than planned (the torch KV pool is sized on the device).
         self._plan.max_num_seqs = min([self._plan.max_num_seqs] + [
             r["max_num_seqs"] for r in self._reports if "max_num_seqs" in r])
+        self._enter("warmup")
         with _timed(phases, "warmup"):
             if runtime is not None:
                 self._pipeline.warm_up()
@@ -106,9 +111,14 @@ class EngineHost:
                 self._warm_up()
         scheduler_class = Scheduler if runtime is None else runtime.scheduler_class
         self._scheduler = scheduler_class(self._pipeline, self._plan, self._status, self)
+        self._enter("bind")
         with _timed(phases, "bind"):
             curve.issue_client_keys(self._options.run_dir)
             self._bind(self._options.host, self._options.port, self._link_keys(curve.new_server_keys()))
+
+    def _enter(self, phase: str) -> None:
+        """Tell the launcher (phase.json) which cold-start phase begins, so its progress bar can name it."""
+        runinfo.write_phase(self._options.run_dir, phase)
 
     def _warm_up(self) -> None:
         """One real prefill and decode through every core, so the first request pays no first-touch cost."""

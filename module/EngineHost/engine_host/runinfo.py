@@ -1,4 +1,4 @@
-"""The run directory handshake: atomic ready.json / failed.json, the resume FIFO path.
+"""The run directory handshake: atomic ready.json / failed.json, phase.json, the resume FIFO path.
 
 The launcher polls the run directory, so a file is either absent or complete: each is written to a
 temporary name in the same directory, fsynced, then renamed over the final name.
@@ -11,17 +11,19 @@ from typing import Any
 
 READY = "ready.json"
 FAILED = "failed.json"
+PHASE = "phase.json"
 RESUME_FIFO = "resume.fifo"
 
 
-def _write_atomic(run_dir: str, name: str, content: Any) -> None:
+def _write_atomic(run_dir: str, name: str, content: Any, durable: bool = True) -> None:
     final = os.path.join(run_dir, name)
     temp = os.path.join(run_dir, f".{name}.{os.getpid()}.tmp")
     with open(temp, "w", encoding="utf-8") as f:
         json.dump(content, f, indent=2)
         f.write("\n")
         f.flush()
-        os.fsync(f.fileno())
+        if durable:
+            os.fsync(f.fileno())
     os.replace(temp, final)
 
 
@@ -36,10 +38,16 @@ def clear(run_dir: str) -> None:
     """Remove handshake files a previous run left, so the launcher never reads a stale one."""
     _remove(run_dir, READY)
     _remove(run_dir, FAILED)
+    _remove(run_dir, PHASE)
 
 
 def write_ready(run_dir: str, endpoint: str, pids: list, phases: dict, **extra: Any) -> None:
     _write_atomic(run_dir, READY, {"endpoint": endpoint, "pids": pids, "phases": phases, **extra})
+
+
+def write_phase(run_dir: str, phase: str) -> None:
+    """What the cold start does now, for the launcher's progress bar: a hint, so not worth an fsync."""
+    _write_atomic(run_dir, PHASE, {"phase": phase}, durable=False)
 
 
 def remove_ready(run_dir: str) -> None:

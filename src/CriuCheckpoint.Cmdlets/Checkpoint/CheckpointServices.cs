@@ -1,3 +1,4 @@
+using CriuCheckpoint.Core;
 using CriuCheckpoint.Engine;
 using CriuCheckpoint.Gpu;
 using CriuCheckpoint.Native;
@@ -25,16 +26,20 @@ internal sealed class CheckpointServices
 
     public required IEngineControl Engines { get; init; }
 
+    /// <summary>Finds the interpreter a restore runs its namespace script with and records.</summary>
+    public required PythonLocator Python { get; init; }
+
     public TimeProvider Clock { get; init; } = TimeProvider.System;
 
-    public static CheckpointServices ForHost(EngineRegistry registry) => new()
+    public static CheckpointServices ForHost(EngineRegistry registry, IOperationObserver observer) => new()
     {
         Registry = registry,
         ProcFs = ProcFs.Host,
-        Criu = new CriuRunner(),
+        Criu = new CriuRunner(observer),
         OpenCudaApi = CudaCheckpointApi.Open,
         Gpus = GpuInventory.ForHost(),
         Host = new HostSystem(),
         Engines = new EngineControl(registry, ProcFs.Host),
+        Python = PythonLocator.Host,
     };
 }

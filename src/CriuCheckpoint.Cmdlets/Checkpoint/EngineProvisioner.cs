@@ -20,7 +20,7 @@ internal sealed class EngineProvisioner
 
     public async Task<EngineInfo> StartAsync(EngineSpec spec, string? name, CheckpointStore store, TimeSpan readyTimeout, string? criuPath, CancellationToken cancellationToken)
     {
-        var launcher = new EngineLauncher(services.Registry, observer);
+        var launcher = new EngineLauncher(services.Registry, observer, services.ProcFs, services.Python);
         spec = await launcher.ResolveAsync(spec, cancellationToken).ConfigureAwait(false);
         var configHash = ConfigHash.Compute(spec);
         if (FindRestorable(store, configHash) is { } checkpoint)

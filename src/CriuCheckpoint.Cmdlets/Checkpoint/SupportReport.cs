@@ -39,7 +39,7 @@ public sealed class SupportReport
     /// <summary>"Supported", or "Not supported: " and the problems.</summary>
     public override string ToString() => Supported ? "Supported" : "Not supported: " + string.Join("; ", Problems);
 
-    public static async Task<SupportReport> CollectAsync(string? criuPath, CancellationToken cancellationToken)
+    internal static async Task<SupportReport> CollectAsync(string? criuPath, IOperationObserver observer, CancellationToken cancellationToken)
     {
         var problems = new List<string>();
         var host = HostInspector.Collect(string.Empty, string.Empty);
@@ -53,14 +53,14 @@ public sealed class SupportReport
         CriuTool? criu = null;
         try
         {
-            criu = await CriuTool.LocateAsync(criuPath, cancellationToken).ConfigureAwait(false);
+            criu = await CriuTool.LocateAsync(criuPath, observer, cancellationToken).ConfigureAwait(false);
         }
         catch (CriuCheckpointException e)
         {
             problems.Add(e.Message);
         }
 
-        var (checkPassed, checkOutput) = criu is null ? (false, string.Empty) : await CheckAsync(criu, problems, cancellationToken).ConfigureAwait(false);
+        var (checkPassed, checkOutput) = criu is null ? (false, string.Empty) : await CheckAsync(criu, problems, observer, cancellationToken).ConfigureAwait(false);
         var hugePages = ReadTransparentHugePages();
         return new SupportReport
         {
@@ -80,8 +80,9 @@ public sealed class SupportReport
     }
 
     /// <summary>'criu check': whether this kernel has every feature criu needs; a failure is a problem quoting it.</summary>
-    private static async Task<(bool Passed, string Output)> CheckAsync(CriuTool criu, List<string> problems, CancellationToken cancellationToken)
+    private static async Task<(bool Passed, string Output)> CheckAsync(CriuTool criu, List<string> problems, IOperationObserver observer, CancellationToken cancellationToken)
     {
+        observer.Debug(CommandLine.Format([criu.Path, "check"]));
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(TimeSpan.FromSeconds(60));
         var check = await Cli.Wrap(criu.Path).WithArguments("check").WithValidation(CommandResultValidation.None)

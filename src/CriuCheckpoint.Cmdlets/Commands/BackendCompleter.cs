@@ -20,8 +20,8 @@ public sealed class BackendCompleter : IArgumentCompleter
     {
         try
         {
-            var python = PythonLocator.Resolve(fakeBoundParameters["PythonPath"] as string);
-            return EngineBackends.DescribeAsync(python, CancellationToken.None).GetAwaiter().GetResult();
+            var python = PythonLocator.Host.ResolveAsync(fakeBoundParameters["PythonPath"] as string, NullObserver.Instance, CancellationToken.None).GetAwaiter().GetResult();
+            return EngineBackends.DescribeAsync(python, NullObserver.Instance, CancellationToken.None).GetAwaiter().GetResult();
         }
         catch (CriuCheckpointException)
         {

@@ -34,7 +34,7 @@ public abstract class CriuCheckpointCmdlet : PSCmdlet, IDisposable
     private protected EngineRegistry Registry { get; } = EngineRegistry.Default;
 
     /// <summary>What save and restore reach outside this process, made once per cmdlet call.</summary>
-    private protected CheckpointServices Services => services ??= CheckpointServices.ForHost(Registry);
+    private protected CheckpointServices Services => services ??= CheckpointServices.ForHost(Registry, observer);
 
     public void Dispose()
     {
@@ -234,7 +234,34 @@ public abstract class CriuCheckpointCmdlet : PSCmdlet, IDisposable
 
     protected void WriteTimings(string what, PhaseTimings timings) => WriteVerbose($"{what}: {timings}");
 
-    private void Progress(string activity, string status, int percent)
+    /// <summary>
+    /// A compiled cmdlet given -Debug without -Verbose gets Inquire as its VerbosePreference, so PowerShell would stop at
+    /// every verbose message and ask; then they go to the debug stream, which -Debug shows without asking.
+    /// </summary>
+    protected new void WriteVerbose(string text)
+    {
+        var bound = MyInvocation.BoundParameters;
+        if (bound.TryGetValue("Debug", out var debug) && debug is SwitchParameter { IsPresent: true } && !bound.ContainsKey("Verbose"))
+        {
+            WriteDebug(text);
+        }
+        else
+        {
+            base.WriteVerbose(text);
+        }
+    }
+
+    private void Progress(ProgressReport report)
+    {
+        WriteProgress(new ProgressRecord(ActivityId(report.Activity), report.Activity, string.IsNullOrEmpty(report.Status) ? report.Activity : report.Status)
+        {
+            PercentComplete = Math.Clamp(report.PercentComplete, 0, 100),
+            ParentActivityId = report.ParentActivity is null ? -1 : ActivityId(report.ParentActivity),
+            SecondsRemaining = report.Remaining is { } remaining ? (int)Math.Ceiling(remaining.TotalSeconds) : -1,
+        });
+    }
+
+    private int ActivityId(string activity)
     {
         if (!activityIds.TryGetValue(activity, out var id))
         {
@@ -242,16 +269,13 @@ public abstract class CriuCheckpointCmdlet : PSCmdlet, IDisposable
             activityIds[activity] = id;
         }
 
-        WriteProgress(new ProgressRecord(id, activity, string.IsNullOrEmpty(status) ? activity : status)
-        {
-            PercentComplete = Math.Clamp(percent, 0, 100),
-        });
+        return id;
     }
 
-    /// <summary>Marks every progress bar this cmdlet opened as completed, so none lingers in the host.</summary>
+    /// <summary>Marks every progress bar this cmdlet opened as completed, nested ones first, so none lingers in the host.</summary>
     protected void CompleteProgress()
     {
-        foreach (var (activity, id) in activityIds)
+        foreach (var (activity, id) in activityIds.OrderByDescending(pair => pair.Value))
         {
             WriteProgress(new ProgressRecord(id, activity, "Completed") { RecordType = ProgressRecordType.Completed });
         }
@@ -265,11 +289,12 @@ public abstract class CriuCheckpointCmdlet : PSCmdlet, IDisposable
 
         public QueuedObserver(CriuCheckpointCmdlet cmdlet) => this.cmdlet = cmdlet;
 
-        public void Progress(string activity, string status, int percentComplete) =>
-            cmdlet.Post(() => cmdlet.Progress(activity, status, percentComplete));
+        public void Progress(ProgressReport report) => cmdlet.Post(() => cmdlet.Progress(report));
 
         public void Verbose(string message) => cmdlet.Post(() => cmdlet.WriteVerbose(message));
 
         public void Warning(string message) => cmdlet.Post(() => cmdlet.WriteWarning(message));
+
+        public void Debug(string message) => cmdlet.Post(() => cmdlet.WriteDebug(message));
     }
 }

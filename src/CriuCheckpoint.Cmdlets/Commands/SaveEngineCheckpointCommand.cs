@@ -41,10 +41,18 @@ public sealed class SaveEngineCheckpointCommand : CriuCheckpointCmdlet
     [Parameter]
     public SwitchParameter AbortInFlight { get; set; }
 
-    /// <summary>Seconds in-flight requests get to finish before they are aborted.</summary>
+    /// <summary>
+    /// Seconds in-flight requests get to finish before they are aborted. A wait of its own beside -TimeoutSec: when it
+    /// runs out the save goes on (the requests are aborted), where -TimeoutSec failing stops the save.
+    /// </summary>
     [Parameter]
     [ValidateRange(0, 86400)]
     public int DrainTimeout { get; set; } = 30;
+
+    /// <summary>Seconds criu dump may run before it is killed and the save rolled back (the engine serves on).</summary>
+    [Parameter]
+    [ValidateRange(1, 86400)]
+    public int TimeoutSec { get; set; } = 600;
 
     /// <summary>Release nothing before the dump: the KV cache (and weights read from source) go into the image.</summary>
     [Parameter]
@@ -86,6 +94,7 @@ public sealed class SaveEngineCheckpointCommand : CriuCheckpointCmdlet
                 Force = Force,
                 CriuPath = CriuPath,
                 DrainTimeout = TimeSpan.FromSeconds(DrainTimeout),
+                DumpTimeout = TimeSpan.FromSeconds(TimeoutSec),
                 AbortInFlight = AbortInFlight,
                 KeepCaches = KeepCaches,
                 CudaThrottleLimit = CudaThrottleLimit,

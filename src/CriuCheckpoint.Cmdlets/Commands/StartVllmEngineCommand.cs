@@ -63,8 +63,9 @@ public sealed class StartVllmEngineCommand : CriuCheckpointCmdlet
 
     /// <summary>Seconds to wait for the engine to answer before it is stopped and an error is written.</summary>
     [Parameter]
+    [Alias("ReadyTimeout")]
     [ValidateRange(1, 86400)]
-    public int ReadyTimeout { get; set; } = 300;
+    public int TimeoutSec { get; set; } = 300;
 
     /// <summary>
     /// A checkpoint store: restore from it when it holds this configuration, else cold start and save into it.
@@ -98,7 +99,7 @@ public sealed class StartVllmEngineCommand : CriuCheckpointCmdlet
 
         try
         {
-            var readyTimeout = TimeSpan.FromSeconds(ReadyTimeout);
+            var readyTimeout = TimeSpan.FromSeconds(TimeoutSec);
             var engine = CheckpointStore is null
                 ? Run((observer, token) => new EngineLauncher(Registry, observer).StartAsync(spec, Name, readyTimeout, token))
                 : Run((observer, token) => new EngineProvisioner(Services, observer).StartAsync(

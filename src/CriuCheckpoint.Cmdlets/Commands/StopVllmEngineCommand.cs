@@ -13,8 +13,9 @@ public sealed class StopVllmEngineCommand : EnginesCmdlet
 {
     /// <summary>Seconds the engine gets to exit after the shutdown request before its processes are signalled.</summary>
     [Parameter]
+    [Alias("GracePeriod")]
     [ValidateRange(0, 3600)]
-    public int GracePeriod { get; set; } = 10;
+    public int TimeoutSec { get; set; } = 10;
 
     /// <summary>Outputs each stopped engine (State = Stopped).</summary>
     [Parameter]
@@ -32,7 +33,7 @@ public sealed class StopVllmEngineCommand : EnginesCmdlet
             try
             {
                 var elapsed = Run((observer, token) =>
-                    new EngineStopper(Registry, observer, gpuMemory: new GpuMemoryWatch(new NvmlReader(), ProcFs.Host)).StopAsync(record, TimeSpan.FromSeconds(GracePeriod), token));
+                    new EngineStopper(Registry, observer, gpuMemory: new GpuMemoryWatch(new NvmlReader(), ProcFs.Host)).StopAsync(record, TimeSpan.FromSeconds(TimeoutSec), token));
                 WriteVerbose($"Engine {record.Name} stopped in {elapsed.TotalSeconds:0.000} s.");
                 if (PassThru)
                 {

@@ -18,7 +18,7 @@ public sealed class TestEngineCheckpointSupportCommand : CriuCheckpointCmdlet
 
     protected override void ProcessRecord()
     {
-        var report = Run((_, token) => SupportReport.CollectAsync(CriuPath, token));
+        var report = Run((observer, token) => SupportReport.CollectAsync(CriuPath, observer, token));
         foreach (var problem in report.Problems)
         {
             WriteVerbose(problem);

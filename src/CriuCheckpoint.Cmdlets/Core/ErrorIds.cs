@@ -26,6 +26,7 @@ public static class ErrorIds
     public const string ProtocolMismatch = "ProtocolMismatch";
     public const string LinkKeysUnavailable = "LinkKeysUnavailable";
     public const string StopFailed = "StopFailed";
+    public const string EngineLogUnreadable = "EngineLogUnreadable";
     public const string CriuNotFound = "CriuNotFound";
     public const string CriuTooOld = "CriuTooOld";
     public const string CriuDumpFailed = "CriuDumpFailed";

@@ -25,7 +25,7 @@ internal static class EngineBackends
     public static bool LooksLikePath(string model) =>
         model.StartsWith('/') || model.StartsWith('.') || model.StartsWith('~');
 
-    public static async Task<BackendCatalog> DescribeAsync(string python, CancellationToken cancellationToken)
+    public static async Task<BackendCatalog> DescribeAsync(string python, IOperationObserver observer, CancellationToken cancellationToken)
     {
         var environment = EngineHostEnvironment.Create();
         var key = $"{python}\0{environment["PYTHONPATH"]}";
@@ -34,18 +34,20 @@ internal static class EngineBackends
             return known;
         }
 
-        var catalog = await AskAsync(python, environment, cancellationToken).ConfigureAwait(false);
+        var catalog = await AskAsync(python, environment, observer, cancellationToken).ConfigureAwait(false);
         return Catalogs.GetOrAdd(key, catalog);
     }
 
-    private static async Task<BackendCatalog> AskAsync(string python, IReadOnlyDictionary<string, string?> environment, CancellationToken cancellationToken)
+    private static async Task<BackendCatalog> AskAsync(string python, IReadOnlyDictionary<string, string?> environment, IOperationObserver observer, CancellationToken cancellationToken)
     {
+        string[] arguments = ["-m", "engine_host", "--describe-backends"];
+        observer.Debug(CommandLine.Format(arguments.Prepend(python)));
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(DescribeTimeout);
         BufferedCommandResult result;
         try
         {
-            result = await Cli.Wrap(python).WithArguments(["-m", "engine_host", "--describe-backends"])
+            result = await Cli.Wrap(python).WithArguments(arguments)
                 .WithEnvironmentVariables(environment).WithWorkingDirectory(EngineHostFiles.Directory)
                 .WithValidation(CommandResultValidation.None).ExecuteBufferedAsync(timeout.Token).ConfigureAwait(false);
         }

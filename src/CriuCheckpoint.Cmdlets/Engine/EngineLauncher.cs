@@ -17,12 +17,14 @@ internal sealed class EngineLauncher
     private readonly EngineRegistry registry;
     private readonly IOperationObserver observer;
     private readonly ProcFs procFs;
+    private readonly PythonLocator python;
 
-    public EngineLauncher(EngineRegistry registry, IOperationObserver? observer = null, ProcFs? procFs = null)
+    public EngineLauncher(EngineRegistry registry, IOperationObserver? observer = null, ProcFs? procFs = null, PythonLocator? python = null)
     {
         this.registry = registry;
         this.observer = observer ?? NullObserver.Instance;
         this.procFs = procFs ?? ProcFs.Host;
+        this.python = python ?? PythonLocator.Host;
     }
 
     public async Task<EngineInfo> StartAsync(EngineSpec spec, string? name, TimeSpan readyTimeout, CancellationToken cancellationToken)
@@ -59,7 +61,7 @@ internal sealed class EngineLauncher
 
             phase.Restart();
             observer.Progress(activity, "Saying hello over the link", 95);
-            // -ReadyTimeout bounds the whole start: what the wait for ready.json left, and a few seconds, for the hello.
+            // -TimeoutSec bounds the whole start: what the wait for ready.json left, and a few seconds, for the hello.
             var helloTimeout = TimeSpan.FromSeconds(Math.Clamp((readyTimeout - total.Elapsed).TotalSeconds + 5, 1, 15));
             var info = await new EngineInspector(registry, procFs).DescribeAsync(record, probe: true, helloTimeout, cancellationToken, timings).ConfigureAwait(false);
             timings.Add("hello", phase.Elapsed);
@@ -93,8 +95,8 @@ internal sealed class EngineLauncher
     /// </summary>
     public async Task<EngineSpec> ResolveAsync(EngineSpec spec, CancellationToken cancellationToken)
     {
-        var python = PythonLocator.Resolve(spec.Python);
-        var backends = await EngineBackends.DescribeAsync(python, cancellationToken).ConfigureAwait(false);
+        var interpreter = await python.ResolveAsync(spec.Python, observer, cancellationToken).ConfigureAwait(false);
+        var backends = await EngineBackends.DescribeAsync(interpreter, observer, cancellationToken).ConfigureAwait(false);
         var backend = backends.Resolve(spec.Backend);
         if (backend != spec.Backend)
         {
@@ -103,7 +105,7 @@ internal sealed class EngineLauncher
 
         var resolved = spec with
         {
-            Python = python,
+            Python = interpreter,
             Backend = backend,
             Model = string.IsNullOrEmpty(spec.Model) ? backends.Find(backend)?.DefaultModel ?? string.Empty : spec.Model,
         };
@@ -146,10 +148,11 @@ internal sealed class EngineLauncher
         }
     }
 
-    private static async Task<int> LaunchDetachedAsync(EngineRecord record, RunDirectory runDirectory, CancellationToken cancellationToken)
+    private async Task<int> LaunchDetachedAsync(EngineRecord record, RunDirectory runDirectory, CancellationToken cancellationToken)
     {
         var command = new List<string> { record.Python, "-m", "engine_host" };
         command.AddRange(EngineCommandLine(record));
+        observer.Debug(CommandLine.Format(command));
         var environment = EngineHostEnvironment.Create();
         try
         {
@@ -194,6 +197,7 @@ internal sealed class EngineLauncher
     private async Task<ReadyInfo> WaitForReadyAsync(EngineRecord record, RunDirectory runDirectory, string activity, TimeSpan timeout, CancellationToken cancellationToken)
     {
         var waited = Stopwatch.StartNew();
+        string? shown = null;
         while (true)
         {
             if (runDirectory.ReadFailed() is { } failed)
@@ -216,18 +220,20 @@ internal sealed class EngineLauncher
             if (waited.Elapsed > timeout)
             {
                 throw new CriuCheckpointException(ErrorIds.EngineStartupTimeout, FailureKind.OperationTimeout,
-                    $"Engine {record.Name} was not ready within {timeout.TotalSeconds:0.#} s (-ReadyTimeout). It was stopped. The end of its log is below.",
+                    $"Engine {record.Name} was not ready within {timeout.TotalSeconds:0.#} s (-TimeoutSec). It was stopped. The end of its log is below.",
                     record.Name, details: runDirectory.LogTail());
             }
 
-            var percent = (int)Math.Min(94, 5 + (89 * waited.Elapsed.TotalSeconds / timeout.TotalSeconds));
-            observer.Progress(activity, LastLogLine(runDirectory) is { Length: > 0 } line ? line : "Waiting for the engine to load", percent);
+            var (status, percent) = StartupPhase.Describe(runDirectory.ReadPhase(), record.Spec);
+            if (status != shown)
+            {
+                observer.Progress(activity, status, percent);
+                shown = status;
+            }
+
             await Task.Delay(Poll, cancellationToken).ConfigureAwait(false);
         }
     }
-
-    private static string LastLogLine(RunDirectory runDirectory) =>
-        runDirectory.LogTail(1).Trim() is { Length: > 100 } line ? line[..100] : runDirectory.LogTail(1).Trim();
 
     internal static CriuCheckpointException StartupFailure(EngineRecord record, FailedInfo failed, string logTail)
     {

@@ -37,6 +37,9 @@ internal sealed class RunDirectory
 
     public string LogFile => System.IO.Path.Combine(Path, "engine.log");
 
+    /// <summary>The cold-start phase the engine host is in, which it names as each one begins.</summary>
+    public string PhaseFile => System.IO.Path.Combine(Path, "phase.json");
+
     public string ResumeFifo => System.IO.Path.Combine(Path, "resume.fifo");
 
     /// <summary>Where a resuming engine picks up its listening socket; the resume message names it relative to the run directory.</summary>
@@ -87,6 +90,8 @@ internal sealed class RunDirectory
     }
 
     public FailedInfo? ReadFailed() => ReadJson<FailedInfo>(FailedFile);
+
+    public string? ReadPhase() => ReadJson<PhaseInfo>(PhaseFile)?.Phase;
 
     /// <summary>Removes ready.json; an engine that Stop-VllmEngine removed has no run directory left to hold one.</summary>
     public void RemoveReady()
@@ -160,6 +165,11 @@ internal sealed class ReadyInfo
 
     /// <summary>Startup phases in order of execution, in seconds.</summary>
     public Dictionary<string, double> Phases { get; set; } = new();
+}
+
+internal sealed class PhaseInfo
+{
+    public string Phase { get; set; } = string.Empty;
 }
 
 internal sealed class FailedInfo

@@ -17,6 +17,12 @@ internal static class Executables
             .FirstOrDefault(IsExecutable);
     }
 
+    /// <summary>Every executable <paramref name="name"/> in the folders of <paramref name="path"/> (a PATH value), in order.</summary>
+    public static IEnumerable<string> FindAll(string name, string path) =>
+        path.Split(':', StringSplitOptions.RemoveEmptyEntries)
+            .Select(dir => Path.Combine(Path.GetFullPath(dir), name))
+            .Where(IsExecutable);
+
     private static bool IsExecutable(string file) =>
         File.Exists(file)
         && (File.GetUnixFileMode(file) & (UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute)) != 0;

@@ -85,6 +85,17 @@ internal sealed class ProcFs
     }
 
     /// <summary>True when the process exists, is not a zombie and (when given) started at the recorded time.</summary>
+    /// <summary>
+    /// The bytes the process has read through read() and its kin (rchar of /proc/PID/io), whether from a disk or the page
+    /// cache, with those of its reaped children; 0 when the process is gone or its counters are not this user's to read.
+    /// </summary>
+    public long ReadBytesRead(int pid)
+    {
+        var text = TryRead(Path.Combine(Root, pid.ToString(CultureInfo.InvariantCulture), "io"));
+        var line = text?.Split('\n').FirstOrDefault(l => l.StartsWith("rchar:", StringComparison.Ordinal));
+        return line is not null && long.TryParse(line["rchar:".Length..].Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var bytes) ? bytes : 0;
+    }
+
     public bool IsAlive(int pid, ulong? startTime = null)
     {
         var stat = ReadStat(pid);

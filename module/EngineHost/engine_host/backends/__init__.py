@@ -3,8 +3,9 @@
 Modules are imported by name so that choosing one never imports another's dependencies (torch).
 A backend that runs an engine of its own (vllm) sets BackendPlan.runtime instead of stage specs.
 Each module also names, without importing any of them, the packages it needs (DEPENDENCIES), the model it
-loads when none is given (DEFAULT_MODEL) and its built-in models (PRESETS): describe() reports them, and is
-what the PowerShell module asks, so both sides know the same backends.
+loads when none is given (DEFAULT_MODEL) and its built-in models (PRESETS, each described by the
+module's describe_preset(name)): describe() reports them, and is what the PowerShell module asks, so both
+sides know the same backends.
 """
 from __future__ import annotations
 
@@ -72,7 +73,8 @@ def describe() -> dict:
 def _description(backend: str) -> dict:
     module = importlib.import_module(MODULES[backend])
     missing = missing_dependencies(backend)
-    description = {"name": backend, "default_model": module.DEFAULT_MODEL, "presets": list(module.PRESETS),
+    presets = [{"name": name, **module.describe_preset(name)} for name in module.PRESETS]
+    description = {"name": backend, "default_model": module.DEFAULT_MODEL, "presets": presets,
                    "available": not missing}
     if missing:
         description["reason"] = f"this Python cannot import {' and '.join(missing)}"

@@ -27,6 +27,19 @@ PRESETS = {
     "tiny-4m": {"d_model": 96, "n_layers": 9, "n_heads": 3, "d_ff": 384},
 }
 
+
+def describe_preset(name: str) -> dict:
+    """What Get-EngineModel shows of a preset: its shape in words and its parameter count (tiny_stage's
+    tensors)."""
+    shape = PRESETS[name]
+    d, f, layers = shape["d_model"], shape["d_ff"], shape["n_layers"]
+    per_layer = 3 * d * d + d * d + 2 * d * f + 2 * d  # qkv, out, up and down, two norms
+    # The embedding, the layers, the final norm, the head and its bias.
+    parameters = VOCAB_SIZE * d + layers * per_layer + d + d * VOCAB_SIZE + VOCAB_SIZE
+    return {"description": f"numpy, {layers} layers of {d}, random weights",
+            "parameters": parameters}
+
+
 ENGINE_ARGS = {"d_model": int, "n_layers": int, "n_heads": int, "d_ff": int, "seed": int,
                "max_num_seqs": int, "max_batched_tokens": int, "weights_from_source": bool}
 

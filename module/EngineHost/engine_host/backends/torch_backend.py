@@ -25,22 +25,34 @@ DEFAULT_MAX_MODEL_LEN = 2048
 
 # Llama shapes built in code with random weights (no download, no files).
 PRESETS = {
-    # TinyLlama-1.1B's shape.
     "llama-1b": {"hidden_size": 2048, "num_hidden_layers": 22, "num_attention_heads": 32,
                  "num_key_value_heads": 4, "intermediate_size": 5632, "vocab_size": 32000,
                  "max_position_embeddings": 2048, "rope_theta": 10000.0, "rms_norm_eps": 1e-5,
                  "bos_token_id": 1, "eos_token_id": 2},
-    # Llama-3-8B's shape.
     "llama-8b": {"hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32,
                  "num_key_value_heads": 8, "intermediate_size": 14336, "vocab_size": 128256,
                  "max_position_embeddings": 8192, "rope_theta": 500000.0, "rms_norm_eps": 1e-5,
                  "bos_token_id": 128000, "eos_token_id": 128001},
-    # A few MB, for CPU tests.
     "llama-tiny": {"hidden_size": 128, "num_hidden_layers": 4, "num_attention_heads": 4,
                    "num_key_value_heads": 2, "intermediate_size": 344, "vocab_size": 1024,
                    "max_position_embeddings": 1024, "rope_theta": 10000.0, "rms_norm_eps": 1e-5,
                    "bos_token_id": 1, "eos_token_id": 2},
 }
+
+_PRESET_SHAPES = {"llama-1b": "TinyLlama-1.1B's shape", "llama-8b": "Llama-3-8B's shape",
+                  "llama-tiny": "tiny Llama for CPU tests"}
+
+
+def describe_preset(name: str) -> dict:
+    """What Get-EngineModel shows of a preset: whose shape it has and its parameter count (LlamaConfig's
+    modules, input and output embeddings untied)."""
+    c = PRESETS[name]
+    hidden, vocab = c["hidden_size"], c["vocab_size"]
+    kv = hidden // c["num_attention_heads"] * c["num_key_value_heads"]
+    per_layer = 2 * hidden * hidden + 2 * hidden * kv + 3 * hidden * c["intermediate_size"] + 2 * hidden
+    parameters = 2 * vocab * hidden + c["num_hidden_layers"] * per_layer + hidden
+    return {"description": f"{_PRESET_SHAPES[name]}, random weights", "parameters": parameters}
+
 
 # Decoder-only models whose blocks have the Llama layout (q/k/v/o projections, gated MLP, RMSNorm);
 # the stage runs its own forward over their modules.

@@ -9,7 +9,11 @@ internal sealed class CriuRunner : ICriuRunner
     /// <summary>The namespace script brings lo up and mounts before it connects: well under a second.</summary>
     private static readonly TimeSpan HandoverTimeout = TimeSpan.FromSeconds(30);
 
-    public Task<CriuTool> LocateAsync(string? requested, CancellationToken cancellationToken) => CriuTool.LocateAsync(requested, cancellationToken);
+    private readonly IOperationObserver observer;
+
+    public CriuRunner(IOperationObserver observer) => this.observer = observer;
+
+    public Task<CriuTool> LocateAsync(string? requested, CancellationToken cancellationToken) => CriuTool.LocateAsync(requested, observer, cancellationToken);
 
     /// <summary>
     /// criu runs in a session of its own with its output in a file: when it ends (done, failed, timed out or cancelled,
@@ -18,6 +22,7 @@ internal sealed class CriuRunner : ICriuRunner
     public async Task DumpAsync(CriuTool criu, CriuOptions options, TimeSpan timeout, CancellationToken cancellationToken)
     {
         var command = new[] { criu.Path }.Concat(options.ToArguments()).ToArray();
+        observer.Debug(CommandLine.Format(command));
         var work = Path.GetDirectoryName(options.ImagesDirectory)!;
         var outputFile = Path.Combine(work, "criu.out");
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -30,7 +35,7 @@ internal sealed class CriuRunner : ICriuRunner
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
             throw Failure(ErrorIds.CriuDumpFailed, FailureKind.OperationTimeout, command, null,
-                $"criu dump did not finish within {timeout.TotalSeconds:0} s and was killed", options.LogPath);
+                $"criu dump did not finish within {timeout.TotalSeconds:0} s (-TimeoutSec) and was killed", options.LogPath);
         }
         catch (NativeException e)
         {
@@ -52,6 +57,7 @@ internal sealed class CriuRunner : ICriuRunner
     public async Task<CriuSession> StartRestoreAsync(CriuTool criu, CriuOptions options, RestoreNamespace place, string pidFile, string outputFile, CancellationToken cancellationToken)
     {
         var command = place.Wrap(new[] { criu.Path }.Concat(options.ToArguments()).ToArray());
+        observer.Debug(CommandLine.Format(command));
         try
         {
             using var handover = DescriptorHandover.Listen(Path.Combine(place.ReplicaDirectory, RestoreNamespace.ImagesSocketName));

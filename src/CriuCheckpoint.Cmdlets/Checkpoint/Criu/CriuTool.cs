@@ -47,7 +47,7 @@ internal sealed partial class CriuTool
         }
     }
 
-    public static async Task<CriuTool> LocateAsync(string? requested, CancellationToken cancellationToken)
+    public static async Task<CriuTool> LocateAsync(string? requested, IOperationObserver observer, CancellationToken cancellationToken)
     {
         var tried = new List<string>();
         foreach (var (source, candidate) in Candidates(requested))
@@ -58,6 +58,7 @@ internal sealed partial class CriuTool
                 continue;
             }
 
+            observer.Debug(CommandLine.Format([path, "--version"]));
             var version = await ReadVersionAsync(path, cancellationToken).ConfigureAwait(false);
             if (version < MinimumVersion)
             {

@@ -40,10 +40,12 @@ internal sealed class CheckpointRestorer
     public async Task<IReadOnlyList<ReplicaOutcome>> RestoreAsync(EngineCheckpoint checkpoint, RestoreOptions options, CancellationToken cancellationToken)
     {
         using var request = OpenRequest(checkpoint.Path, options);
-        await new StepPipeline<RestoreRequest>(OnceSteps, observer)
-            .RunAsync(request, $"Restoring from {checkpoint.Path}", Deadline.None, cancellationToken).ConfigureAwait(false);
+        await new StepPipeline<RestoreRequest>(OnceSteps, observer).RunAsync(request, request.Activity, Deadline.None, cancellationToken).ConfigureAwait(false);
+        observer.Progress(request.Activity, $"Restoring {options.Count} replica(s)", 10);
         var replicas = Enumerable.Range(1, options.Count).Select(index => RestoreOneAsync(new RestoreContext(request, index), cancellationToken));
-        return await Task.WhenAll(replicas).ConfigureAwait(false);
+        var outcomes = await Task.WhenAll(replicas).ConfigureAwait(false);
+        observer.Progress(request.Activity, "Restored", 100);
+        return outcomes;
     }
 
     /// <summary>
@@ -68,11 +70,10 @@ internal sealed class CheckpointRestorer
     private async Task<ReplicaOutcome> RestoreOneAsync(RestoreContext context, CancellationToken cancellationToken)
     {
         var started = services.Clock.GetTimestamp();
-        var activity = $"Restoring {context.Describe} from {context.Checkpoint.Path}";
         var deadline = new Deadline(context.Options.Timeout, ErrorIds.RestoreTimeout, $"Restoring {context.Describe} of {context.Checkpoint.Path}", "-TimeoutSec");
         try
         {
-            await new StepPipeline<RestoreContext>(ReplicaSteps, observer).RunAsync(context, activity, deadline, cancellationToken).ConfigureAwait(false);
+            await new StepPipeline<RestoreContext>(ReplicaSteps, context.Observer).RunAsync(context, context.Activity, deadline, cancellationToken).ConfigureAwait(false);
         }
         catch (CriuCheckpointException e)
         {
@@ -82,7 +83,7 @@ internal sealed class CheckpointRestorer
         context.Timings.Total = services.Clock.GetElapsedTime(started) + context.Request.Validated + context.Request.Verified;
         context.Record.RecordStartup(context.Timings);
         services.Registry.Save(context.Record);
-        observer.Progress(activity, "Ready", 100);
+        context.Observer.Progress(context.Activity, "Ready", 100);
         observer.Verbose($"Replica {context.Record.Name}: restored and serving at {context.Engine!.Endpoint}.");
         return new ReplicaOutcome(context.Engine with { StartupTime = context.Timings }, null);
     }

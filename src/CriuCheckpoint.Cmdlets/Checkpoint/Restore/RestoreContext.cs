@@ -23,6 +23,9 @@ internal sealed class RestoreRequest : IDisposable
 
     public IOperationObserver Observer { get; }
 
+    /// <summary>The restore's progress bar; each replica's bar is nested under it.</summary>
+    public string Activity => $"Restoring from {Checkpoint.Path}";
+
     /// <summary>Found by Validate.</summary>
     public CriuTool? Criu { get; set; }
 
@@ -54,6 +57,7 @@ internal sealed class RestoreContext
     {
         Request = request;
         Index = index;
+        Observer = request.Observer.Under(request.Activity);
         Timings.Add("validate", request.Validated);
         Timings.Add("verify", request.Verified);
     }
@@ -70,7 +74,11 @@ internal sealed class RestoreContext
 
     public CheckpointServices Services => Request.Services;
 
-    public IOperationObserver Observer => Request.Observer;
+    /// <summary>The request's observer, with this replica's progress bar nested under the restore's.</summary>
+    public IOperationObserver Observer { get; }
+
+    /// <summary>This replica's progress bar.</summary>
+    public string Activity => $"Restoring {Describe} from {Checkpoint.Path}";
 
     public PhaseTimings Timings { get; } = new();
 

@@ -12,7 +12,9 @@ internal sealed class RestoreCudaStep : IStep<RestoreContext>
 {
     public string Name => "RestoreCuda";
 
-    public int PercentAtStart => 60;
+    public const int Start = 60;
+
+    public int PercentAtStart => Start;
 
     public string Describe(RestoreContext context) => "CUDA: restore and unlock every GPU process";
 

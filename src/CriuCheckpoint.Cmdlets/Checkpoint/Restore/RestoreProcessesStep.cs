@@ -7,7 +7,8 @@ namespace CriuCheckpoint.Checkpoint;
 /// criu restore of the tree inside the replica's namespaces (<see cref="RestoreNamespace"/>), detached, as the
 /// namespace's init; done when the restored engine opens its resume FIFO, which it reads only once criu has finished.
 /// The FIFO stays open for RestoreCuda and Resume; undone by closing it (the run directory's compensation then ends
-/// the namespace).
+/// the namespace). While criu runs, the replica's progress bar shows the bytes its processes have read against the
+/// size of the images.
 /// </summary>
 internal sealed class RestoreProcessesStep : IStep<RestoreContext>
 {
@@ -36,7 +37,11 @@ internal sealed class RestoreProcessesStep : IStep<RestoreContext>
         context.Services.Registry.Save(record);
         try
         {
-            context.Fifo = await context.Services.Engines.OpenResumeFifoAsync(record, context.Options.Timeout, cancellationToken).ConfigureAwait(false);
+            var meter = TransferMeter.Start(() => BytesRead(context, session.ProcessId), context.Manifest.ImageBytes, sample => Report(context, sample), context.Services.Clock);
+            await using (meter.ConfigureAwait(false))
+            {
+                context.Fifo = await context.Services.Engines.OpenResumeFifoAsync(record, context.Options.Timeout, cancellationToken).ConfigureAwait(false);
+            }
         }
         catch (CriuCheckpointException e) when (e.ErrorId == ErrorIds.ResumeFailed)
         {
@@ -50,6 +55,19 @@ internal sealed class RestoreProcessesStep : IStep<RestoreContext>
         context.Timings.Add("criu-restore", context.Services.Clock.GetElapsedTime(started));
         return StepOutcome.Continue;
     }
+
+    /// <summary>
+    /// What the replica's session has read so far: criu reads the images, and each process it forks reads its own memory
+    /// pages, so the sum over the session's tree is the images read (and a little besides: the namespace script, /proc).
+    /// </summary>
+    private static long BytesRead(RestoreContext context, int sessionLeader) =>
+        context.Services.Engines.Tree(sessionLeader).Processes.Sum(p => context.Services.ProcFs.ReadBytesRead(p.ProcessId));
+
+    private void Report(RestoreContext context, TransferSample sample) =>
+        context.Observer.Progress(new ProgressReport(context.Activity, sample.Describe("criu restore", "read"), sample.PercentBetween(PercentAtStart, RestoreCudaStep.Start))
+        {
+            Remaining = sample.Remaining,
+        });
 
     /// <summary>
     /// The restored frontend (by the PID it was dumped with, now its PID inside the namespace) and its parent, criu,

@@ -32,7 +32,7 @@ internal sealed class ValidateStep : IStep<RestoreRequest>
         CheckRegistryRoot(context);
         context.Services.Host.EnsurePrivileges();
         context.Criu = await context.Services.Criu.LocateAsync(options.CriuPath, cancellationToken).ConfigureAwait(false);
-        context.Python = PythonLocator.Resolve(options.PythonPath);
+        context.Python = context.Services.Python.FindInterpreter(options.PythonPath);
         CheckCompatibility(context);
         foreach (var index in Enumerable.Range(1, options.Count))
         {

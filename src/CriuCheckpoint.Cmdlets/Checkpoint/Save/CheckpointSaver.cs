@@ -36,10 +36,9 @@ internal sealed class CheckpointSaver
     {
         var started = services.Clock.GetTimestamp();
         var context = new SaveContext(engine, store, options, services, observer);
-        var activity = $"Saving engine {engine.Name} to {store.Path}";
-        await new StepPipeline<SaveContext>(Steps, observer).RunAsync(context, activity, Deadline.None, cancellationToken).ConfigureAwait(false);
+        await new StepPipeline<SaveContext>(Steps, observer).RunAsync(context, context.Activity, Deadline.None, cancellationToken).ConfigureAwait(false);
         context.Timings.Total = services.Clock.GetElapsedTime(started);
-        observer.Progress(activity, "Saved", 100);
+        observer.Progress(context.Activity, "Saved", 100);
         var host = new HostComparison(services.Host.Facts(context.Criu!.Version.ToString(), string.Empty), services.Gpus);
         return new SaveResult(host.Compare(context.Checkpoint!), context.Serving);
     }

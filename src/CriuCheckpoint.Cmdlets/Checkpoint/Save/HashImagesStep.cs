@@ -9,7 +9,9 @@ internal sealed class HashImagesStep : IStep<SaveContext>
 {
     public string Name => "HashImages";
 
-    public int PercentAtStart => 70;
+    public const int Start = 70;
+
+    public int PercentAtStart => Start;
 
     public string Describe(SaveContext context) => "Hashing the images";
 

@@ -29,6 +29,9 @@ internal sealed class SaveContext
 
     public IOperationObserver Observer { get; }
 
+    /// <summary>The save's progress bar.</summary>
+    public string Activity => $"Saving engine {Engine.Name} to {Store.Path}";
+
     public PhaseTimings Timings { get; } = new();
 
     public CudaCheckpointOptions CudaOptions => new() { MaxParallelism = Options.CudaThrottleLimit };
