@@ -23,7 +23,7 @@ public sealed class GetEngineLogCommand : EnginesCmdlet
 
     protected override void ProcessRecord()
     {
-        foreach (var engine in ResolveEngines(Engine))
+        foreach (var engine in GivenEngines())
         {
             EngineLog log;
             try
