@@ -41,9 +41,12 @@ class Client:
     """One DEALER connection; many requests may be in flight on it. keys: (server public, client public,
     client secret), Z85, as the engine's run directory holds them; None: no CURVE at all."""
 
-    def __init__(self, context: zmq.Context, endpoint: str, keys: Optional[tuple]):
+    def __init__(self, context: zmq.Context, endpoint: str, keys: Optional[tuple],
+                 send_timeout: float = REPLY_TIMEOUT_S):
         self.socket = context.socket(zmq.DEALER)
         self.socket.setsockopt(zmq.LINGER, 0)
+        # A DEALER without a connection blocks its sends; one refused by the engine's CURVE may never get one.
+        self.socket.setsockopt(zmq.SNDTIMEO, int(send_timeout * 1000))
         if keys is not None:
             self.socket.curve_serverkey, self.socket.curve_publickey, self.socket.curve_secretkey = keys
         self.socket.connect(endpoint)
@@ -56,7 +59,10 @@ class Client:
         return request_id
 
     def send_raw(self, payload: bytes) -> None:
-        self.socket.send_multipart([b"", payload])
+        try:
+            self.socket.send_multipart([b"", payload])
+        except zmq.Again:
+            raise TimeoutError("no connection to send on: the engine refused it or is gone") from None
 
     def recv_any(self, timeout: float = REPLY_TIMEOUT_S) -> dict:
         if self._backlog:
@@ -144,8 +150,8 @@ class Engine:
         """A client with the owner's keys."""
         return self.client_with(self.link_keys())
 
-    def client_with(self, keys: Optional[tuple]) -> Client:
-        c = Client(self.context, self.ready["endpoint"], keys)
+    def client_with(self, keys: Optional[tuple], send_timeout: float = REPLY_TIMEOUT_S) -> Client:
+        c = Client(self.context, self.ready["endpoint"], keys, send_timeout)
         self._clients.append(c)
         return c
 

@@ -26,12 +26,12 @@ def _random_keys(server_public: bytes) -> tuple:
 
 
 def _answers(engine, keys) -> list:
-    """Every reply the attempts get within UNANSWERED_S."""
-    intruder = engine.client_with(keys)
-    for op, args in ATTEMPTS:
-        intruder.send(op, args)
+    """Every reply the attempts get within UNANSWERED_S (a send a refused connection cannot take: none)."""
+    intruder = engine.client_with(keys, send_timeout=UNANSWERED_S)
     replies = []
     try:
+        for op, args in ATTEMPTS:
+            intruder.send(op, args)
         while True:
             replies.append(intruder.recv_any(UNANSWERED_S))
     except TimeoutError:
@@ -88,7 +88,7 @@ def test_the_owners_client_key_with_another_server_key_is_never_answered(engine)
 def test_refusals_are_logged_without_flooding_the_log(start_engine):
     engine = start_engine(*TINY_ARGS)
     server_public, _, _ = engine.link_keys()
-    intruder = engine.client_with(_random_keys(server_public))
+    intruder = engine.client_with(_random_keys(server_public), send_timeout=UNANSWERED_S)
     intruder.send("hello")
     wait_for(lambda: "refused" in engine.log(), what="a refusal in the log")
     with pytest.raises(TimeoutError):

@@ -44,13 +44,18 @@ def _socket(context: zmq.Context, options: argparse.Namespace) -> zmq.Socket:
 
 
 def _replies(socket: zmq.Socket, ops: list, timeout_s: float) -> dict:
+    # A DEALER without a connection blocks its sends; one the engine's CURVE refused may never get one.
+    socket.sndtimeo = int(timeout_s * 1000)
     sent = {}
+    replies = dict.fromkeys(ops)
     for op in ops:
         request_id = uuid.uuid4().hex
         sent[request_id] = op
         request = {"v": PROTOCOL_VERSION, "id": request_id, "op": op, "args": ARGUMENTS.get(op, {})}
-        socket.send_multipart([b"", msgpack.packb(request)])
-    replies = dict.fromkeys(ops)
+        try:
+            socket.send_multipart([b"", msgpack.packb(request)])
+        except zmq.Again:
+            return replies
     deadline = time.monotonic() + timeout_s
     while None in replies.values():
         left = deadline - time.monotonic()

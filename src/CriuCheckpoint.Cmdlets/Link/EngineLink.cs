@@ -16,6 +16,7 @@ namespace CriuCheckpoint.Link;
 internal sealed class EngineLink : IDisposable
 {
     private static readonly TimeSpan LivenessInterval = TimeSpan.FromMilliseconds(250);
+    private static readonly TimeSpan SendTimeout = TimeSpan.FromSeconds(1);
     private static readonly IReadOnlyDictionary<string, object?> EmptyArgs = new Dictionary<string, object?>();
 
     private readonly DealerSocket socket;
@@ -162,6 +163,11 @@ internal sealed class EngineLink : IDisposable
         };
     }
 
+    /// <summary>
+    /// A DEALER with no connection blocks a send until one exists, and a peer that refused the CURVE handshake may
+    /// never give one: the poller thread waits a bounded time, then drops what is queued, and each dropped request
+    /// ends with its caller's own timeout (LinkTimeout) rather than a thread stuck for good.
+    /// </summary>
     private void OnOutgoingReady(object? sender, NetMQQueueEventArgs<byte[]> e)
     {
         while (e.Queue.TryDequeue(out var payload, TimeSpan.Zero))
@@ -169,7 +175,14 @@ internal sealed class EngineLink : IDisposable
             var message = new NetMQMessage(2);
             message.AppendEmptyFrame();
             message.Append(payload);
-            socket.SendMultipartMessage(message);
+            if (!socket.TrySendMultipartMessage(SendTimeout, message))
+            {
+                while (e.Queue.TryDequeue(out _, TimeSpan.Zero))
+                {
+                }
+
+                return;
+            }
         }
     }
 
