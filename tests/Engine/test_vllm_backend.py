@@ -98,8 +98,8 @@ def _prepare_resume(engine, **prepare_args) -> dict:
 
 
 def _core_events(engine) -> list:
-    """What the double's EngineCore logged of the checkpoint hooks, sleep and wake-up, in order, once the engine
-    served (the sleep level 2 rehearsal at startup makes the same calls before)."""
+    """What the double's EngineCore logged of the checkpoint hooks, sleep and wake-up, in order, once the
+    engine served (the sleep level 2 rehearsal at startup makes the same calls before)."""
     marks = ("collective_rpc ", "fall asleep (level ", "wake_up ")
     events = []
     lines = engine.log().splitlines()

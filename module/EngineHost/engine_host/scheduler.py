@@ -193,8 +193,9 @@ class RequestLoop:
         log.info("prepare_checkpoint: draining %d request(s) (timeout %.1fs, abort %s, keep caches %s)",
                  len(self._by_key), args.drain_timeout_s, args.abort_in_flight, args.keep_caches)
         self._status.state = DRAINING
-        self._prepare = _PendingPrepare(item.identity, item.request.id, time.monotonic() + args.drain_timeout_s,
-                                        args.keep_caches, args.canary, tree.to_dict())
+        deadline = time.monotonic() + args.drain_timeout_s
+        self._prepare = _PendingPrepare(item.identity, item.request.id, deadline, args.keep_caches,
+                                        args.canary, tree.to_dict())
         if args.abort_in_flight:
             self._prepare.aborted += self._abort_all()
 
