@@ -201,7 +201,8 @@ class EngineHost:
 
     def inventory(self) -> inventory.TreeInventory:
         port = int(self._frontend.endpoint.rsplit(":", 1)[1])
-        return inventory.take(self._pids(), port, process_environment.given)
+        return inventory.take(self._pids(), port, process_environment.given,
+                              inventory.BACKEND_PACKAGES.get(self._plan.backend, ()))
 
     def canary(self) -> canary.Canary:
         runtime = self._plan.runtime

@@ -41,6 +41,8 @@ IO_URING = "anon_inode:[io_uring]"
 SHM = "/dev/shm/"
 ENVIRONMENT_PREFIXES = ("VLLM_", "CUDA_", "NCCL_", "TORCH_", "TRITON_")  # runtime.py _environment_identity
 VERSION_PACKAGES = ("numpy", "torch", "vllm")
+# What each backend runs on: upgrading a package a backend never imports refuses none of its checkpoints.
+BACKEND_PACKAGES = {"tiny": ("numpy",), "torch": ("numpy", "torch"), "vllm": ("torch", "vllm")}
 
 _SHM_REASON = "a file in /dev/shm is reopened by path at restore, where it may be gone or another engine's"
 _TCP_ESTABLISHED = "01"
@@ -105,10 +107,12 @@ def descendants(root: int, proc: str = "/proc") -> list:
     return found
 
 
-def take(roles: list, link_port: Optional[int], environment: dict, proc: str = "/proc") -> TreeInventory:
+def take(roles: list, link_port: Optional[int], environment: dict, packages: tuple = (),
+         proc: str = "/proc") -> TreeInventory:
     """The inventory of the tree: `roles` is [{pid, role}] with the root (the frontend) first; `environment`
-    is the one the engine was started with."""
-    inventory = TreeInventory(versions=runtime_versions(), environment=environment_identity(environment))
+    is the one the engine was started with; `packages` those whose versions are recorded."""
+    inventory = TreeInventory(versions=runtime_versions(packages),
+                              environment=environment_identity(environment))
     sockets: dict = {}  # inode -> Descriptor
     gpus = _gpu_minors(proc)
     for pid, role in ((r["pid"], r["role"]) for r in roles):
@@ -269,17 +273,17 @@ def _read_unix_peers(s: socket.socket) -> Optional[dict]:
 
 # ---------------------------------------------------------------- versions and environment
 
-def runtime_versions() -> dict:
-    """Python and the installed numpy, torch (with the CUDA runtime it was built for) and vLLM, read from
-    package metadata without importing them (so `--describe-backends` can report the same for the module to
-    compare at restore). Packages that are not installed are left out."""
+def runtime_versions(packages: tuple = VERSION_PACKAGES) -> dict:
+    """Python and the installed versions of `packages` (torch with the CUDA runtime it was built for), read
+    from package metadata without importing them (so `--describe-backends` reports the same for the module
+    to compare at restore). Packages that are not installed are left out."""
     versions = {"python": platform.python_version()}
-    for package in VERSION_PACKAGES:
+    for package in packages:
         try:
             versions[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
             continue
-    cuda = _torch_cuda()
+    cuda = _torch_cuda() if "torch" in packages else None
     if cuda:
         versions["torch_cuda"] = cuda
     return versions
