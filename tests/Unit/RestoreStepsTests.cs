@@ -33,7 +33,7 @@ public sealed class RestoreStepsTests
         }
 
         var timings = outcomes[0].Engine!.StartupTime!;
-        Assert.Equal(new[] { "validate", "verify", "run-directory", "criu-restore", "resume", "hello" }, timings.Phases.Select(p => p.Key));
+        Assert.Equal(new[] { "validate", "verify", "run-directory", "criu-restore", "resume", "canary", "hello" }, timings.Phases.Select(p => p.Key));
     }
 
     [Fact]
