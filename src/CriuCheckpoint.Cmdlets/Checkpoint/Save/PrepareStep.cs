@@ -29,9 +29,8 @@ internal sealed class PrepareStep : IStep<SaveContext>
             .ConfigureAwait(false);
         var elapsed = context.Services.Clock.GetElapsedTime(started);
         // The canary runs inside prepare (after the drain, before the release): its own phase, taken out of prepare's.
-        var canary = outcome.CanaryTime < elapsed ? outcome.CanaryTime : TimeSpan.Zero;
-        context.Timings.Add("prepare", elapsed - canary);
-        context.Timings.Add("canary", canary);
+        context.Timings.Add("prepare", elapsed > outcome.CanaryTime ? elapsed - outcome.CanaryTime : TimeSpan.Zero);
+        context.Timings.Add("canary", outcome.CanaryTime);
         context.Canary = outcome.Canary;
         context.Runtime = outcome.Runtime;
 
