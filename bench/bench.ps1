@@ -6,7 +6,8 @@
     throughput with 1 vs 16 prompts in flight, then save and restore-to-first-token by phase with the image size,
     as ratios to the cold start and to the physical floor (the image's bytes at the store's read rate, page cache
     warm; and a restore with the page cache cold beside the cold read rate), and what verifying the image hashes
-    costs (the verify phase, beside a restore with -SkipVerify). Writes the figures as JSON too.
+    costs (the verify phase, beside a restore with -SkipVerify), and what the canary costs at the save and at each
+    restore (the canary phases). Writes the figures as JSON too.
 #>
 [CmdletBinding()]
 param(
@@ -186,6 +187,13 @@ try {
     Write-Host ('{0,-16} {1,8:0.000} s  {2:0.0}% of restore to first token, {3:N2} GB/s hashed; to first token with -SkipVerify {4:0.000} s' -f 'verify', $verify,
         (100 * $verify / $median), ($checkpoint.Manifest.ImageBytes / $verify / 1e9), $unverified)
     $result.restore.verify = [ordered]@{ verify_s = $verify; share_of_restore = $verify / $median; bytes_per_s = $checkpoint.Manifest.ImageBytes / $verify; to_first_token_skip_verify_s = $unverified }
+
+    # What the canary costs: one short greedy generate answered at the save and by every replica before it serves.
+    $canary = $phases['canary']
+    $savedCanary = $checkpoint.Timings['canary']
+    Write-Host ('{0,-16} {1,8:0.000} s  {2:0.0}% of restore to first token; {3:0.000} s at the save ({4:0.0}% of it)' -f 'canary', $canary,
+        (100 * $canary / $median), $savedCanary, (100 * $savedCanary / $checkpoint.SaveSeconds))
+    $result.restore.canary = [ordered]@{ restore_s = $canary; share_of_restore = $canary / $median; save_s = $savedCanary; share_of_save = $savedCanary / $checkpoint.SaveSeconds }
 
     if ($read.cold_bytes_per_s) {
         $null = Invoke-FloorTool '--drop', $checkpoint.Path

@@ -32,7 +32,7 @@ def _by_name(description: dict) -> dict:
 
 def test_needs_no_run_directory_and_prints_one_json_object():
     description = _describe()
-    assert set(description) == {"backends", "auto", "order"}
+    assert set(description) == {"backends", "auto", "order", "versions"}
 
 
 def test_lists_every_backend_in_the_order_auto_prefers_them():

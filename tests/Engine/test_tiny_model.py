@@ -14,6 +14,8 @@ PROMPTS = [b"Hello", b"The quick brown fox", b"abc", b"Once upon a time", b"zzz"
 class _RecordingSampler:
     """Greedy, and keeps every logits row it was given (per sequence, in order)."""
 
+    wants_logprob = False
+
     def __init__(self, params):
         self.rows = []
 

@@ -98,10 +98,13 @@ def _prepare_resume(engine, **prepare_args) -> dict:
 
 
 def _core_events(engine) -> list:
-    """What the double's EngineCore logged of the checkpoint hooks, sleep and wake-up, in order."""
+    """What the double's EngineCore logged of the checkpoint hooks, sleep and wake-up, in order, once the
+    engine served (the sleep level 2 rehearsal at startup makes the same calls before)."""
     marks = ("collective_rpc ", "fall asleep (level ", "wake_up ")
     events = []
-    for line in engine.log().splitlines():
+    lines = engine.log().splitlines()
+    serving = next(i for i, line in enumerate(lines) if "ready on tcp://" in line)
+    for line in lines[serving:]:
         if "EngineCore pid=" in line:
             message = line.split(": ", 1)[1]
             for mark in marks:
@@ -135,7 +138,7 @@ def test_hello_and_ready_json_describe_the_vllm_engine(client, vllm_engine, doub
     r = vllm_engine.ready
     assert r["backend"] == "vllm" and r["vllm_version"] == double.version
     assert r["config_hash"] == h["config_hash"]
-    assert list(r["phases"]) == ["import", "plan", "import_backend", "engine", "warmup", "bind"]
+    assert list(r["phases"]) == ["import", "plan", "import_backend", "engine", "warmup", "rehearsal", "bind"]
 
 
 def _spawned_environment(engine) -> dict:
@@ -256,7 +259,7 @@ def test_bad_requests_get_errors_and_the_engine_serves_on(client, args, code):
 
 
 def test_prepare_sleeps_vllm_and_resume_wakes_it(start_engine, double):
-    engine = _start(start_engine)
+    engine = _start(start_engine, "--engine-args", '{"sleep_level": 1}')
     c = engine.client()
     before = [c.generate(p, max_tokens=20, ignore_eos=True)["token_ids"] for p in PROMPTS]
     running = c.send("generate", {"prompt": "finish me", "max_tokens": 200, "ignore_eos": True})
@@ -281,7 +284,7 @@ def test_prepare_sleeps_vllm_and_resume_wakes_it(start_engine, double):
     wait_for(lambda: os.path.exists(engine.path("ready.json")), what="ready.json after resume")
     ready = engine.wait_ready()
     assert list(ready["phases"]) == ["resume_reacquire", "resume_wake_up", "resume_checkpoint_restore",
-                                     "resume_bind"]
+                                     "resume_canary", "resume_bind"]
     assert ready["config_hash"] == engine.client().call("hello")["config_hash"]
     # vLLM's order: the communicators are prepared before the engine sleeps and restored after it wakes.
     assert _core_events(engine) == ["collective_rpc checkpoint_prepare", "fall asleep (level 1)",
@@ -298,7 +301,7 @@ def test_sleep_level_2_discards_the_weights_and_resume_reloads_them(start_engine
     ready = _prepare_resume(engine)
     assert list(ready["phases"]) == ["resume_reacquire", "resume_wake_up_weights",
                                      "resume_reload_weights", "resume_wake_up_kv_cache",
-                                     "resume_checkpoint_restore", "resume_bind"]
+                                     "resume_checkpoint_restore", "resume_canary", "resume_bind"]
     assert _core_events(engine) == ["collective_rpc checkpoint_prepare", "fall asleep (level 2)",
                                     "wake_up ['weights']", "collective_rpc reload_weights",
                                     "wake_up ['kv_cache']", "collective_rpc checkpoint_restore"]
@@ -326,7 +329,8 @@ def test_prepare_aborts_in_flight_on_request_and_at_the_drain_timeout(start_engi
 
 
 def test_a_sleep_that_fails_fails_prepare_and_the_engine_serves_on(start_engine):
-    engine = _start(start_engine, env={"VLLM_DOUBLE_SLEEP_ERROR": "CUDA error: out of memory"})
+    engine = _start(start_engine, "--engine-args", '{"sleep_level": 1}',
+                    env={"VLLM_DOUBLE_SLEEP_ERROR": "CUDA error: out of memory"})
     c = engine.client()
     reply = c.call("prepare_checkpoint")
     assert reply["kind"] == "error" and reply["code"] == "engine_error"
@@ -355,7 +359,8 @@ def test_without_sleep_mode_prepare_fails_clearly_and_the_engine_serves_on(start
 
 
 def test_a_wake_up_that_fails_is_a_resume_failure(start_engine):
-    engine = _start(start_engine, env={"VLLM_DOUBLE_WAKE_ERROR": "cannot map memory"})
+    engine = _start(start_engine, "--engine-args", '{"sleep_level": 1}',
+                    env={"VLLM_DOUBLE_WAKE_ERROR": "cannot map memory"})
     pids = [p["pid"] for p in engine.ready["pids"]]
     assert engine.client().call("prepare_checkpoint")["state"] == "prepared"
     wait_for(lambda: not os.path.exists(engine.path("ready.json")), what="prepared")

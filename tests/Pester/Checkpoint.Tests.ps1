@@ -26,7 +26,7 @@ Describe 'Save and restore' {
 
         $checkpoint.Path | Should -Be (Join-Path $Store $engine.ConfigHash)
         $checkpoint.ProcessTree.Count | Should -Be 3
-        $checkpoint.Timings.Keys | Should -Be 'preflight', 'prepare', 'criu-dump', 'hash', 'manifest', 'publish'
+        $checkpoint.Timings.Keys | Should -Be 'preflight', 'prepare', 'canary', 'criu-dump', 'hash', 'manifest', 'publish'
         (Get-Item $Store).UnixMode | Should -Be 'drwx------'
         Test-Path (Join-Path $checkpoint.Path 'manifest.json') | Should -BeTrue
         foreach ($processId in $engine.ProcessTree.ProcessId) { Test-ProcessAlive $processId | Should -BeFalse }

@@ -72,6 +72,11 @@ Describe 'GPU checkpoint and restore of torch engines' -Tag GPU -Skip:(-not $Has
             $run.gpu_bytes_checkpointed = $checkpoint.GpuBytes
             $checkpoint.Manifest.Gpu | Should -Not -BeNullOrEmpty
             Test-SpaceEstimate $run $checkpoint
+            # The canary: greedy bf16 on this GPU, recorded at the save; each replica answers it before it serves, with
+            # token ids equal and logprobs within 0.001 (engine_host/canary.py), or fails with CanaryMismatch.
+            $run.canary = $checkpoint.Manifest.Canary
+            $checkpoint.Manifest.Canary.TokenIds.Count | Should -Be 2
+            @($checkpoint.Manifest.Runtime.Processes | Where-Object { $_.GpuUuids.Count -gt 0 }).Count | Should -BeGreaterThan 0
 
             $watch = [Diagnostics.Stopwatch]::StartNew()
             $restored = @($checkpoint | Restore-EngineCheckpoint -Count $Replicas -Name "gpu-$Label-restored" -TimeoutSec 900)
@@ -81,6 +86,7 @@ Describe 'GPU checkpoint and restore of torch engines' -Tag GPU -Skip:(-not $Has
             $run.restore_replicas = $Replicas
             $run.restore_to_first_token_s = [math]::Round($watch.Elapsed.TotalSeconds, 3)
             $run.restore_phases = Get-Phases $restored[0].StartupTime
+            $restored[0].StartupTime.Keys | Should -Contain 'canary'
             $run.restore_vs_cold_start = [math]::Round($run.cold_start_s / $run.restore_to_first_token_s, 2)
             $answers.Count | Should -Be $Replicas
 

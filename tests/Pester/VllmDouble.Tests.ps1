@@ -49,6 +49,9 @@ Describe 'Checkpoints of a vLLM engine' {
         $Started.Add($restored)
 
         $restored.State | Should -Be 'Ready'
+        # Sleep level 2 by default: the weights were reloaded, then the manifest's canary answered again.
+        $checkpoint.Manifest.Canary.TokenIds.Count | Should -Be 2
+        $restored.StartupTime.Keys | Should -Contain 'canary'
         @($restored.ProcessTree.CommandLine) | Should -Contain 'VLLM::EngineCore'
         (Invoke-EngineGenerate -Engine $restored -Prompt $Prompt -MaxTokens 24).Text | Should -Be $before.Text
     }

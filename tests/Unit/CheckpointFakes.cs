@@ -133,6 +133,17 @@ internal sealed class FakeEngineControl : IEngineControl
     /// <summary>How long criu takes to restore a replica before its engine opens the FIFO.</summary>
     public TimeSpan RestoreTakes { get; set; }
 
+    /// <summary>What prepare_checkpoint answers: the canary and its time, the inventory.</summary>
+    public PrepareOutcome Prepared { get; set; } = new(
+        new CheckpointCanary { Prompt = "The capital of France is", TokenIds = [65, 66], Logprobs = [-0.5, -1.25] }, TimeSpan.FromMilliseconds(30),
+        new EngineRuntime { Versions = new() { ["python"] = "3.11.2" }, Environment = EnvironmentIdentity.OfProcess() });
+
+    /// <summary>The canary check each resume message carried, in order.</summary>
+    public List<CanaryCheck> CanaryChecks { get; } = new();
+
+    /// <summary>When set, a restored replica answers another canary: it writes failed.json canary_mismatch and exits.</summary>
+    public bool ReplicaCanaryDiffers { get; set; }
+
     /// <summary>A frontend and its core; inside a replica's namespace they have the PIDs they were dumped with.</summary>
     public static ProcessTree TreeOf(int root) => new(new[]
     {
@@ -155,12 +166,12 @@ internal sealed class FakeEngineControl : IEngineControl
 
     public void EnsureNameFree(string? name) => world.Record($"name-free {name}");
 
-    public Task PrepareAsync(EngineRecord record, PrepareRequest request, CancellationToken cancellationToken)
+    public Task<PrepareOutcome> PrepareAsync(EngineRecord record, PrepareRequest request, CancellationToken cancellationToken)
     {
         // The engine blocks on its FIFO before it acknowledges: a failed prepare can leave it prepared.
         States[record.Id] = FakeEngineState.Prepared;
-        world.Record("prepare");
-        return Task.CompletedTask;
+        world.Record(request.Canary ? "prepare" : "prepare without canary");
+        return Task.FromResult(request.Canary ? Prepared : Prepared with { Canary = null, CanaryTime = TimeSpan.Zero });
     }
 
     public async Task<IResumeFifo> OpenResumeFifoAsync(EngineRecord record, TimeSpan timeout, CancellationToken cancellationToken)
@@ -179,15 +190,23 @@ internal sealed class FakeEngineControl : IEngineControl
         return new FakeFifo(world);
     }
 
-    public Task ResumeThroughAsync(EngineRecord record, IResumeFifo fifo, TimeSpan timeout, CancellationToken cancellationToken)
+    public Task<ReadyInfo> ResumeThroughAsync(EngineRecord record, IResumeFifo fifo, CanaryCheck canary, TimeSpan timeout, CancellationToken cancellationToken)
     {
         using (fifo)
         {
             world.Record("resume");
         }
 
+        CanaryChecks.Add(canary);
+        if (ReplicaCanaryDiffers && record.StartedFrom == StartSource.Checkpoint && !canary.Skip)
+        {
+            States[record.Id] = FakeEngineState.Dead;
+            throw EngineResumer.ResumeFailure(record, new FailedInfo { Code = "canary_mismatch", Message = "token ids differ: expected [65, 66], got [65, 67]" }, "log tail");
+        }
+
         States[record.Id] = FakeEngineState.Serving;
-        return Task.CompletedTask;
+        var phases = canary.Skip ? new Dictionary<string, double> { ["resume_bind"] = 0.001 } : new Dictionary<string, double> { ["resume_canary"] = 0.002, ["resume_bind"] = 0.001 };
+        return Task.FromResult(new ReadyInfo { Endpoint = "tcp://127.0.0.1:5555", Phases = phases });
     }
 
     public Task<EngineInfo> DescribeAsync(EngineRecord record, TimeSpan timeout, CancellationToken cancellationToken)
@@ -372,6 +391,12 @@ internal sealed class FakeHostSystem : IHostSystem
     public long DumpedBytes(IEnumerable<int> processIds) => processIds.Count() * (100L << 20);
 
     public List<MappedFile> MappedFiles(IEnumerable<int> processIds) => new();
+
+    /// <summary>What the caller's Python reports of itself and its packages.</summary>
+    public Dictionary<string, string> Versions { get; set; } = new() { ["python"] = "3.11.2" };
+
+    public Task<IReadOnlyDictionary<string, string>> RuntimeVersionsAsync(string python, CancellationToken cancellationToken) =>
+        Task.FromResult<IReadOnlyDictionary<string, string>>(Versions);
 
     public HostFacts Facts(string criuVersion, string python) => new()
     {

@@ -1,5 +1,6 @@
 using CriuCheckpoint.Checkpoint;
 using CriuCheckpoint.Core;
+using CriuCheckpoint.Engine;
 using CriuCheckpoint.Native;
 using Xunit;
 
@@ -41,6 +42,14 @@ public sealed class ManifestValidationTests
         { "gpu.serving_bytes", "-1" },
         { "gpu_bytes", "-1" },
         { "timings.prepare", "-1" },
+        { "canary.prompt", "" },
+        { "canary.token_ids", "5 token ids" },
+        { "canary.token_ids", "-1" },
+        { "canary.logprobs", "0.5" },
+        { "canary.logprobs", "one too many" },
+        { "runtime.environment", "not a hash" },
+        { "runtime.versions", "no version" },
+        { "runtime.processes", "0" },
     };
 
     [Theory]
@@ -90,6 +99,37 @@ public sealed class ManifestValidationTests
     }
 
     [Fact]
+    public async Task The_canary_and_inventory_the_engine_answered_are_recorded_as_data()
+    {
+        using var world = new CheckpointWorld();
+        var checkpoint = await Saved(world);
+
+        var manifest = CheckpointStore.Open(checkpoint.Path).Manifest;
+
+        Assert.Equal("The capital of France is", manifest.Canary!.Prompt);
+        Assert.Equal(new[] { 65, 66 }, manifest.Canary.TokenIds);
+        Assert.Equal(new[] { -0.5, -1.25 }, manifest.Canary.Logprobs);
+        Assert.Equal(EnvironmentIdentity.OfProcess().Sha256, manifest.Runtime!.Environment.Sha256);
+        Assert.Equal("3.11.2", manifest.Runtime.Versions["python"]);
+        var json = File.ReadAllText(CheckpointStore.ManifestPath(checkpoint.Path));
+        Assert.Contains("\"canary\": {", json);
+        Assert.Contains("\"token_ids\": [", json);
+    }
+
+    [Fact]
+    public async Task A_save_with_skip_canary_records_none_and_a_restore_then_checks_none()
+    {
+        using var world = new CheckpointWorld();
+        var saved = await new CheckpointSaver(world.Services, world.Observer).SaveAsync(world.Engine, world.Store, new SaveOptions { SkipCanary = true }, CancellationToken.None);
+
+        Assert.Contains("prepare without canary", world.Calls);
+        Assert.Null(CheckpointStore.Open(saved.Checkpoint.Path).Manifest.Canary);
+        var outcomes = await new CheckpointRestorer(world.Services, world.Observer).RestoreAsync(saved.Checkpoint, new RestoreOptions(), CancellationToken.None);
+        Assert.NotNull(outcomes[0].Engine);
+        Assert.True(world.Engines.CanaryChecks.Last().Skip);
+    }
+
+    [Fact]
     public async Task The_manifest_a_save_writes_is_valid()
     {
         using var world = new CheckpointWorld(usesCuda: true);
@@ -128,6 +168,17 @@ public sealed class ManifestValidationTests
             case "gpu.serving_bytes": gpu.ServingBytes[0] = long.Parse(value); break;
             case "gpu_bytes": manifest.GpuBytes = long.Parse(value); break;
             case "timings.prepare": manifest.Timings["prepare"] = double.Parse(value); break;
+            case "canary.prompt": manifest.Canary!.Prompt = value; break;
+            case "canary.token_ids" when value == "-1": manifest.Canary!.TokenIds[0] = -1; break;
+            case "canary.token_ids":
+                manifest.Canary!.TokenIds = [1, 2, 3, 4, 5];
+                manifest.Canary.Logprobs = [-1, -1, -1, -1, -1];
+                break;
+            case "canary.logprobs" when value == "one too many": manifest.Canary!.Logprobs.Add(-1); break;
+            case "canary.logprobs": manifest.Canary!.Logprobs[0] = double.Parse(value, System.Globalization.CultureInfo.InvariantCulture); break;
+            case "runtime.environment": manifest.Runtime!.Environment.Sha256 = value; break;
+            case "runtime.versions": manifest.Runtime!.Versions["torch"] = null!; break;
+            case "runtime.processes": manifest.Runtime!.Processes.Add(new RuntimeProcess { ProcessId = int.Parse(value) }); break;
             default: throw new ArgumentException(field);
         }
     }

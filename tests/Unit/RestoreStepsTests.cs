@@ -33,7 +33,7 @@ public sealed class RestoreStepsTests
         }
 
         var timings = outcomes[0].Engine!.StartupTime!;
-        Assert.Equal(new[] { "validate", "verify", "run-directory", "criu-restore", "resume", "hello" }, timings.Phases.Select(p => p.Key));
+        Assert.Equal(new[] { "validate", "verify", "run-directory", "criu-restore", "resume", "canary", "hello" }, timings.Phases.Select(p => p.Key));
     }
 
     [Fact]
@@ -197,6 +197,52 @@ public sealed class RestoreStepsTests
         Assert.Equal(ErrorIds.ResumeFailed, failure.ErrorId);
         Assert.Equal(new[] { "open-fifo", "resume", "close-fifo", "abandon r" }, world.Calls.SkipWhile(c => c != "start-restore").Skip(1));
         Assert.Empty(world.Registry.List());
+    }
+
+    [Fact]
+    public async Task A_replica_resumes_with_the_manifests_canary_and_its_canary_phase_is_timed()
+    {
+        using var world = new CheckpointWorld();
+        var checkpoint = await SavedCheckpoint(world);
+
+        var engine = (await Restore(world, checkpoint, new RestoreOptions { Name = "r" }))[0].Engine!;
+
+        var check = world.Engines.CanaryChecks.Last();
+        Assert.False(check.Skip);
+        Assert.Equal(checkpoint.Manifest.Canary!.TokenIds, check.Expected!.TokenIds);
+        Assert.Equal(checkpoint.Manifest.Canary.Logprobs, check.Expected.Logprobs);
+        Assert.Equal(0.002, engine.StartupTime!["canary"], 6);
+    }
+
+    [Fact]
+    public async Task A_replica_whose_canary_differs_is_a_canary_mismatch_and_is_rolled_back()
+    {
+        using var world = new CheckpointWorld();
+        var checkpoint = await SavedCheckpoint(world);
+        world.Engines.ReplicaCanaryDiffers = true;
+
+        var outcomes = await Restore(world, checkpoint, new RestoreOptions { Count = 2, Name = "r" });
+
+        Assert.All(outcomes, o => Assert.Equal(ErrorIds.CanaryMismatch, o.Failure!.ErrorId));
+        Assert.Contains("expected [65, 66], got [65, 67]", outcomes[0].Failure!.Message);
+        Assert.Equal(FailureKind.InvalidData, outcomes[0].Failure!.Kind);
+        Assert.Equal(2, world.Calls.Count(c => c.StartsWith("abandon r-", StringComparison.Ordinal)));
+        Assert.DoesNotContain("hello", world.Calls.SkipWhile(c => c != "start-restore"));
+        Assert.Empty(world.Registry.List());
+    }
+
+    [Fact]
+    public async Task Skip_canary_lets_a_replica_whose_canary_differs_serve()
+    {
+        using var world = new CheckpointWorld();
+        var checkpoint = await SavedCheckpoint(world);
+        world.Engines.ReplicaCanaryDiffers = true;
+
+        var outcome = (await Restore(world, checkpoint, new RestoreOptions { Name = "r", SkipCanary = true }))[0];
+
+        Assert.NotNull(outcome.Engine);
+        Assert.True(world.Engines.CanaryChecks.Last().Skip);
+        Assert.Equal(0, outcome.Engine!.StartupTime!["canary"]);
     }
 
     [Fact]

@@ -29,7 +29,7 @@ public sealed class SaveStepsTests
         Assert.Null(manifest.Gpu);
         Assert.Empty(world.StagingDirectories());
         Assert.Equal(new[] { "privileges", "locate-criu", "ensure-serving", "prepare", "dump", "wait-exit", "forget" }, world.Calls);
-        Assert.Equal(new[] { "preflight", "prepare", "criu-dump", "hash", "manifest", "publish" }, result.Checkpoint.Timings.Phases.Select(p => p.Key));
+        Assert.Equal(new[] { "preflight", "prepare", "canary", "criu-dump", "hash", "manifest", "publish" }, result.Checkpoint.Timings.Phases.Select(p => p.Key));
         Assert.Empty(world.Registry.List());
     }
 

@@ -16,7 +16,8 @@ import threading
 import time
 from typing import Optional
 
-from . import __version__, backends, curve, logs, protocol, resume, runinfo
+from . import (__version__, backends, canary, curve, inventory, logs, process_environment, protocol, resume,
+               runinfo)
 from .frontend import Frontend, Outbox
 from .options import EngineOptions, FailureCode, StartupError, is_out_of_memory
 from .pipeline import ControlFailed, Pipeline
@@ -65,6 +66,7 @@ class EngineHost:
         self._exit_code = 0
         self._failure: Optional[tuple] = None  # (code, message) for failed.json after serving
         self._fifo = runinfo.resume_fifo_path(options.run_dir)
+        self._canary: Optional[canary.Canary] = None  # the answer at the last prepare_checkpoint
 
     # ------------------------------------------------------------ cold start
 
@@ -104,10 +106,10 @@ class EngineHost:
         self._plan.max_num_seqs = min([self._plan.max_num_seqs] + [
             r["max_num_seqs"] for r in self._reports if "max_num_seqs" in r])
         self._enter("warmup")
-        with _timed(phases, "warmup"):
-            if runtime is not None:
-                self._pipeline.warm_up()
-            else:
+        if runtime is not None:
+            self._pipeline.warm_up(phases)  # times its own phases: warmup, and vLLM's rehearsal
+        else:
+            with _timed(phases, "warmup"):
                 self._warm_up()
         scheduler_class = Scheduler if runtime is None else runtime.scheduler_class
         self._scheduler = scheduler_class(self._pipeline, self._plan, self._status, self)
@@ -207,6 +209,38 @@ class EngineHost:
         resume.ensure_fifo(self._fifo)
         return self._fifo
 
+    def inventory(self) -> inventory.TreeInventory:
+        port = int(self._frontend.endpoint.rsplit(":", 1)[1])
+        return inventory.take(self._pids(), port, process_environment.given,
+                              inventory.BACKEND_PACKAGES.get(self._plan.backend, ()))
+
+    def canary(self) -> canary.Canary:
+        runtime = self._plan.runtime
+        answer = self._pipeline.canary() if runtime is not None else canary.run_steps(self._pipeline,
+                                                                                      self._plan.tokenizer)
+        self._canary = answer
+        return answer
+
+    def _check_canary(self, message: resume.ResumeMessage, phases: dict) -> None:
+        """After re-acquiring, before binding (so no client can reach an engine whose answer is wrong): the
+        canary again, compared with the resume message's (the manifest's) or, without one, with the answer
+        this engine gave at its own prepare_checkpoint."""
+        expected = message.canary or self._canary
+        if message.skip_canary or expected is None:
+            log.info("resume: no canary check (%s)", "skipped" if message.skip_canary else "none taken")
+            return
+        with _timed(phases, "resume_canary"):
+            try:
+                got = self.canary()
+            except canary.CanaryFailed as exc:
+                raise ResumeFailed(FailureCode.RESUME_FAILED, f"the canary could not be answered: {exc}")
+        problem = canary.mismatch(expected, got)
+        if problem is not None:
+            raise ResumeFailed(FailureCode.CANARY_MISMATCH,
+                               "the canary after resume does not match the one taken at the checkpoint: "
+                               f"{problem}")
+        log.info("resume: canary matches (%s)", got)
+
     def suspend(self, reacquire: bool) -> None:
         """Scheduler thread, after prepare_checkpoint replied: close the link, wait, come back."""
         self._frontend.close()
@@ -230,8 +264,11 @@ class EngineHost:
                     replies = self._pipeline.control("reacquire")
                 _merge_core_phases(phases, replies, prefix="resume_")
                 self._reports = [{**old, **new} for old, new in zip(self._reports, replies)]
+            self._check_canary(message, phases)
             with _timed(phases, "resume_bind"):
                 self._bind(message.host, message.port, keys, listener_fd)
+        except ResumeFailed:
+            raise
         except ControlFailed as exc:
             raise ResumeFailed(exc.code, exc.message) from exc
         except Exception as exc:

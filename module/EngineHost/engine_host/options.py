@@ -19,6 +19,7 @@ class FailureCode:
     CORE_DIED = "core_died"
     RESUME_FAILED = "resume_failed"
     GPU_OUT_OF_MEMORY = "gpu_out_of_memory"
+    CANARY_MISMATCH = "canary_mismatch"  # the canary after a resume is not the one taken at the checkpoint
     ENGINE_FAILED = "engine_failed"
 
 

@@ -17,8 +17,16 @@ DEFAULTS = {
 }
 
 
+# The environment as the engine was started with it, before DEFAULTS and before a backend set anything
+# (the vllm adapter sets VLLM_RPC_BASE_PATH to the run directory): what a checkpoint's environment hash is
+# of, since the module compares it with the environment of the session that restores.
+given: dict = {}
+
+
 def apply_defaults() -> dict:
     """Sets each of DEFAULTS the environment does not have yet; returns those it set."""
+    given.clear()
+    given.update(os.environ)
     applied = {name: value for name, value in DEFAULTS.items() if name not in os.environ}
     os.environ.update(applied)
     return applied

@@ -65,6 +65,7 @@ class PrepareCheckpointArgs:
     drain_timeout_s: float = 30.0
     abort_in_flight: bool = False
     keep_caches: bool = False  # release nothing: the KV cache (and weights) go into the image
+    canary: bool = True  # answer the canary once drained, before anything is released
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,7 @@ def _parse_abort(rid: str, a: dict) -> AbortArgs:
 
 
 def _parse_prepare(rid: str, a: dict) -> PrepareCheckpointArgs:
-    _check_keys(rid, a, {"drain_timeout_s", "abort_in_flight", "keep_caches"})
+    _check_keys(rid, a, {"drain_timeout_s", "abort_in_flight", "keep_caches", "canary"})
     timeout = a.get("drain_timeout_s", 30.0)
     if not _is_number(timeout) or timeout < 0:
         raise _bad(rid, "drain_timeout_s must be a number >= 0")
@@ -144,7 +145,10 @@ def _parse_prepare(rid: str, a: dict) -> PrepareCheckpointArgs:
     keep = a.get("keep_caches", False)
     if not isinstance(keep, bool):
         raise _bad(rid, "keep_caches must be a boolean")
-    return PrepareCheckpointArgs(float(timeout), abort, keep)
+    canary = a.get("canary", True)
+    if not isinstance(canary, bool):
+        raise _bad(rid, "canary must be a boolean")
+    return PrepareCheckpointArgs(float(timeout), abort, keep, canary)
 
 
 def _parse_no_args(rid: str, a: dict) -> NoArgs:
@@ -258,6 +262,11 @@ class PrepareCheckpointResult:
     aborted: int = 0
     gpu_memory_bytes: int = 0  # what the engine still holds on GPUs after releasing
     host_memory_bytes: int = 0  # weights (and CPU caches) still resident in host memory
+    # The canary's answer ({prompt, token_ids, logprobs}; nil when not asked for) and what it took.
+    canary: Optional[dict] = None
+    canary_s: float = 0.0
+    # What the tree is: {processes: [{pid, role, gpu_uuids}], unix_peers_visible, versions, environment}.
+    inventory: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,9 @@ reached where the controller expects it.
 Every resume message carries the new server secret key of the link (docs/protocol.md, "Security"); the
 controller has written the new client keys into the run directory before it. A message without one is a
 bad message: an engine never serves again with the keys it had, which its checkpoint image holds.
+
+A resume message may carry the canary the checkpoint recorded (`canary`), which the engine answers again
+and compares before it binds, or `skip_canary` (docs/protocol.md).
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ import stat
 from dataclasses import dataclass
 from typing import Optional
 
-from . import curve
+from . import canary, curve
 
 log = logging.getLogger("engine_host.resume")
 
@@ -34,6 +37,8 @@ class ResumeMessage:
     host: str = "127.0.0.1"
     port: int = 0
     handover: Optional[str] = None  # a socket file name in the run directory
+    canary: Optional[canary.Canary] = None  # what the answer must be; None: the engine's own at prepare
+    skip_canary: bool = False
 
 
 def ensure_fifo(path: str) -> None:
@@ -65,7 +70,13 @@ def parse_resume(line: bytes) -> ResumeMessage:
         server = curve.server_keys(secret.encode("ascii"))
     except ValueError:  # UnicodeEncodeError is one
         raise ValueError("curve_secret_key must be a Z85 CURVE secret key (40 characters)") from None
-    return ResumeMessage(server, host, port, handover)
+    expected = message.get("canary")
+    if expected is not None:
+        expected = canary.parse(expected)
+    skip = message.get("skip_canary", False)
+    if not isinstance(skip, bool):
+        raise ValueError("skip_canary must be a boolean")
+    return ResumeMessage(server, host, port, handover, expected, skip)
 
 
 def wait_for_resume(path: str) -> ResumeMessage:

@@ -19,6 +19,10 @@ class Sampler:
     def greedy(self) -> bool:
         return self._rng is None
 
+    @property
+    def wants_logprob(self) -> bool:
+        return self._params.logprobs
+
     def sample(self, logits: np.ndarray) -> int:
         if self._rng is None:
             return int(np.argmax(logits))
@@ -33,3 +37,10 @@ class Sampler:
             order, cumulative = order[:keep], cumulative[:keep] / cumulative[keep - 1]
         pick = int(np.searchsorted(cumulative, self._rng.random(), side="right"))
         return int(order[min(pick, len(order) - 1)])
+
+
+def logprob(logits: np.ndarray, token: int) -> float:
+    """log-softmax of the logits (before temperature) at `token`, in float64."""
+    row = logits.astype(np.float64)
+    top = row.max()
+    return float(row[token] - top - np.log(np.exp(row - top).sum()))

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any, Optional, Protocol
 
 from . import protocol
+from .canary import Canary, CanaryFailed
+from .inventory import TreeInventory
 from .pipeline import CoreDied, Pipeline
 from .protocol import ErrorCode, GenerateArgs
 from .stage import NewSequence, SamplingParams, SeqInput, StepFailure, StepRequest
@@ -75,7 +77,14 @@ class Lifecycle(Protocol):
         """Make sure the resume FIFO exists; its path."""
 
     def suspend(self, reacquire: bool) -> None:
-        """Close the link, wait for a resume message, re-acquire (unless told not to), serve on a new link."""
+        """Close the link, wait for a resume message, re-acquire (unless told not to), answer the canary and
+        compare it, serve on a new link."""
+
+    def inventory(self) -> TreeInventory:
+        """What the engine's process tree holds now (inventory.py)."""
+
+    def canary(self) -> Canary:
+        """The canary's answer now, remembered as the one a resume compares with; raises CanaryFailed."""
 
 
 @dataclass
@@ -84,7 +93,11 @@ class _PendingPrepare:
     request_id: str
     deadline: float
     keep_caches: bool
+    canary: bool  # answer the canary once drained
+    inventory: dict
     aborted: int = 0
+    canary_answer: Optional[dict] = None
+    canary_s: float = 0.0
 
 
 class RequestLoop:
@@ -167,6 +180,10 @@ class RequestLoop:
                              f"engine is {self._status.state}")
             return
         refusal = self._checkpoint_refusal()
+        tree = None
+        if refusal is None:
+            tree = self._lifecycle.inventory()
+            refusal = tree.refusal()
         if refusal is not None:
             log.warning("prepare_checkpoint refused: %s", refusal)
             self._send_error(item.identity, item.request.id, ErrorCode.CHECKPOINT_UNSUPPORTED,
@@ -176,8 +193,9 @@ class RequestLoop:
         log.info("prepare_checkpoint: draining %d request(s) (timeout %.1fs, abort %s, keep caches %s)",
                  len(self._by_key), args.drain_timeout_s, args.abort_in_flight, args.keep_caches)
         self._status.state = DRAINING
-        self._prepare = _PendingPrepare(item.identity, item.request.id,
-                                        time.monotonic() + args.drain_timeout_s, args.keep_caches)
+        deadline = time.monotonic() + args.drain_timeout_s
+        self._prepare = _PendingPrepare(item.identity, item.request.id, deadline, args.keep_caches,
+                                        args.canary, tree.to_dict())
         if args.abort_in_flight:
             self._prepare.aborted += self._abort_all()
 
@@ -187,6 +205,33 @@ class RequestLoop:
             log.warning("prepare_checkpoint: drain timeout; aborting %d request(s)", len(self._by_key))
             self._prepare.aborted += self._abort_all()
         return not self._by_key
+
+    def _answer_canary(self, pending: _PendingPrepare) -> bool:
+        """Once drained, before anything is released: the canary's answer into `pending`. False when the
+        engine cannot answer it: prepare_checkpoint then fails with engine_error and the engine serves on."""
+        if not pending.canary:
+            return True
+        started = time.monotonic()
+        try:
+            pending.canary_answer = self._lifecycle.canary().to_dict()
+        except CanaryFailed as exc:
+            log.error("prepare_checkpoint: the canary failed: %s", exc)
+            self._prepare = None
+            self._status.state = READY
+            self._send_error(pending.identity, pending.request_id, ErrorCode.ENGINE_ERROR,
+                             f"prepare_checkpoint failed: the canary could not be answered: {exc}; "
+                             "the engine serves on")
+            return False
+        pending.canary_s = time.monotonic() - started
+        log.info("canary at prepare: %s (%.3fs)", pending.canary_answer, pending.canary_s)
+        return True
+
+    @staticmethod
+    def _prepared(pending: _PendingPrepare, fifo: str, gpu_bytes: int = 0,
+                  host_bytes: int = 0) -> protocol.PrepareCheckpointResult:
+        return protocol.PrepareCheckpointResult(
+            "prepared", fifo, pending.aborted, gpu_bytes, host_bytes, canary=pending.canary_answer,
+            canary_s=round(pending.canary_s, 4), inventory=pending.inventory)
 
     def _suspend(self, pending: _PendingPrepare, result: Any) -> None:
         """Replies to prepare_checkpoint, closes the link and blocks on the resume FIFO until resumed."""
@@ -313,6 +358,10 @@ class Scheduler(RequestLoop):
     def _advance_prepare(self) -> None:
         if not self._drained():
             return
+        if self._to_free:  # finished sequences' caches, so the canary finds room in the KV pool
+            self._pipeline.step(StepRequest([], self._take_free()))
+        if not self._answer_canary(self._prepare):
+            return
         pending, self._prepare = self._prepare, None
         started = time.monotonic()
         if pending.keep_caches:
@@ -325,8 +374,7 @@ class Scheduler(RequestLoop):
         fifo = self._lifecycle.create_resume_fifo()
         log.info("prepared for checkpoint in %.3fs; still held: %d bytes on GPUs, %d in host memory",
                  time.monotonic() - started, gpu_bytes, host_bytes)
-        self._suspend(pending, protocol.PrepareCheckpointResult("prepared", fifo, pending.aborted, gpu_bytes,
-                                                                host_bytes))
+        self._suspend(pending, self._prepared(pending, fifo, gpu_bytes, host_bytes))
 
     # ------------------------------------------------------------ stepping
 

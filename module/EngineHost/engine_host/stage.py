@@ -16,6 +16,7 @@ class SamplingParams:
     temperature: float = 0.0  # 0: greedy
     top_p: float = 1.0
     seed: Optional[int] = None
+    logprobs: bool = False  # also return the sampled token's logprob (the canary asks for it)
 
 
 @dataclass
@@ -43,6 +44,9 @@ class StepRequest:
 @dataclass
 class StepResult:
     tokens: list  # one per sequence, in StepRequest.seqs order
+    # One per sequence: the log-softmax of the model's logits at the sampled token where the sequence's
+    # SamplingParams asked for it, else None.
+    logprobs: list = field(default_factory=list)
 
 
 @dataclass

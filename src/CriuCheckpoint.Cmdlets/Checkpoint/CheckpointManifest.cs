@@ -62,6 +62,12 @@ public sealed class CheckpointManifest
     /// <summary>The engine released nothing before the dump (Save-EngineCheckpoint -KeepCaches): its KV cache is in the image.</summary>
     public bool CachesKept { get; set; }
 
+    /// <summary>The engine's answer to the canary at prepare, which every restore compares; null when saved with -SkipCanary.</summary>
+    public CheckpointCanary? Canary { get; set; }
+
+    /// <summary>The engine's tree, versions and environment at prepare (its inventory); the compatibility gate compares them.</summary>
+    public EngineRuntime? Runtime { get; set; }
+
     /// <summary>What the NVIDIA driver checkpointed; null for engines that hold no CUDA state.</summary>
     public GpuManifest? Gpu { get; set; }
 

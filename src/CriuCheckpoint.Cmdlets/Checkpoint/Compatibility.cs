@@ -1,4 +1,5 @@
 using CriuCheckpoint.Core;
+using CriuCheckpoint.Engine;
 using CriuCheckpoint.Gpu;
 
 namespace CriuCheckpoint.Checkpoint;
@@ -9,10 +10,16 @@ public sealed record CompatibilityIssue(string Property, string Checkpoint, stri
     public override string ToString() => $"{Property}: checkpoint has '{Checkpoint}', this host has '{Host}'";
 }
 
+/// <summary>
+/// What an engine started from this session now would run with: its environment, and the versions of the caller's
+/// Python and its packages (null where no interpreter was asked, as when checkpoints are listed).
+/// </summary>
+internal sealed record RuntimeFacts(EnvironmentIdentity Environment, IReadOnlyDictionary<string, string>? Versions);
+
 /// <summary>Decides whether a checkpoint can be restored on this host.</summary>
 internal static class Compatibility
 {
-    public static IReadOnlyList<CompatibilityIssue> Check(CheckpointManifest manifest, HostFacts host, GpuSnapshot? gpus = null)
+    public static IReadOnlyList<CompatibilityIssue> Check(CheckpointManifest manifest, HostFacts host, GpuSnapshot? gpus = null, RuntimeFacts? runtime = null)
     {
         // The manifest's schema is checked when it is opened (ManifestValidation): a manifest of another schema is
         // refused before its fields are read at all.
@@ -37,6 +44,11 @@ internal static class Compatibility
             }
         }
 
+        if (manifest.Runtime is { } recorded && runtime is not null)
+        {
+            CompareRuntime(issues, recorded, runtime);
+        }
+
         foreach (var file in manifest.MappedFiles)
         {
             var now = File.Exists(file.Path) ? new FileInfo(file.Path).Length.ToString() : "missing";
@@ -47,6 +59,28 @@ internal static class Compatibility
         }
 
         return issues;
+    }
+
+    /// <summary>
+    /// The engine's environment (by its hash: the values may be secrets) and the version of each package it recorded:
+    /// a restored engine runs the interpreter and libraries of its image, with files mapped from this host.
+    /// </summary>
+    private static void CompareRuntime(List<CompatibilityIssue> issues, EngineRuntime recorded, RuntimeFacts runtime)
+    {
+        if (!string.Equals(recorded.Environment.Sha256, runtime.Environment.Sha256, StringComparison.Ordinal))
+        {
+            issues.Add(new("Environment", recorded.Environment.ToString(), runtime.Environment.ToString()));
+        }
+
+        if (runtime.Versions is not { } versions)
+        {
+            return;
+        }
+
+        foreach (var (package, version) in recorded.Versions.OrderBy(v => v.Key, StringComparer.Ordinal))
+        {
+            Compare(issues, $"Version {package}", version, versions.GetValueOrDefault(package) ?? "none");
+        }
     }
 
     private static void Compare(List<CompatibilityIssue> issues, string property, string checkpoint, string host)
@@ -90,7 +124,7 @@ internal sealed class HostComparison
     }
 
     public IReadOnlyList<CompatibilityIssue> Issues(CheckpointManifest manifest) =>
-        Compatibility.Check(manifest, host, manifest.Gpu is null ? null : gpus.Value);
+        Compatibility.Check(manifest, host, manifest.Gpu is null ? null : gpus.Value, new RuntimeFacts(EnvironmentIdentity.OfProcess(), null));
 
     /// <summary>The checkpoint with its Compatible and CompatibilityIssues filled in.</summary>
     public EngineCheckpoint Compare(EngineCheckpoint checkpoint) => checkpoint with { CompatibilityIssues = Issues(checkpoint.Manifest) };

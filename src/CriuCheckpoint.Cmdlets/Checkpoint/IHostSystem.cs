@@ -1,3 +1,4 @@
+using CriuCheckpoint.Engine;
 namespace CriuCheckpoint.Checkpoint;
 
 /// <summary>The facts of this host that save and restore read: privileges, free space, memory, mapped files.</summary>
@@ -14,6 +15,9 @@ internal interface IHostSystem
     List<MappedFile> MappedFiles(IEnumerable<int> processIds);
 
     HostFacts Facts(string criuVersion, string python);
+
+    /// <summary>The versions of python and the packages that <paramref name="python"/> has installed.</summary>
+    Task<IReadOnlyDictionary<string, string>> RuntimeVersionsAsync(string python, CancellationToken cancellationToken);
 }
 
 /// <summary>This host, through /proc and the file system.</summary>
@@ -28,4 +32,7 @@ internal sealed class HostSystem : IHostSystem
     public List<MappedFile> MappedFiles(IEnumerable<int> processIds) => HostInspector.MappedFiles(processIds);
 
     public HostFacts Facts(string criuVersion, string python) => HostInspector.Collect(criuVersion, python);
+
+    public async Task<IReadOnlyDictionary<string, string>> RuntimeVersionsAsync(string python, CancellationToken cancellationToken) =>
+        (await EngineBackends.DescribeAsync(python, cancellationToken).ConfigureAwait(false)).Versions ?? new Dictionary<string, string>();
 }

@@ -1,4 +1,5 @@
 using CriuCheckpoint.Core;
+using CriuCheckpoint.Engine;
 
 namespace CriuCheckpoint.Checkpoint;
 
@@ -10,6 +11,7 @@ namespace CriuCheckpoint.Checkpoint;
 internal static class ManifestValidation
 {
     private const int MaxFileName = 255;
+    private const int MaxCanaryPrompt = 1000;
 
     public static void Validate(CheckpointManifest manifest, string checkpointPath)
     {
@@ -21,7 +23,7 @@ internal static class ManifestValidation
                 checkpointPath);
         }
 
-        if ((Identity(manifest) ?? Files(manifest) ?? Processes(manifest) ?? Gpu(manifest)) is { } problem)
+        if ((Identity(manifest) ?? Files(manifest) ?? Processes(manifest) ?? Gpu(manifest) ?? Canary(manifest.Canary) ?? Runtime(manifest.Runtime)) is { } problem)
         {
             throw new CriuCheckpointException(ErrorIds.CheckpointCorrupt, FailureKind.InvalidData,
                 $"The manifest of checkpoint {checkpointPath} is not valid: {problem}.", checkpointPath);
@@ -136,6 +138,40 @@ internal static class ManifestValidation
 
         return null;
     }
+
+    /// <summary>
+    /// The canary a resume message carries to the engine: a prompt, 1 to <see cref="CheckpointCanary.MaxTokens"/> token ids
+    /// and one finite logprob (a log-probability: not above 0) each.
+    /// </summary>
+    internal static string? Canary(CheckpointCanary? canary)
+    {
+        if (canary is null)
+        {
+            return null;
+        }
+
+        return string.IsNullOrEmpty(canary.Prompt) || canary.Prompt.Length > MaxCanaryPrompt ? $"canary.prompt is empty or longer than {MaxCanaryPrompt} characters"
+            : canary.TokenIds is not { Count: >= 1 and <= CheckpointCanary.MaxTokens } ids ? $"canary.token_ids holds {canary.TokenIds?.Count ?? 0} token ids, not 1 to {CheckpointCanary.MaxTokens}"
+            : ids.Any(id => id < 0) ? "canary.token_ids holds a negative token id"
+            : canary.Logprobs is null || canary.Logprobs.Count != ids.Count ? "canary.logprobs does not hold one logprob per token id"
+            : canary.Logprobs.Where(p => !double.IsFinite(p) || p > 0).Select(p => (double?)p).FirstOrDefault() is { } bad ? $"canary.logprobs holds {bad}, not a log-probability"
+            : null;
+    }
+
+    private static string? Runtime(EngineRuntime? runtime)
+    {
+        if (runtime is null)
+        {
+            return null;
+        }
+
+        return runtime.Versions is null || runtime.Versions.Any(v => string.IsNullOrEmpty(v.Key) || v.Value is null) ? "runtime.versions holds a package without a version"
+            : runtime.Environment is not { Names: not null } environment || !IsSha256(environment.Sha256) ? "runtime.environment is not a list of names and a SHA-256 of 64 lowercase hex digits"
+            : runtime.Processes is null || runtime.Processes.Any(p => p is null || p.ProcessId <= 0 || p.GpuUuids is null) ? "runtime.processes holds a process without a positive PID and its GPU list"
+            : null;
+    }
+
+    private static bool IsSha256(string? hash) => hash is { Length: 64 } && hash.All(char.IsAsciiHexDigitLower);
 
     private static string? Gpu(CheckpointManifest manifest)
     {

@@ -32,4 +32,7 @@ internal sealed record RestoreOptions
     /// once the original and every other copy have exited (criu fails when a PID is taken).
     /// </summary>
     public bool HostPidNamespace { get; init; }
+
+    /// <summary>Let replicas serve without answering the manifest's canary first.</summary>
+    public bool SkipCanary { get; init; }
 }

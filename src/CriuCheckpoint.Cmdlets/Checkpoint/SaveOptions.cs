@@ -23,6 +23,9 @@ internal sealed record SaveOptions
     public int CudaThrottleLimit { get; init; }
 
     public TimeSpan DumpTimeout { get; init; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>Take no canary (the manifest records none) and check none when the engine resumes.</summary>
+    public bool SkipCanary { get; init; }
 }
 
 /// <summary>What a save produced: the checkpoint, and the engine when it serves on (-LeaveRunning, or nothing was dumped).</summary>

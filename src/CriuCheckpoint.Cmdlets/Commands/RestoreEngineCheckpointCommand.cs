@@ -43,6 +43,10 @@ public sealed class RestoreEngineCheckpointCommand : CheckpointCmdlet
     [Parameter]
     public SwitchParameter HostPidNamespace { get; set; }
 
+    /// <summary>Let each replica serve without answering the manifest's canary first.</summary>
+    [Parameter]
+    public SwitchParameter SkipCanary { get; set; }
+
     /// <summary>Seconds each replica may take to restore and resume before it is killed and reported.</summary>
     [Parameter]
     [ValidateRange(1, 86400)]
@@ -76,6 +80,7 @@ public sealed class RestoreEngineCheckpointCommand : CheckpointCmdlet
                 Timeout = TimeSpan.FromSeconds(TimeoutSec),
                 CudaThrottleLimit = CudaThrottleLimit,
                 HostPidNamespace = HostPidNamespace,
+                SkipCanary = SkipCanary,
             };
             var outcomes = Run((observer, token) => new CheckpointRestorer(Services, observer).RestoreAsync(checkpoint, options, token));
             foreach (var outcome in outcomes)

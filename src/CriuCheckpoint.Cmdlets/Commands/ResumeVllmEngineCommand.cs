@@ -14,6 +14,10 @@ public sealed class ResumeVllmEngineCommand : EnginesCmdlet
     [ValidateRange(1, 3600)]
     public int TimeoutSec { get; set; } = 60;
 
+    /// <summary>Let the engine serve without comparing its canary with the one it answered at prepare_checkpoint.</summary>
+    [Parameter]
+    public SwitchParameter SkipCanary { get; set; }
+
     protected override void ProcessRecord()
     {
         foreach (var record in GivenEngines().Select(e => e.Record))
@@ -26,7 +30,7 @@ public sealed class ResumeVllmEngineCommand : EnginesCmdlet
             try
             {
                 WriteObject(Run((observer, token) =>
-                    new PreparedEngineResumer(Registry, observer).ResumeAsync(record, TimeSpan.FromSeconds(TimeoutSec), token)));
+                    new PreparedEngineResumer(Registry, observer).ResumeAsync(record, SkipCanary, TimeSpan.FromSeconds(TimeoutSec), token)));
             }
             catch (CriuCheckpointException e)
             {

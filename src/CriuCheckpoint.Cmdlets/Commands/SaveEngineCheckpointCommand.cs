@@ -67,6 +67,10 @@ public sealed class SaveEngineCheckpointCommand : CriuCheckpointCmdlet
     [ValidateNotNullOrEmpty]
     public string? CriuPath { get; set; }
 
+    /// <summary>Take no canary at the save: the manifest records none, and no restore of it can compare one.</summary>
+    [Parameter]
+    public SwitchParameter SkipCanary { get; set; }
+
     /// <summary>With -LeaveRunning, also outputs the engine (serving again on a new endpoint).</summary>
     [Parameter]
     public SwitchParameter PassThru { get; set; }
@@ -98,6 +102,7 @@ public sealed class SaveEngineCheckpointCommand : CriuCheckpointCmdlet
                 AbortInFlight = AbortInFlight,
                 KeepCaches = KeepCaches,
                 CudaThrottleLimit = CudaThrottleLimit,
+                SkipCanary = SkipCanary,
             };
             var result = Run((observer, token) => new CheckpointSaver(Services, observer).SaveAsync(engine, store, options, token));
             WriteTimings($"Checkpoint {result.Checkpoint.Path}", result.Checkpoint.Timings);

@@ -40,6 +40,7 @@ public static class ErrorIds
     public const string CheckpointIncompatible = "CheckpointIncompatible";
     public const string CheckpointInsecure = "CheckpointInsecure";
     public const string ResumeFailed = "ResumeFailed";
+    public const string CanaryMismatch = "CanaryMismatch";
     public const string RestoreTimeout = "RestoreTimeout";
     public const string InsufficientGpuMemory = "InsufficientGpuMemory";
     public const string RestoredEngineNotCheckpointable = "RestoredEngineNotCheckpointable";

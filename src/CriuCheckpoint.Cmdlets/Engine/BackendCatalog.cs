@@ -11,6 +11,9 @@ internal sealed record PresetDescription(string Name, string Description, long P
 /// <summary>The backends one Python can run, in the order <c>auto</c> prefers them, and what <c>auto</c> is there.</summary>
 internal sealed record BackendCatalog(IReadOnlyList<BackendDescription> Backends, string Auto, IReadOnlyList<string> Order)
 {
+    /// <summary>python and the packages this Python has installed (engine_host/inventory.py runtime_versions).</summary>
+    public IReadOnlyDictionary<string, string>? Versions { get; init; }
+
     /// <summary>What -Backend accepts.</summary>
     public IEnumerable<string> Accepted => Order.Prepend(EngineBackends.Auto);
 

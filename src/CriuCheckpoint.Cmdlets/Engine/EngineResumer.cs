@@ -13,6 +13,7 @@ namespace CriuCheckpoint.Engine;
 internal sealed class EngineResumer
 {
     private const string GpuOutOfMemoryCode = "gpu_out_of_memory";
+    private const string CanaryMismatchCode = "canary_mismatch";
 
     /// <summary>What an engine gets beyond its drain timeout to release its caches and reach its FIFO.</summary>
     public static readonly TimeSpan ReleaseAllowance = TimeSpan.FromSeconds(5);
@@ -23,16 +24,20 @@ internal sealed class EngineResumer
 
     /// <summary>
     /// Asks a serving engine to prepare, then waits until it is blocked on its FIFO (ready.json removed). The whole of it
-    /// takes at most the drain timeout and <see cref="ReleaseAllowance"/>.
+    /// takes at most the drain timeout and <see cref="ReleaseAllowance"/>. Returns its canary and its tree's inventory.
     /// </summary>
-    public async Task PrepareAsync(EngineRecord record, EngineLink link, TimeSpan drainTimeout, bool abortInFlight, bool keepCaches, CancellationToken cancellationToken)
+    public async Task<PrepareOutcome> PrepareAsync(EngineRecord record, EngineLink link, PrepareRequest request, CancellationToken cancellationToken)
     {
-        var args = new PrepareCheckpointArgs { DrainTimeoutSeconds = drainTimeout.TotalSeconds, AbortInFlight = abortInFlight, KeepCaches = keepCaches };
+        var args = new PrepareCheckpointArgs
+        {
+            DrainTimeoutSeconds = request.DrainTimeout.TotalSeconds, AbortInFlight = request.AbortInFlight, KeepCaches = request.KeepCaches, Canary = request.Canary,
+        };
         var deadline = Stopwatch.StartNew();
-        var limit = drainTimeout + ReleaseAllowance;
+        var limit = request.DrainTimeout + ReleaseAllowance;
+        PrepareCheckpointReply reply;
         try
         {
-            await link.CallAsync<PrepareCheckpointArgs, PrepareCheckpointReply>(LinkProtocol.Ops.PrepareCheckpoint, args, limit, cancellationToken)
+            reply = await link.CallAsync<PrepareCheckpointArgs, PrepareCheckpointReply>(LinkProtocol.Ops.PrepareCheckpoint, args, limit, cancellationToken)
                 .ConfigureAwait(false);
         }
         catch (CriuCheckpointException e) when (e.ErrorId != ErrorIds.EngineDied)
@@ -52,7 +57,20 @@ internal sealed class EngineResumer
 
             await Task.Delay(Poll, cancellationToken).ConfigureAwait(false);
         }
+
+        return Outcome(reply);
     }
+
+    private static PrepareOutcome Outcome(PrepareCheckpointReply reply) => new(
+        reply.Canary is { } canary ? new CheckpointCanary { Prompt = canary.Prompt, TokenIds = canary.TokenIds, Logprobs = canary.Logprobs } : null,
+        TimeSpan.FromSeconds(double.IsFinite(reply.CanarySeconds) && reply.CanarySeconds > 0 ? reply.CanarySeconds : 0),
+        reply.Inventory is { } inventory ? new EngineRuntime
+        {
+            Versions = inventory.Versions,
+            Environment = new EnvironmentIdentity { Names = inventory.Environment.Names, Sha256 = inventory.Environment.Sha256 },
+            Processes = inventory.Processes.Select(p => new RuntimeProcess { ProcessId = p.ProcessId, Role = p.Role, GpuUuids = p.GpuUuids }).ToList(),
+            UnixPeersVisible = inventory.UnixPeersVisible,
+        } : null);
 
     /// <summary>
     /// What a refused or failed prepare_checkpoint is to the caller: CheckpointUnsupported when the engine said no
@@ -70,10 +88,10 @@ internal sealed class EngineResumer
     /// Writes the resume message once the engine reads its FIFO, hands it its listening socket, then waits for its new
     /// ready.json. <paramref name="stillAlive"/> tells whether the process that should read the FIFO can still do so.
     /// </summary>
-    public async Task<ReadyInfo> ResumeAsync(EngineRecord record, Func<bool> stillAlive, TimeSpan timeout, CancellationToken cancellationToken)
+    public async Task<ReadyInfo> ResumeAsync(EngineRecord record, CanaryCheck canary, Func<bool> stillAlive, TimeSpan timeout, CancellationToken cancellationToken)
     {
         using var fifo = await OpenFifoAsync(record, stillAlive, timeout, cancellationToken).ConfigureAwait(false);
-        return await ResumeThroughAsync(record, fifo, stillAlive, timeout, cancellationToken).ConfigureAwait(false);
+        return await ResumeThroughAsync(record, fifo, canary, stillAlive, timeout, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -95,15 +113,15 @@ internal sealed class EngineResumer
     /// <summary>
     /// Resumes an engine that reads its FIFO: new link keys, the resume message, its listening socket made here in the
     /// host's network namespace (a replica runs in a network namespace of its own, where nothing it bound itself could
-    /// be reached), then its new ready.json. Closes the FIFO.
+    /// be reached), then its new ready.json, which the engine writes only once its canary matched. Closes the FIFO.
     /// </summary>
-    public async Task<ReadyInfo> ResumeThroughAsync(EngineRecord record, IResumeFifo fifo, Func<bool> stillAlive, TimeSpan timeout, CancellationToken cancellationToken)
+    public async Task<ReadyInfo> ResumeThroughAsync(EngineRecord record, IResumeFifo fifo, CanaryCheck canary, Func<bool> stillAlive, TimeSpan timeout, CancellationToken cancellationToken)
     {
         var runDirectory = new RunDirectory(record.RunDirectory);
         var watch = Stopwatch.StartNew();
         using (fifo)
         {
-            await HandOverListenerAsync(record, runDirectory, fifo, stillAlive, timeout, cancellationToken).ConfigureAwait(false);
+            await HandOverListenerAsync(record, runDirectory, fifo, canary, stillAlive, timeout, cancellationToken).ConfigureAwait(false);
         }
 
         while (true)
@@ -129,9 +147,15 @@ internal sealed class EngineResumer
         }
     }
 
-    /// <summary>The engine's own reason; a GPU that is full is named as such, since freeing it is the remedy.</summary>
-    private static CriuCheckpointException ResumeFailure(EngineRecord record, FailedInfo failed, string logTail) =>
-        failed.Code == GpuOutOfMemoryCode
+    /// <summary>
+    /// The engine's own reason; a GPU that is full is named as such, since freeing it is the remedy, and so is a canary
+    /// that does not match, since the engine serves wrong answers (a damaged image, other weights, another GPU model).
+    /// </summary>
+    internal static CriuCheckpointException ResumeFailure(EngineRecord record, FailedInfo failed, string logTail) =>
+        failed.Code == CanaryMismatchCode
+            ? new CriuCheckpointException(ErrorIds.CanaryMismatch, FailureKind.InvalidData,
+                $"Engine {record.Name} does not answer as it did when it was checkpointed, so it was not let serve: {failed.Message}.", record.Name, details: logTail)
+        : failed.Code == GpuOutOfMemoryCode
             ? new CriuCheckpointException(ErrorIds.InsufficientGpuMemory, FailureKind.ResourceUnavailable,
                 $"Engine {record.Name} could not take back its GPU memory at resume: {failed.Message}. Free GPU memory (Get-GpuProcess shows what holds it), or restore onto another GPU.",
                 record.Name, details: logTail)
@@ -149,20 +173,39 @@ internal sealed class EngineResumer
         return CurveKeyPair.New();
     }
 
-    private static async Task HandOverListenerAsync(EngineRecord record, RunDirectory runDirectory, IResumeFifo writer, Func<bool> stillAlive, TimeSpan timeout, CancellationToken cancellationToken)
+    /// <summary>The resume message (docs/protocol.md, "Resume"): one JSON line.</summary>
+    internal static string ResumeMessage(int port, string curveSecretKey, CanaryCheck canary)
+    {
+        var message = new Dictionary<string, object>
+        {
+            ["host"] = LoopbackListener.Host,
+            ["port"] = port,
+            ["handover"] = RunDirectory.HandoverSocketName,
+            ["curve_secret_key"] = curveSecretKey,
+        };
+        if (canary.Skip)
+        {
+            message["skip_canary"] = true;
+        }
+        else if (canary.Expected is { } expected)
+        {
+            message["canary"] = new Dictionary<string, object>
+            {
+                ["prompt"] = expected.Prompt, ["token_ids"] = expected.TokenIds, ["logprobs"] = expected.Logprobs,
+            };
+        }
+
+        return JsonSerializer.Serialize(message) + "\n";
+    }
+
+    private static async Task HandOverListenerAsync(EngineRecord record, RunDirectory runDirectory, IResumeFifo writer, CanaryCheck canary, Func<bool> stillAlive, TimeSpan timeout, CancellationToken cancellationToken)
     {
         try
         {
             var server = IssueLinkKeys(runDirectory);
             using var listener = LoopbackListener.Open();
             using var handover = DescriptorHandover.Listen(runDirectory.HandoverSocket);
-            writer.Write(JsonSerializer.Serialize(new
-            {
-                host = LoopbackListener.Host,
-                port = listener.Port,
-                handover = RunDirectory.HandoverSocketName,
-                curve_secret_key = server.SecretKey,
-            }) + "\n");
+            writer.Write(ResumeMessage(listener.Port, server.SecretKey, canary));
             if (!await handover.SendAsync(listener.Descriptor, timeout, stillAlive, cancellationToken).ConfigureAwait(false))
             {
                 throw new CriuCheckpointException(ErrorIds.ResumeFailed, stillAlive() ? FailureKind.OperationTimeout : FailureKind.InvalidOperation,

@@ -3,8 +3,8 @@ using CriuCheckpoint.Native;
 
 namespace CriuCheckpoint.Engine;
 
-/// <summary>What to ask of an engine before its dump.</summary>
-internal sealed record PrepareRequest(TimeSpan DrainTimeout, bool AbortInFlight, bool KeepCaches);
+/// <summary>What to ask of an engine before its dump; <paramref name="Canary"/>: answer the canary once drained.</summary>
+internal sealed record PrepareRequest(TimeSpan DrainTimeout, bool AbortInFlight, bool KeepCaches, bool Canary = true);
 
 /// <summary>
 /// The engine as save and restore drive it: over its link, its run directory and /proc. An interface so every step
@@ -23,14 +23,17 @@ internal interface IEngineControl
     /// <summary>Throws EngineNameInUse when a running engine has that name.</summary>
     void EnsureNameFree(string? name);
 
-    /// <summary>Asks a serving engine to prepare and waits until it blocks on its FIFO.</summary>
-    Task PrepareAsync(EngineRecord record, PrepareRequest request, CancellationToken cancellationToken);
+    /// <summary>Asks a serving engine to prepare and waits until it blocks on its FIFO; its canary and inventory.</summary>
+    Task<PrepareOutcome> PrepareAsync(EngineRecord record, PrepareRequest request, CancellationToken cancellationToken);
 
     /// <summary>Waits until the engine reads its resume FIFO (ResumeFailed if it exits first or the timeout passes).</summary>
     Task<IResumeFifo> OpenResumeFifoAsync(EngineRecord record, TimeSpan timeout, CancellationToken cancellationToken);
 
-    /// <summary>Resumes an engine that reads its FIFO and waits until it serves; closes the FIFO.</summary>
-    Task ResumeThroughAsync(EngineRecord record, IResumeFifo fifo, TimeSpan timeout, CancellationToken cancellationToken);
+    /// <summary>
+    /// Resumes an engine that reads its FIFO and waits until it serves, which it does only once its canary matched
+    /// (CanaryMismatch otherwise); closes the FIFO. Returns its ready.json.
+    /// </summary>
+    Task<ReadyInfo> ResumeThroughAsync(EngineRecord record, IResumeFifo fifo, CanaryCheck canary, TimeSpan timeout, CancellationToken cancellationToken);
 
     /// <summary>Asks the engine itself how it is (hello).</summary>
     Task<EngineInfo> DescribeAsync(EngineRecord record, TimeSpan timeout, CancellationToken cancellationToken);
@@ -70,17 +73,17 @@ internal sealed class EngineControl : IEngineControl
 
     public void EnsureNameFree(string? name) => inspector.EnsureNameFree(name);
 
-    public async Task PrepareAsync(EngineRecord record, PrepareRequest request, CancellationToken cancellationToken)
+    public async Task<PrepareOutcome> PrepareAsync(EngineRecord record, PrepareRequest request, CancellationToken cancellationToken)
     {
         using var link = inspector.Connect(record);
-        await resumer.PrepareAsync(record, link, request.DrainTimeout, request.AbortInFlight, request.KeepCaches, cancellationToken).ConfigureAwait(false);
+        return await resumer.PrepareAsync(record, link, request, cancellationToken).ConfigureAwait(false);
     }
 
     public Task<IResumeFifo> OpenResumeFifoAsync(EngineRecord record, TimeSpan timeout, CancellationToken cancellationToken) =>
         resumer.OpenFifoAsync(record, inspector.Liveness(record), timeout, cancellationToken);
 
-    public Task ResumeThroughAsync(EngineRecord record, IResumeFifo fifo, TimeSpan timeout, CancellationToken cancellationToken) =>
-        resumer.ResumeThroughAsync(record, fifo, inspector.Liveness(record), timeout, cancellationToken);
+    public Task<ReadyInfo> ResumeThroughAsync(EngineRecord record, IResumeFifo fifo, CanaryCheck canary, TimeSpan timeout, CancellationToken cancellationToken) =>
+        resumer.ResumeThroughAsync(record, fifo, canary, inspector.Liveness(record), timeout, cancellationToken);
 
     public Task<EngineInfo> DescribeAsync(EngineRecord record, TimeSpan timeout, CancellationToken cancellationToken) =>
         inspector.DescribeAsync(record, probe: true, timeout, cancellationToken);

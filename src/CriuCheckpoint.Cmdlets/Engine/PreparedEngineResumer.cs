@@ -21,8 +21,11 @@ internal sealed class PreparedEngineResumer
         this.procFs = procFs ?? ProcFs.Host;
     }
 
-    /// <summary>Resumes the engine and describes it serving; an engine that serves already is described as it is.</summary>
-    public async Task<EngineInfo> ResumeAsync(EngineRecord record, TimeSpan timeout, CancellationToken cancellationToken)
+    /// <summary>
+    /// Resumes the engine and describes it serving; an engine that serves already is described as it is. The engine
+    /// compares its canary with the one it answered at its prepare_checkpoint, unless <paramref name="skipCanary"/>.
+    /// </summary>
+    public async Task<EngineInfo> ResumeAsync(EngineRecord record, bool skipCanary, TimeSpan timeout, CancellationToken cancellationToken)
     {
         var inspector = new EngineInspector(registry, procFs);
         var engine = await inspector.DescribeAsync(record, probe: false, TimeSpan.Zero, cancellationToken).ConfigureAwait(false);
@@ -40,7 +43,8 @@ internal sealed class PreparedEngineResumer
 
         var watch = Stopwatch.StartNew();
         observer.Progress($"Resuming engine {record.Name}", "Writing the resume message", 10);
-        await new EngineResumer(procFs).ResumeAsync(record, inspector.Liveness(record), timeout, cancellationToken).ConfigureAwait(false);
+        var canary = skipCanary ? new CanaryCheck(null, Skip: true) : CanaryCheck.EnginesOwn;
+        await new EngineResumer(procFs).ResumeAsync(record, canary, inspector.Liveness(record), timeout, cancellationToken).ConfigureAwait(false);
         observer.Verbose($"Engine {record.Name} resumed in {watch.Elapsed.TotalSeconds:0.000} s.");
         return await inspector.DescribeAsync(record, probe: true, TimeSpan.FromSeconds(10), cancellationToken).ConfigureAwait(false);
     }

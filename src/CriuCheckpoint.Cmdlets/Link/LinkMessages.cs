@@ -191,6 +191,8 @@ internal sealed class PrepareCheckpointArgs
     [Key("abort_in_flight")] public bool AbortInFlight { get; set; }
 
     [Key("keep_caches")] public bool KeepCaches { get; set; }
+
+    [Key("canary")] public bool Canary { get; set; } = true;
 }
 
 [MessagePackObject]
@@ -201,4 +203,50 @@ internal sealed class PrepareCheckpointReply
     [Key("resume_fifo")] public string ResumeFifo { get; set; } = string.Empty;
 
     [Key("aborted")] public int Aborted { get; set; }
+
+    [Key("canary")] public CanaryMessage? Canary { get; set; }
+
+    [Key("canary_s")] public double CanarySeconds { get; set; }
+
+    [Key("inventory")] public InventoryMessage? Inventory { get; set; }
+}
+
+[MessagePackObject]
+internal sealed class CanaryMessage
+{
+    [Key("prompt")] public string Prompt { get; set; } = string.Empty;
+
+    [Key("token_ids")] public List<int> TokenIds { get; set; } = new();
+
+    [Key("logprobs")] public List<double> Logprobs { get; set; } = new();
+}
+
+[MessagePackObject]
+internal sealed class InventoryMessage
+{
+    [Key("processes")] public List<InventoryProcessMessage> Processes { get; set; } = new();
+
+    [Key("unix_peers_visible")] public bool UnixPeersVisible { get; set; }
+
+    [Key("versions")] public Dictionary<string, string> Versions { get; set; } = new();
+
+    [Key("environment")] public EnvironmentMessage Environment { get; set; } = new();
+}
+
+[MessagePackObject]
+internal sealed class InventoryProcessMessage
+{
+    [Key("pid")] public int ProcessId { get; set; }
+
+    [Key("role")] public string Role { get; set; } = string.Empty;
+
+    [Key("gpu_uuids")] public List<string> GpuUuids { get; set; } = new();
+}
+
+[MessagePackObject]
+internal sealed class EnvironmentMessage
+{
+    [Key("names")] public List<string> Names { get; set; } = new();
+
+    [Key("sha256")] public string Sha256 { get; set; } = string.Empty;
 }

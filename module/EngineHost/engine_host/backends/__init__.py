@@ -18,6 +18,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from .. import inventory
 from ..options import EngineOptions, FailureCode, StartupError
 
 log = logging.getLogger("engine_host.backends")
@@ -67,7 +68,7 @@ def resolve(backend: str) -> str:
 def describe() -> dict:
     """Every backend with its default model, presets and availability, and what `auto` resolves to."""
     return {"backends": [_description(name) for name in MODULES], "auto": resolve(AUTO),
-            "order": list(MODULES)}
+            "order": list(MODULES), "versions": inventory.runtime_versions()}
 
 
 def _description(backend: str) -> dict:

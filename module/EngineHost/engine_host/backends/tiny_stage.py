@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from ..sampling import Sampler
+from ..sampling import Sampler, logprob
 from ..stage import StageSpec, StepRequest, StepResult
 from .tiny import VOCAB_SIZE, TinyConfig, TinyStageConfig
 
@@ -184,8 +184,10 @@ class TinyStage:
             return request
         last_rows = np.cumsum(lengths) - 1
         logits = self._head(_rms_norm(x[last_rows], self._final_norm)) + self._head_bias
-        return StepResult([self._samplers[s.seq_id].sample(logits[i])
-                           for i, s in enumerate(request.seqs)])
+        samplers = [self._samplers[s.seq_id] for s in request.seqs]
+        tokens = [sampler.sample(logits[i]) for i, sampler in enumerate(samplers)]
+        return StepResult(tokens, [logprob(logits[i], token) if sampler.wants_logprob else None
+                                   for i, (sampler, token) in enumerate(zip(samplers, tokens))])
 
     def _layer(self, j: int, layer: _Layer, x: np.ndarray, seqs: list, lengths: list,
                cos: np.ndarray, sin: np.ndarray) -> np.ndarray:

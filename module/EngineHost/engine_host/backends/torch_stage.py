@@ -402,11 +402,18 @@ class TorchStage:
                 batch_logits = self._decode(decode_rows)
                 for row, i in enumerate(decode_index):
                     logits[i] = batch_logits[row]
-            return StepResult(self._sample(request.seqs, logits))
+            return self._sample(request.seqs, logits)
 
-    def _sample(self, seqs: list, logits: list) -> list:
+    def _sample(self, seqs: list, logits: list) -> StepResult:
         samplers = [self._samplers[s.seq_id] for s in seqs]
         stacked = torch.stack(logits)
         greedy = stacked.argmax(dim=-1).tolist()  # first index on ties, as numpy's argmax
-        return [g if sampler.greedy else sampler.sample(row.cpu().numpy().astype(np.float32))
-                for g, sampler, row in zip(greedy, samplers, stacked)]
+        tokens = [g if sampler.greedy else sampler.sample(row.cpu().numpy().astype(np.float32))
+                  for g, sampler, row in zip(greedy, samplers, stacked)]
+        logprobs = [None] * len(seqs)
+        wanted = [i for i, sampler in enumerate(samplers) if sampler.wants_logprob]
+        if wanted:  # float32 log-softmax of the float32 logits, on the device
+            rows = torch.log_softmax(stacked[wanted].float(), dim=-1)
+            for row, i in zip(rows, wanted):
+                logprobs[i] = float(row[tokens[i]])
+        return StepResult(tokens, logprobs)

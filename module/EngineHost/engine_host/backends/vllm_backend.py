@@ -24,7 +24,9 @@ PRESETS: dict = {}
 # sleep level 2 here.
 ADAPTER_ARGS = {"sleep_level": int, "weights_from_source": bool}
 SLEEP_LEVELS = (1, 2)
-DEFAULT_SLEEP_LEVEL = 1
+# Level 2 as vLLM's snapshot server releases (vllm/snapshot/server.py _release_reloadable_state): no weights
+# in the image, reloaded from the model files at resume, after a rehearsal at startup. Level 1 keeps them.
+DEFAULT_SLEEP_LEVEL = 2
 # AsyncEngineArgs fields that have a command-line option of their own.
 _FROM_COMMAND_LINE = {"model": "--model", "dtype": "--dtype", "max_model_len": "--max-model-len",
                       "gpu_memory_utilization": "--gpu-memory-utilization"}

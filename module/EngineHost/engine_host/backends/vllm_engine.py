@@ -11,11 +11,15 @@ the engine when it is cancelled). Only the loop thread touches AsyncLLM; only th
 touches the reply socket.
 
 prepare_checkpoint: refused at once (checkpoint_unsupported) for an engine spanning several GPUs, whose
-NCCL communicators nothing in vLLM prepares for a checkpoint. Otherwise drain as for every backend, then
-`reset_prefix_cache()`, vLLM's process-checkpoint hook `checkpoint_prepare()` where vLLM has it, and
-`sleep(level)` (vLLM's sleep mode drops the KV cache; level 1 also offloads the weights to host memory,
-level 2 discards them). Resume: `wake_up()` (level 2: wake the weights, `reload_weights`, wake the KV
-cache), then `checkpoint_restore()`.
+NCCL communicators nothing in vLLM prepares for a checkpoint. Otherwise drain as for every backend, answer
+the canary, then `reset_prefix_cache()`, vLLM's process-checkpoint hook `checkpoint_prepare()` where vLLM
+has it, and `sleep(level)` (vLLM's sleep mode drops the KV cache; level 2, the default, discards the
+weights too, level 1 offloads them to host memory). Resume: `wake_up()` (level 2: wake the weights,
+`reload_weights`, wake the KV cache), then `checkpoint_restore()`, then the canary again.
+
+At level 2 the engine rehearses at startup what prepare and resume will do, as vLLM's snapshot server does
+before it publishes a snapshot (vllm/snapshot/server.py `run_vllm_snapshot_child`): canary, sleep, wake,
+reload, canary again; an answer that changed fails the start.
 """
 from __future__ import annotations
 
@@ -34,7 +38,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any, Optional
 
-from .. import protocol
+from .. import canary, inventory, protocol
 from ..options import FailureCode, StartupError
 from ..protocol import ErrorCode, GenerateArgs
 from ..scheduler import EXIT_CORE_DIED, READY, Incoming, RequestLoop
@@ -116,30 +120,6 @@ def _process_start_ticks(pid: int) -> Optional[int]:
         return None if fields[0] in ("Z", "X") else int(fields[19])
     except (OSError, ValueError, IndexError):
         return None
-
-
-def _descendants(root: int) -> list:
-    """Every live descendant of root, parents before children, by /proc."""
-    children: dict = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] != "Z":
-            children.setdefault(int(fields[1]), []).append(int(entry))
-    found, frontier = [], [root]
-    while frontier:
-        nxt = []
-        for pid in frontier:
-            for child in sorted(children.get(pid, [])):
-                found.append(child)
-                nxt.append(child)
-        frontier = nxt
-    return found
 
 
 # NVML's Python binding: vLLM's own copy first (vllm/third_party/pynvml.py, the one vLLM itself uses since it
@@ -302,6 +282,7 @@ class VllmEngine:
         self._parallel: dict = {}  # vLLM's parallel sizes above 1, by name
         self._communicators_prepared = False  # checkpoint_prepare() done, checkpoint_restore() not yet
         self._stopped = False
+        self._canaries = 0  # canary requests sent, for their ids
         self.events = None  # set by the scheduler: a thread-safe callable taking one event
 
     # ------------------------------------------------------------ startup
@@ -398,12 +379,64 @@ class VllmEngine:
                  device, self._report["dtype"], plan.max_model_len, plan.max_num_seqs,
                  self._sleep_mode, self._parallel or "1", self.roles)
 
-    def warm_up(self) -> None:
+    def warm_up(self, phases: dict) -> None:
+        with _timed(phases, "warmup"):
+            try:
+                self._call(self._warm_up(), _CALL_TIMEOUT_S)
+            except Exception as exc:
+                raise StartupError(FailureCode.STARTUP_FAILED,
+                                   f"warm-up failed: {type(exc).__name__}: {exc}") from exc
+        if self._settings.sleep_level == 2 and self._sleep_mode:
+            with _timed(phases, "rehearsal"):
+                self._rehearse()
+
+    def _rehearse(self) -> None:
+        """What prepare and resume do at sleep level 2, once before serving, compared by the canary: weights
+        that reload_weights does not bring back as they were fail the start, not a restore."""
         try:
-            self._call(self._warm_up(), _CALL_TIMEOUT_S)
+            before = self.canary()
+            self.control("release")
+            self.control("reacquire")
+            after = self.canary()
         except Exception as exc:
+            raise StartupError(FailureCode.STARTUP_FAILED, f"the sleep level 2 rehearsal (sleep, wake, "
+                               f"reload_weights, canary) failed: {type(exc).__name__}: {exc}") from exc
+        problem = canary.mismatch(before, after)
+        if problem is not None:
             raise StartupError(FailureCode.STARTUP_FAILED,
-                               f"warm-up failed: {type(exc).__name__}: {exc}") from exc
+                               f"the sleep level 2 rehearsal changed the canary ({problem}): vLLM's "
+                               "reload_weights does not bring this model back as it was; use sleep_level 1")
+        log.info("sleep level 2 rehearsal: canary unchanged (%s)", after)
+
+    def canary(self) -> canary.Canary:
+        """The canary through AsyncLLM (vllm/snapshot/server.py run_engine_canary, with two tokens)."""
+        try:
+            return self._call(self._canary(), _CALL_TIMEOUT_S)
+        except canary.CanaryFailed:
+            raise
+        except Exception as exc:
+            reason = self.dead_reason()
+            if reason:
+                raise _EngineDied(reason) from exc
+            raise canary.CanaryFailed(f"{type(exc).__name__}: {exc}") from exc
+
+    async def _canary(self) -> canary.Canary:
+        v = self._v
+        self._canaries += 1
+        params = v.SamplingParams(max_tokens=canary.MAX_TOKENS, min_tokens=canary.MAX_TOKENS, ignore_eos=True,
+                                  temperature=0.0, seed=0, logprobs=0,
+                                  output_kind=v.RequestOutputKind.FINAL_ONLY)
+        final = None
+        async for out in self._llm.generate(canary.PROMPT, params, f"criucheckpoint-canary-{self._canaries}"):
+            final = out
+        if final is None:
+            raise canary.CanaryFailed("vLLM returned no output for the canary")
+        c = final.outputs[0]
+        try:  # logprobs=0: each position holds the sampled token's Logprob
+            logprobs = [position[token].logprob for token, position in zip(c.token_ids, c.logprobs)]
+        except (TypeError, KeyError, AttributeError) as exc:
+            raise canary.CanaryFailed(f"vLLM returned no logprob for the canary's tokens: {exc!r}") from exc
+        return canary.Canary.measured(canary.PROMPT, list(c.token_ids), logprobs)
 
     async def _warm_up(self) -> None:
         v = self._v
@@ -416,7 +449,7 @@ class VllmEngine:
     @property
     def pids(self) -> list:
         """vLLM's processes (EngineCore, its workers, multiprocessing helpers), as they are now."""
-        return _descendants(os.getpid())
+        return inventory.descendants(os.getpid())
 
     @property
     def roles(self) -> list:
@@ -771,6 +804,8 @@ class VllmScheduler(RequestLoop):
         if not self._drained():
             return
         pending = self._prepare
+        if not self._answer_canary(pending):
+            return
         started = time.monotonic()
         try:
             reports = [] if pending.keep_caches else self._engine.control("release")
@@ -794,5 +829,4 @@ class VllmScheduler(RequestLoop):
         gpu_bytes = sum(int(r.get("gpu_memory_bytes", 0)) for r in reports)
         log.info("prepared for checkpoint in %.3fs; still held: %d bytes on GPUs", time.monotonic() - started,
                  gpu_bytes)
-        self._suspend(pending, protocol.PrepareCheckpointResult("prepared", fifo, pending.aborted,
-                                                                gpu_memory_bytes=gpu_bytes))
+        self._suspend(pending, self._prepared(pending, fifo, gpu_bytes))

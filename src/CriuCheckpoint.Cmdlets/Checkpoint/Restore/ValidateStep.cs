@@ -33,7 +33,8 @@ internal sealed class ValidateStep : IStep<RestoreRequest>
         context.Services.Host.EnsurePrivileges();
         context.Criu = await context.Services.Criu.LocateAsync(options.CriuPath, cancellationToken).ConfigureAwait(false);
         context.Python = context.Services.Python.FindInterpreter(options.PythonPath);
-        CheckCompatibility(context);
+        var versions = await context.Services.Host.RuntimeVersionsAsync(context.Python, cancellationToken).ConfigureAwait(false);
+        CheckCompatibility(context, new RuntimeFacts(EnvironmentIdentity.OfProcess(), versions));
         foreach (var index in Enumerable.Range(1, options.Count))
         {
             context.Services.Engines.EnsureNameFree(context.ReplicaName(index));
@@ -60,12 +61,12 @@ internal sealed class ValidateStep : IStep<RestoreRequest>
         }
     }
 
-    private static void CheckCompatibility(RestoreRequest context)
+    private static void CheckCompatibility(RestoreRequest context, RuntimeFacts runtime)
     {
         var manifest = context.Checkpoint.Manifest;
         // The driver is asked only for checkpoints that hold GPU state: CPU hosts never load it.
         var gpus = manifest.Gpu is null ? null : context.Services.Gpus.Collect(Array.Empty<int>());
-        var issues = Compatibility.Check(manifest, context.Services.Host.Facts(context.Criu!.Version.ToString(), context.Python), gpus);
+        var issues = Compatibility.Check(manifest, context.Services.Host.Facts(context.Criu!.Version.ToString(), context.Python), gpus, runtime);
         if (gpus is not null)
         {
             CheckGpuMemory(context, manifest.Gpu!, gpus);

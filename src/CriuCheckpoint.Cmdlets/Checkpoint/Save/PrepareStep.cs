@@ -25,9 +25,14 @@ internal sealed class PrepareStep : IStep<SaveContext>
         var record = context.Record;
         rollback.Push(Compensation, () => ResumeIfPreparedAsync(context));
         var options = context.Options;
-        await engines.PrepareAsync(record, new PrepareRequest(options.DrainTimeout, options.AbortInFlight, options.KeepCaches), cancellationToken)
+        var outcome = await engines.PrepareAsync(record, new PrepareRequest(options.DrainTimeout, options.AbortInFlight, options.KeepCaches, !options.SkipCanary), cancellationToken)
             .ConfigureAwait(false);
-        context.Timings.Add("prepare", context.Services.Clock.GetElapsedTime(started));
+        var elapsed = context.Services.Clock.GetElapsedTime(started);
+        // The canary runs inside prepare (after the drain, before the release): its own phase, taken out of prepare's.
+        context.Timings.Add("prepare", elapsed > outcome.CanaryTime ? elapsed - outcome.CanaryTime : TimeSpan.Zero);
+        context.Timings.Add("canary", outcome.CanaryTime);
+        context.Canary = outcome.Canary;
+        context.Runtime = outcome.Runtime;
 
         // Read while the tree is quiet and still alive: a dump without -LeaveRunning ends it.
         context.Tree = engines.Tree(record.RootProcessId);
@@ -46,6 +51,7 @@ internal sealed class PrepareStep : IStep<SaveContext>
 
         context.Observer.Verbose($"Resuming engine {context.Record.Name}.");
         var fifo = await engines.OpenResumeFifoAsync(context.Record, ResumeTimeout, CancellationToken.None).ConfigureAwait(false);
-        await engines.ResumeThroughAsync(context.Record, fifo, ResumeTimeout, CancellationToken.None).ConfigureAwait(false);
+        var canary = new CanaryCheck(context.Canary, context.Options.SkipCanary);
+        await engines.ResumeThroughAsync(context.Record, fifo, canary, ResumeTimeout, CancellationToken.None).ConfigureAwait(false);
     }
 }

@@ -47,6 +47,12 @@ internal sealed class SaveContext
 
     public List<MappedFile> MappedFiles { get; set; } = new();
 
+    /// <summary>The engine's answer to the canary at prepare; null with -SkipCanary.</summary>
+    public CheckpointCanary? Canary { get; set; }
+
+    /// <summary>The engine's inventory of its tree at prepare.</summary>
+    public EngineRuntime? Runtime { get; set; }
+
     /// <summary>Set by CheckpointCuda when the tree uses CUDA.</summary>
     public GpuManifest? Gpu { get; set; }
 

@@ -54,6 +54,8 @@ internal sealed class WriteManifestStep : IStep<SaveContext>
             Gpu = context.Gpu,
             GpuBytes = context.Gpu?.BytesCheckpointed ?? 0,
             CachesKept = context.Options.KeepCaches,
+            Canary = context.Canary,
+            Runtime = context.Runtime,
             Timings = context.Timings.Phases.ToDictionary(p => p.Key, p => p.Value.TotalSeconds),
         };
     }

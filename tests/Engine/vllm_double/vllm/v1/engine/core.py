@@ -215,7 +215,9 @@ class EngineCore:
             if "weights" in self.sleeping_tags:
                 raise RuntimeError("CUDA error: an illegal memory access was encountered "
                                    "(weights are asleep; wake_up(tags=['weights']) first)")
-            self.weights_valid = True
+            # VLLM_DOUBLE_RELOAD_STALE: a reload that does not bring the weights back as they were (other
+            # files at the model's path), which the sleep level 2 rehearsal must catch.
+            self.weights_valid = not os.environ.get("VLLM_DOUBLE_RELOAD_STALE")
         elif method == "checkpoint_prepare":
             self._checkpoint_prepare()
         elif method == "checkpoint_restore":
