@@ -101,8 +101,8 @@ Describe 'Get-EngineLog' {
         $replica = Get-EngineCheckpoint $Store | Restore-EngineCheckpoint -Name log-replica
         try {
             $lines = @(Get-EngineLog $replica)
-            $ready = @($lines | Select-String 'ready on tcp://').LineNumber
-            $resumed = @($lines | Select-String 'resumed on tcp://').LineNumber
+            $ready = @($lines | Select-String 'ready on tcp://' | ForEach-Object LineNumber)
+            $resumed = @($lines | Select-String 'resumed on tcp://' | ForEach-Object LineNumber)
             $ready.Count | Should -Be 1
             $resumed.Count | Should -Be 1
             $resumed[0] | Should -BeGreaterThan $ready[0]

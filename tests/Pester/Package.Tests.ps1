@@ -65,8 +65,8 @@ Describe 'The CriuCheckpoint package' {
             Should -BeNullOrEmpty
     }
 
-    It 'holds the engine host, the help, the views and the type data, without Python caches' {
-        foreach ($file in 'CriuCheckpoint.psd1', 'CriuCheckpoint.format.ps1xml', 'CriuCheckpoint.types.ps1xml', 'en-US/CriuCheckpoint.Cmdlets.dll-Help.xml',
+    It 'holds the engine host, the help and the views, without Python caches' {
+        foreach ($file in 'CriuCheckpoint.psd1', 'CriuCheckpoint.format.ps1xml', 'en-US/CriuCheckpoint.Cmdlets.dll-Help.xml',
             'en-US/about_CriuCheckpoint.help.txt', 'EngineHost/engine_host/__main__.py', 'EngineHost/engine_host/backends/tiny.py') {
             $Entries | Should -Contain $file
         }

@@ -395,7 +395,7 @@ internal sealed class FakeHostSystem : IHostSystem
     /// <summary>What the caller's Python reports of itself and its packages.</summary>
     public Dictionary<string, string> Versions { get; set; } = new() { ["python"] = "3.11.2" };
 
-    public Task<IReadOnlyDictionary<string, string>> RuntimeVersionsAsync(string python, CancellationToken cancellationToken) =>
+    public Task<IReadOnlyDictionary<string, string>> RuntimeVersionsAsync(string python, IOperationObserver observer, CancellationToken cancellationToken) =>
         Task.FromResult<IReadOnlyDictionary<string, string>>(Versions);
 
     public HostFacts Facts(string criuVersion, string python) => new()

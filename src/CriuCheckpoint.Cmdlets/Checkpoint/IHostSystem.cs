@@ -1,4 +1,6 @@
+using CriuCheckpoint.Core;
 using CriuCheckpoint.Engine;
+
 namespace CriuCheckpoint.Checkpoint;
 
 /// <summary>The facts of this host that save and restore read: privileges, free space, memory, mapped files.</summary>
@@ -17,7 +19,7 @@ internal interface IHostSystem
     HostFacts Facts(string criuVersion, string python);
 
     /// <summary>The versions of python and the packages that <paramref name="python"/> has installed.</summary>
-    Task<IReadOnlyDictionary<string, string>> RuntimeVersionsAsync(string python, CancellationToken cancellationToken);
+    Task<IReadOnlyDictionary<string, string>> RuntimeVersionsAsync(string python, IOperationObserver observer, CancellationToken cancellationToken);
 }
 
 /// <summary>This host, through /proc and the file system.</summary>
@@ -33,6 +35,6 @@ internal sealed class HostSystem : IHostSystem
 
     public HostFacts Facts(string criuVersion, string python) => HostInspector.Collect(criuVersion, python);
 
-    public async Task<IReadOnlyDictionary<string, string>> RuntimeVersionsAsync(string python, CancellationToken cancellationToken) =>
-        (await EngineBackends.DescribeAsync(python, cancellationToken).ConfigureAwait(false)).Versions ?? new Dictionary<string, string>();
+    public async Task<IReadOnlyDictionary<string, string>> RuntimeVersionsAsync(string python, IOperationObserver observer, CancellationToken cancellationToken) =>
+        (await EngineBackends.DescribeAsync(python, observer, cancellationToken).ConfigureAwait(false)).Versions ?? new Dictionary<string, string>();
 }

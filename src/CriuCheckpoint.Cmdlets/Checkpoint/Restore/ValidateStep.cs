@@ -33,7 +33,7 @@ internal sealed class ValidateStep : IStep<RestoreRequest>
         context.Services.Host.EnsurePrivileges();
         context.Criu = await context.Services.Criu.LocateAsync(options.CriuPath, cancellationToken).ConfigureAwait(false);
         context.Python = context.Services.Python.FindInterpreter(options.PythonPath);
-        var versions = await context.Services.Host.RuntimeVersionsAsync(context.Python, cancellationToken).ConfigureAwait(false);
+        var versions = await context.Services.Host.RuntimeVersionsAsync(context.Python, context.Observer, cancellationToken).ConfigureAwait(false);
         CheckCompatibility(context, new RuntimeFacts(EnvironmentIdentity.OfProcess(), versions));
         foreach (var index in Enumerable.Range(1, options.Count))
         {
