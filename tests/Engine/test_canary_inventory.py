@@ -246,6 +246,21 @@ def test_a_unix_socket_to_a_process_outside_the_tree_is_refused(tmp_path):
     assert any("unix socket connected to a process outside" in p for p in problems), problems
 
 
+def test_an_unlinked_shm_file_within_the_ghost_limit_goes_into_the_image(tmp_path):
+    """multiprocessing's semaphores are /dev/shm files unlinked at once: CRIU carries those as ghost files."""
+    (tmp_path / "7" / "fd").mkdir(parents=True)
+    (tmp_path / "7" / "maps").write_text(
+        "7f0000000000-7f0000001000 rw-s 00000000 00:1a 11 /dev/shm/sem.small (deleted)\n"
+        "7f0000100000-7f0000300000 rw-s 00000000 00:1a 12 /dev/shm/big (deleted)\n"
+        "7f0000400000-7f0000401000 rw-s 00000000 00:1a 13 /dev/shm/linked\n")
+
+    problems = inventory.take([{"pid": 7, "role": "core-0"}], None, {}, proc=str(tmp_path)).problems
+
+    assert len(problems) == 2
+    assert "/dev/shm/big (deleted)" in problems[0] and "ghost limit of 1 MiB" in problems[0]
+    assert "/dev/shm/linked" in problems[1] and "reopened by path" in problems[1]
+
+
 def test_gpus_are_named_by_the_drivers_proc_files(tmp_path):
     proc = tmp_path / "proc"
     (proc / "41" / "fd").mkdir(parents=True)

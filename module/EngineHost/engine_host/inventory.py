@@ -14,8 +14,10 @@ named with its process and descriptor:
 - connected unix sockets whose peer is not held by the tree. /proc/net/unix lists no peer, so the peers
   come from the kernel's sock_diag (NETLINK_SOCK_DIAG, UNIX_DIAG_PEER), what `ss -xp` reads; where that is
   not available the check is skipped and says so (`unix_peers_visible` false).
-- files under /dev/shm open or mapped: CRIU reopens them by path at restore, where the file is gone once
-  its owner unlinked it, or is shared with the engine the checkpoint was taken from.
+- files under /dev/shm open or mapped: CRIU reopens a linked file by path at restore, where it may be gone
+  or shared with the engine the checkpoint was taken from. An unlinked one ("(deleted)", such as the POSIX
+  semaphore multiprocessing makes and unlinks at once) CRIU carries in the image as a ghost file, up to its
+  ghost limit (1 MiB by default); only a bigger one is refused.
 
 The GPUs each process holds open (/dev/nvidia<minor>, named by the driver's
 /proc/driver/nvidia/gpus/*/information) are recorded, not refused: the module restores a tree on several
@@ -39,6 +41,8 @@ from typing import Optional
 
 IO_URING = "anon_inode:[io_uring]"
 SHM = "/dev/shm/"
+DELETED = " (deleted)"
+GHOST_LIMIT = 1 << 20  # criu's default --ghost-limit
 ENVIRONMENT_PREFIXES = ("VLLM_", "CUDA_", "NCCL_", "TORCH_", "TRITON_")  # runtime.py _environment_identity
 VERSION_PACKAGES = ("numpy", "torch", "vllm")
 # What each backend runs on: upgrading a package a backend never imports refuses none of its checkpoints.
@@ -125,12 +129,14 @@ def take(roles: list, link_port: Optional[int], environment: dict, packages: tup
             where = Descriptor(pid, role, f"fd {fd}")
             if target == IO_URING:
                 inventory.problems.append(f"{where} is an io_uring instance (CRIU cannot dump io_uring)")
-            elif target.startswith(SHM):
-                inventory.problems.append(f"{where} has {target} open ({_SHM_REASON})")
+            elif target.startswith(SHM) and not _carried_as_ghost(target, _size(f"{proc}/{pid}/fd/{fd}")):
+                inventory.problems.append(f"{where} has {target} open ({_shm_reason(target)})")
             elif target.startswith("socket:[") and target.endswith("]"):
                 sockets.setdefault(int(target[len("socket:["):-1]), where)
-        for path in _shm_mappings(pid, proc):
-            inventory.problems.append(f"{Descriptor(pid, role, 'mapping')} maps {path} ({_SHM_REASON})")
+        for path, size in _shm_mappings(pid, proc):
+            if not _carried_as_ghost(path, size):
+                where = Descriptor(pid, role, "mapping")
+                inventory.problems.append(f"{where} maps {path} ({_shm_reason(path)})")
     root = roles[0]["pid"]
     inventory.problems.extend(_outside_tcp(sockets, _tcp_established(root, proc), link_port))
     peers = unix_peers()
@@ -160,16 +166,36 @@ def _descriptors(pid: int, proc: str) -> dict:
 
 
 def _shm_mappings(pid: int, proc: str) -> list:
-    paths = set()
+    """(path, bytes mapped) of each file under /dev/shm the process maps, its mappings' lengths summed."""
+    sizes: dict = {}
     try:
         with open(f"{proc}/{pid}/maps") as f:
             for line in f:
                 fields = line.split(None, 5)
                 if len(fields) == 6 and fields[5].startswith(SHM):
-                    paths.add(fields[5].rstrip("\n"))
+                    start, end = (int(bound, 16) for bound in fields[0].split("-"))
+                    path = fields[5].rstrip("\n")
+                    sizes[path] = sizes.get(path, 0) + end - start
     except OSError:
         pass
-    return sorted(paths)
+    return sorted(sizes.items())
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
+def _carried_as_ghost(path: str, size: int) -> bool:
+    return path.endswith(DELETED) and size <= GHOST_LIMIT
+
+
+def _shm_reason(path: str) -> str:
+    if path.endswith(DELETED):
+        return f"an unlinked file over CRIU's ghost limit of {GHOST_LIMIT >> 20} MiB cannot go into the image"
+    return _SHM_REASON
 
 
 def _gpu_minors(proc: str) -> dict:
