@@ -206,7 +206,7 @@ Describe 'Checkpoint faults' {
         Remove-Item -Recurse -Force $copy
     }
 
-    It 'publishes nothing and resumes the engine when criu is killed during the dump' {
+    It 'publishes nothing and resumes the engine when criu is killed during the dump, or says why it could not' {
         $wrapper = New-CriuWrapper $TestHome 'criu-killed-in-dump' @"
 if [ "`$1" = dump ]; then "$RealCriu" "`$@" & p=`$!; sleep 0.1; kill -9 `$p; wait `$p; exit 137; fi
 exec "$RealCriu" "`$@"
@@ -214,13 +214,22 @@ exec "$RealCriu" "`$@"
         $engine = Start-VllmEngine -Model tiny-64m -Name interrupted
         $before = Invoke-EngineGenerate -Engine $engine -Prompt $Prompt -MaxTokens 12
         $other = Join-Path $TestHome 'other-store'
-        $err = { $engine | Save-EngineCheckpoint -Path $other -CriuPath $wrapper -ErrorAction Stop } | Should -Throw -PassThru
+        $err = { $engine | Save-EngineCheckpoint -Path $other -CriuPath $wrapper -ErrorAction Stop -WarningVariable rollback } | Should -Throw -PassThru
         $err.FullyQualifiedErrorId | Should -Be 'CriuDumpFailed,CriuCheckpoint.Commands.SaveEngineCheckpointCommand'
         $err.ErrorDetails.Message | Should -Match 'dump\.log'
         @(Get-ChildItem -Force $other).Count | Should -Be 0
-        $now = Get-VllmEngine -Name interrupted
-        $now.State | Should -Be 'Ready'
-        (Invoke-EngineGenerate -Engine $now -Prompt $Prompt -MaxTokens 12).Text | Should -Be $before.Text
+        # criu killed while its parasite code runs inside a process leaves that process to die of SIGTRAP: the engine
+        # cannot be resumed then, and the save says so; otherwise it serves again as before.
+        $deadline = [DateTime]::UtcNow.AddSeconds(10)
+        while (($now = Get-VllmEngine -Name interrupted).State -eq 'Prepared' -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 100 }
+        if ($now.State -eq 'Ready') {
+            (Invoke-EngineGenerate -Engine $now -Prompt $Prompt -MaxTokens 12).Text | Should -Be $before.Text
+        }
+        else {
+            "$rollback" | Should -Match 'Rolling back \(resume the engine\) failed'
+            $now.State | Should -Be 'Failed'
+            $now.FailureReason | Should -Match 'exited with code'
+        }
     }
 
     It 'resumes the engine and publishes nothing when the save is stopped (Ctrl+C)' {
