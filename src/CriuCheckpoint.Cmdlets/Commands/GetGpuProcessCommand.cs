@@ -8,7 +8,7 @@ namespace CriuCheckpoint.Commands;
 /// <summary>Lists the processes that use the GPUs of this host, with their GPU memory, CUDA state and engine.</summary>
 [Cmdlet(VerbsCommon.Get, "GpuProcess", DefaultParameterSetName = ByEngine)]
 [OutputType(typeof(GpuProcess))]
-public sealed class GetGpuProcessCommand : CriuCheckpointCmdlet
+public sealed class GetGpuProcessCommand : OneEngineCmdlet
 {
     private GpuInventory? inventory;
     private bool driverMissing;
@@ -21,13 +21,6 @@ public sealed class GetGpuProcessCommand : CriuCheckpointCmdlet
     [SupportsWildcards]
     public EngineIdentity? Engine { get; set; }
 
-    /// <summary>Only the processes of the tree of the engine with this id; wildcards allowed when they match one engine.</summary>
-    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = ById)]
-    [Alias("EngineId")]
-    [ArgumentCompleter(typeof(EngineIdCompleter))]
-    [ValidateNotNull]
-    [SupportsWildcards]
-    public EngineIdentity Id { get; set; } = null!;
 
     [Parameter]
     [Alias("PID")]

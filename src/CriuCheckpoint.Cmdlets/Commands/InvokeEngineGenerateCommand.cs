@@ -12,7 +12,7 @@ namespace CriuCheckpoint.Commands;
 [Cmdlet(VerbsLifecycle.Invoke, "EngineGenerate", DefaultParameterSetName = ByEngine)]
 [OutputType(typeof(GenerationResult))]
 [OutputType(typeof(GenerationChunk))]
-public sealed class InvokeEngineGenerateCommand : CriuCheckpointCmdlet
+public sealed class InvokeEngineGenerateCommand : OneEngineCmdlet
 {
     private readonly Dictionary<string, (EngineLink Link, GenerationClient Client)> clients = new();
     private readonly List<Task> requests = new();
@@ -27,13 +27,6 @@ public sealed class InvokeEngineGenerateCommand : CriuCheckpointCmdlet
     [SupportsWildcards]
     public EngineIdentity Engine { get; set; } = null!;
 
-    /// <summary>The engine's id; wildcards allowed when they match one engine.</summary>
-    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = ById)]
-    [Alias("EngineId")]
-    [ArgumentCompleter(typeof(EngineIdCompleter))]
-    [ValidateNotNull]
-    [SupportsWildcards]
-    public EngineIdentity Id { get; set; } = null!;
 
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNull]
@@ -68,7 +61,7 @@ public sealed class InvokeEngineGenerateCommand : CriuCheckpointCmdlet
 
     protected override void ProcessRecord()
     {
-        if (EngineOf(GivenEngine(Engine, Id)) is { } engine)
+        if (EngineOf(GivenEngine(Engine)) is { } engine)
         {
             Submit(engine);
         }

@@ -8,7 +8,7 @@ namespace CriuCheckpoint.Commands;
 /// <summary>Measures the round-trip time of the link to an engine, like Test-Connection does for a host.</summary>
 [Cmdlet(VerbsDiagnostic.Measure, "EngineLink", DefaultParameterSetName = ByEngine)]
 [OutputType(typeof(LinkLatency))]
-public sealed class MeasureEngineLinkCommand : CriuCheckpointCmdlet
+public sealed class MeasureEngineLinkCommand : OneEngineCmdlet
 {
     /// <summary>The engine: an Engine object, or its name or id.</summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true, ParameterSetName = ByEngine)]
@@ -18,13 +18,6 @@ public sealed class MeasureEngineLinkCommand : CriuCheckpointCmdlet
     [SupportsWildcards]
     public EngineIdentity Engine { get; set; } = null!;
 
-    /// <summary>The engine's id; wildcards allowed when they match one engine.</summary>
-    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = ById)]
-    [Alias("EngineId")]
-    [ArgumentCompleter(typeof(EngineIdCompleter))]
-    [ValidateNotNull]
-    [SupportsWildcards]
-    public EngineIdentity Id { get; set; } = null!;
 
     [Parameter]
     [ValidateRange(1, 1_000_000)]
@@ -37,7 +30,7 @@ public sealed class MeasureEngineLinkCommand : CriuCheckpointCmdlet
 
     protected override void ProcessRecord()
     {
-        var (identity, key) = GivenEngine(Engine, Id);
+        var (identity, key) = GivenEngine(Engine);
         if (ResolveEngine(identity, key) is not { } engine)
         {
             return;

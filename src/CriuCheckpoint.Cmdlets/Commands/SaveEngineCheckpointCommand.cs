@@ -7,7 +7,7 @@ namespace CriuCheckpoint.Commands;
 /// <summary>Checkpoints a serving engine's whole process tree into a store, published atomically under its config hash.</summary>
 [Cmdlet(VerbsData.Save, "EngineCheckpoint", SupportsShouldProcess = true, DefaultParameterSetName = ByEngine)]
 [OutputType(typeof(EngineCheckpoint))]
-public sealed class SaveEngineCheckpointCommand : CriuCheckpointCmdlet
+public sealed class SaveEngineCheckpointCommand : OneEngineCmdlet
 {
     /// <summary>The engine: an Engine object, or its name or id.</summary>
     [Parameter(Mandatory = true, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true, ParameterSetName = ByEngine)]
@@ -17,13 +17,6 @@ public sealed class SaveEngineCheckpointCommand : CriuCheckpointCmdlet
     [SupportsWildcards]
     public EngineIdentity Engine { get; set; } = null!;
 
-    /// <summary>The engine's id; wildcards allowed when they match one engine.</summary>
-    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = ById)]
-    [Alias("EngineId")]
-    [ArgumentCompleter(typeof(EngineIdCompleter))]
-    [ValidateNotNull]
-    [SupportsWildcards]
-    public EngineIdentity Id { get; set; } = null!;
 
     /// <summary>The checkpoint store: a directory holding one checkpoint per config hash.</summary>
     [Parameter(Mandatory = true, Position = 0)]
@@ -77,7 +70,7 @@ public sealed class SaveEngineCheckpointCommand : CriuCheckpointCmdlet
 
     protected override void ProcessRecord()
     {
-        var (identity, key) = GivenEngine(Engine, Id);
+        var (identity, key) = GivenEngine(Engine);
         if (ResolveEngine(identity, key) is not { } engine)
         {
             return;
