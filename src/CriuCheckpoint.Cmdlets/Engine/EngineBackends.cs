@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Text.Json;
-using CliWrap;
 using CliWrap.Buffered;
 using CriuCheckpoint.Core;
 
@@ -40,16 +39,11 @@ internal static class EngineBackends
 
     private static async Task<BackendCatalog> AskAsync(string python, IReadOnlyDictionary<string, string?> environment, IOperationObserver observer, CancellationToken cancellationToken)
     {
-        string[] arguments = ["-m", "engine_host", "--describe-backends"];
-        observer.Debug(CommandLine.Format(arguments.Prepend(python)));
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(DescribeTimeout);
         BufferedCommandResult result;
         try
         {
-            result = await Cli.Wrap(python).WithArguments(arguments)
-                .WithEnvironmentVariables(environment).WithWorkingDirectory(EngineHostFiles.Directory)
-                .WithValidation(CommandResultValidation.None).ExecuteBufferedAsync(timeout.Token).ConfigureAwait(false);
+            result = await EngineHostQuery.AskAsync(python, "--describe-backends", environment, DescribeTimeout, observer, cancellationToken)
+                .ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {

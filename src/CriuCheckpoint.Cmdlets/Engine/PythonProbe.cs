@@ -1,5 +1,4 @@
 using System.Text.Json;
-using CliWrap;
 using CliWrap.Buffered;
 using CriuCheckpoint.Core;
 
@@ -18,16 +17,11 @@ internal sealed class PythonProbe : IPythonProbe
 
     public async Task<PythonProbeResult> ProbeAsync(string python, IOperationObserver observer, CancellationToken cancellationToken)
     {
-        string[] arguments = ["-m", "engine_host", "--check-dependencies"];
-        observer.Debug(CommandLine.Format(arguments.Prepend(python)));
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        deadline.CancelAfter(Deadline);
         BufferedCommandResult result;
         try
         {
-            result = await Cli.Wrap(python).WithArguments(arguments)
-                .WithEnvironmentVariables(EngineHostEnvironment.Create()).WithWorkingDirectory(EngineHostFiles.Directory)
-                .WithValidation(CommandResultValidation.None).ExecuteBufferedAsync(deadline.Token).ConfigureAwait(false);
+            result = await EngineHostQuery.AskAsync(python, "--check-dependencies", EngineHostEnvironment.Create(), Deadline, observer, cancellationToken)
+                .ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
