@@ -75,16 +75,6 @@ def _options(a: argparse.Namespace) -> EngineOptions:
                          engine_args=engine_args, host=a.host, port=a.port)
 
 
-def _run_dir_from(argv: list):
-    """--run-dir even when the rest of the command line is bad, so failed.json can still be written."""
-    for i, arg in enumerate(argv):
-        if arg == "--run-dir" and i + 1 < len(argv):
-            return argv[i + 1]
-        if arg.startswith("--run-dir="):
-            return arg.split("=", 1)[1]
-    return None
-
-
 def _process_age() -> float:
     """Seconds since exec, interpreter start-up included (falls back to time since this module ran)."""
     try:
@@ -147,7 +137,7 @@ def main(argv=None) -> int:
         engine_host = _import_host()
     except StartupError as exc:
         log.error("startup failed: %s: %s", exc.code, exc.message)
-        run_dir = _run_dir_from(argv)
+        run_dir = runinfo.run_dir_from(argv)
         if run_dir:
             os.makedirs(run_dir, exist_ok=True)
             runinfo.write_failed(run_dir, exc.code, exc.message)

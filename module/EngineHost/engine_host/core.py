@@ -2,9 +2,10 @@
 
 Started by pipeline.Pipeline as
 `python -m engine_host.core --index I --fds CTRL_IN,CTRL_OUT,DATA_IN,DATA_OUT --frontend-pid PID`.
-Control messages (build, release, reacquire, report, shutdown) come on the control pipe, one reply each; step
-messages come from the previous stage on the data pipe and go on to the next one. End of file on either
-input pipe means the frontend is gone, and the core exits.
+Control messages (build, release, reacquire, report, shutdown; one with arguments comes as a tuple
+(command, {name: value})) come on the control pipe, one reply each; step messages come from the previous
+stage on the data pipe and go on to the next one. End of file on either input pipe means the frontend is
+gone, and the core exits.
 """
 from __future__ import annotations
 
@@ -51,14 +52,15 @@ def _serve(index: int, stage, ctrl_in: Connection, ctrl_out: Connection, data_in
                 return 0
             if conn is data_in:
                 data_out.send(_step(index, stage, message))
-            elif message == "release":
-                stage.release()
+                continue
+            command, args = message if isinstance(message, tuple) else (message, {})
+            if command == "release":
+                ctrl_out.send(_release(index, stage))
+            elif command == "report":
                 ctrl_out.send(("ok", stage.report()))
-            elif message == "report":
-                ctrl_out.send(("ok", stage.report()))
-            elif message == "reacquire":
-                ctrl_out.send(_reacquire(index, stage))
-            elif message == "shutdown":
+            elif command == "reacquire":
+                ctrl_out.send(_reacquire(index, stage, **args))
+            elif command == "shutdown":
                 ctrl_out.send(("ok", {}))
                 return 0
             else:
@@ -66,10 +68,23 @@ def _serve(index: int, stage, ctrl_in: Connection, ctrl_out: Connection, data_in
                 ctrl_out.send(("error", f"unknown control message {message!r}"))
 
 
-def _reacquire(index: int, stage) -> tuple:
-    """Take back what prepare released. A failure is a reply naming its cause; the core lives on."""
+def _release(index: int, stage) -> tuple:
+    """Drop what a checkpoint must not carry. A failure is a reply naming its cause: the stage is then in no
+    state to serve or to be checkpointed, and the frontend stops the engine."""
     try:
-        phases = stage.reacquire()
+        stage.release()
+    except Exception as exc:
+        log.error("release failed:\n%s", traceback.format_exc())
+        return "failed", {"code": FailureCode.ENGINE_FAILED,
+                          "message": f"core-{index}: {type(exc).__name__}: {exc}"}
+    return "ok", stage.report()
+
+
+def _reacquire(index: int, stage, **args) -> tuple:
+    """Take back what prepare released (args: the resume's, e.g. weight_holder). A failure is a reply naming
+    its cause; the core lives on."""
+    try:
+        phases = stage.reacquire(**args)
     except Exception as exc:
         log.error("reacquire failed:\n%s", traceback.format_exc())
         code = FailureCode.GPU_OUT_OF_MEMORY if is_out_of_memory(exc) else FailureCode.RESUME_FAILED

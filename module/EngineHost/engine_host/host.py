@@ -53,6 +53,15 @@ def _merge_core_phases(phases: dict, reports: list, prefix: str = "") -> None:
             phases[key] = round(max(phases.get(key, 0.0), seconds), 4)
 
 
+def _weights_from(replies: list) -> dict:
+    """{"weights_from": "holder"|"files"} when the cores took released weights back: "holder" only when each
+    of them mapped its weights from the holder; {} when none released any."""
+    sources = {r["weights_from"] for r in replies if "weights_from" in r}
+    if not sources:
+        return {}
+    return {"weights_from": "holder" if sources == {"holder"} else "files"}
+
+
 class EngineHost:
     def __init__(self, options: EngineOptions, import_s: float):
         self._options = options
@@ -156,8 +165,9 @@ class EngineHost:
     def connect_outbox(self) -> Outbox:
         return self._frontend.connect_outbox()
 
-    def _write_ready(self, phases: dict) -> None:
-        extra = {} if self._plan.vllm_version is None else {"vllm_version": self._plan.vllm_version}
+    def _write_ready(self, phases: dict, **extra) -> None:
+        if self._plan.vllm_version is not None:
+            extra["vllm_version"] = self._plan.vllm_version
         runinfo.write_ready(self._options.run_dir, self._frontend.endpoint, self._pids(), phases,
                             backend=self._plan.backend, model=self._plan.model,
                             config_hash=self._plan.config_hash, **extra)
@@ -186,6 +196,9 @@ class EngineHost:
         except ResumeFailed as exc:
             log.exception("resume failed")
             self._exit_code, self._failure = 1, (exc.code, str(exc))
+        except ControlFailed as exc:  # a core could not release what a checkpoint must not carry
+            log.error("stopping: %s", exc.message)
+            self._exit_code, self._failure = 1, (exc.code, exc.message)
         except Exception as exc:
             log.exception("scheduler failed")
             self._exit_code, self._failure = 1, (FailureCode.ENGINE_FAILED,
@@ -250,8 +263,10 @@ class EngineHost:
         # Last: the controller takes ready.json gone as "blocked on the FIFO, writing nothing more".
         runinfo.remove_ready(self._options.run_dir)
         message = resume.wait_for_resume(self._fifo)
-        log.info("resume message: host=%s port=%d handover=%s", message.host, message.port, message.handover)
+        log.info("resume message: host=%s port=%d handover=%s weight_holder=%s", message.host, message.port,
+                 message.handover, message.weight_holder)
         phases: dict = {}
+        extra: dict = {}
         try:
             keys = self._link_keys(message.server)
             listener_fd = None
@@ -260,10 +275,12 @@ class EngineHost:
                     handover_path = os.path.join(self._options.run_dir, message.handover)
                     listener_fd = resume.receive_listener(handover_path)
             if reacquire:
+                args = {} if message.weight_holder is None else {"weight_holder": message.weight_holder}
                 with _timed(phases, "resume_reacquire"):
-                    replies = self._pipeline.control("reacquire")
+                    replies = self._pipeline.control("reacquire", **args)
                 _merge_core_phases(phases, replies, prefix="resume_")
                 self._reports = [{**old, **new} for old, new in zip(self._reports, replies)]
+                extra.update(_weights_from(replies))
             self._check_canary(message, phases)
             with _timed(phases, "resume_bind"):
                 self._bind(message.host, message.port, keys, listener_fd)
@@ -274,7 +291,7 @@ class EngineHost:
         except Exception as exc:
             code = FailureCode.GPU_OUT_OF_MEMORY if is_out_of_memory(exc) else FailureCode.RESUME_FAILED
             raise ResumeFailed(code, f"{type(exc).__name__}: {exc}") from exc
-        self._write_ready(phases)
+        self._write_ready(phases, **extra)
         log.info("resumed on %s: %s", self._frontend.endpoint, phases)
 
     # ------------------------------------------------------------ hello / health (socket thread)

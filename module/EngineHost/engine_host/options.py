@@ -21,6 +21,8 @@ class FailureCode:
     GPU_OUT_OF_MEMORY = "gpu_out_of_memory"
     CANARY_MISMATCH = "canary_mismatch"  # the canary after a resume is not the one taken at the checkpoint
     ENGINE_FAILED = "engine_failed"
+    # a weight holder's command line (engine_host/weight_holder.py); its other failures use the codes above
+    BAD_HOLDER_ARGS = "bad_holder_args"
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

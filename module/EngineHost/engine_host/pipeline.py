@@ -119,11 +119,13 @@ class Pipeline:
                 pass
         raise CoreDied(self._death_report())
 
-    def control(self, command: str) -> list:
-        """Send a control command (release, reacquire, report) to every core at once; their replies."""
+    def control(self, command: str, **args) -> list:
+        """Send a control command (release, reacquire, report), with its arguments if any, to every core at
+        once; their replies."""
+        message = (command, args) if args else command
         try:
             for conn in self._ctrl_out:
-                conn.send(command)
+                conn.send(message)
             replies = []
             for conn in self._ctrl_in:
                 status, body = conn.recv()

@@ -15,6 +15,10 @@ bad message: an engine never serves again with the keys it had, which its checkp
 
 A resume message may carry the canary the checkpoint recorded (`canary`), which the engine answers again
 and compares before it binds, or `skip_canary` (docs/protocol.md).
+
+A resume message may name a weight holder's socket (`weight_holder`): an engine whose weights were released
+(weights_from_source) maps them from that holder's GPU memory instead of reading the files
+(engine_host/weight_holder.py).
 """
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ import stat
 from dataclasses import dataclass
 from typing import Optional
 
-from . import canary, curve
+from . import canary, curve, weight_share
 
 log = logging.getLogger("engine_host.resume")
 
@@ -39,6 +43,7 @@ class ResumeMessage:
     handover: Optional[str] = None  # a socket file name in the run directory
     canary: Optional[canary.Canary] = None  # what the answer must be; None: the engine's own at prepare
     skip_canary: bool = False
+    weight_holder: Optional[str] = None  # absolute path of a weight holder's socket
 
 
 def ensure_fifo(path: str) -> None:
@@ -76,7 +81,16 @@ def parse_resume(line: bytes) -> ResumeMessage:
     skip = message.get("skip_canary", False)
     if not isinstance(skip, bool):
         raise ValueError("skip_canary must be a boolean")
-    return ResumeMessage(server, host, port, handover, expected, skip)
+    holder = message.get("weight_holder")
+    if holder is not None and not _is_holder_socket(holder):
+        raise ValueError(f"weight_holder must be the absolute path of a weight holder's socket "
+                         f"(…/{weight_share.SOCKET_NAME})")
+    return ResumeMessage(server, host, port, handover, expected, skip, holder)
+
+
+def _is_holder_socket(path) -> bool:
+    return (isinstance(path, str) and os.path.isabs(path) and "\0" not in path
+            and path.endswith("/" + weight_share.SOCKET_NAME))
 
 
 def wait_for_resume(path: str) -> ResumeMessage:

@@ -15,7 +15,7 @@ from typing import Any, Optional, Protocol
 from . import protocol
 from .canary import Canary, CanaryFailed
 from .inventory import TreeInventory
-from .pipeline import CoreDied, Pipeline
+from .pipeline import ControlFailed, CoreDied, Pipeline
 from .protocol import ErrorCode, GenerateArgs
 from .stage import NewSequence, SamplingParams, SeqInput, StepFailure, StepRequest
 from .textstream import TextStream
@@ -366,15 +366,38 @@ class Scheduler(RequestLoop):
         started = time.monotonic()
         if pending.keep_caches:
             reports = [r for r in self._pipeline.control("report") if isinstance(r, dict)]
+            if not self._can_keep(pending, reports):
+                return
         else:
             self._to_free = []  # release drops every sequence's caches anyway
-            reports = [r for r in (self._pipeline.control("release") or []) if isinstance(r, dict)]
+            reports = self._release(pending)
         gpu_bytes = sum(int(r.get("gpu_memory_bytes", 0)) for r in reports)
         host_bytes = sum(int(r.get("host_memory_bytes", 0)) for r in reports)
         fifo = self._lifecycle.create_resume_fifo()
         log.info("prepared for checkpoint in %.3fs; still held: %d bytes on GPUs, %d in host memory",
                  time.monotonic() - started, gpu_bytes, host_bytes)
         self._suspend(pending, self._prepared(pending, fifo, gpu_bytes, host_bytes))
+
+    def _can_keep(self, pending: _PendingPrepare, reports: list) -> bool:
+        """keep_caches puts the weights into the image, which cannot carry weights mapped from a weight
+        holder's GPU memory: then the prepare is refused (False) and the engine serves on."""
+        if not any(r.get("weight_mappings") for r in reports):
+            return True
+        self._status.state = READY
+        self._send_error(pending.identity, pending.request_id, ErrorCode.CHECKPOINT_UNSUPPORTED,
+                         "this engine's weights are mapped from a weight holder's GPU memory, which a "
+                         "checkpoint cannot carry: prepare without keep_caches; the engine serves on")
+        return False
+
+    def _release(self, pending: _PendingPrepare) -> list:
+        """The cores' reports after releasing. A core that could not release cannot serve or be checkpointed:
+        the prepare gets the reason and the engine stops (engine_failed)."""
+        try:
+            return [r for r in (self._pipeline.control("release") or []) if isinstance(r, dict)]
+        except ControlFailed as exc:
+            self._send_error(pending.identity, pending.request_id, ErrorCode.ENGINE_ERROR,
+                             f"prepare_checkpoint failed: {exc.message}; the engine stops")
+            raise
 
     # ------------------------------------------------------------ stepping
 

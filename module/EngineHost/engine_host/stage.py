@@ -70,8 +70,10 @@ class Stage(Protocol):
     def release(self) -> None:
         """Drop what must not be in a checkpoint image (KV caches, device pools)."""
 
-    def reacquire(self) -> dict:
-        """Undo release(); returns phase timings {name: seconds}."""
+    def reacquire(self, weight_holder: Optional[str] = None) -> dict:
+        """Undo release(); returns phase timings {name: seconds}. weight_holder: the socket of a weight holder
+        that may give back released weights (engine_host/weight_holder.py); a stage that released none
+        ignores it."""
 
     def report(self) -> dict:
         """device, dtype, host_memory_bytes, gpu_memory_bytes, phases."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Optional
 
 import numpy as np
 
@@ -153,8 +154,8 @@ class TinyStage:
         self._caches.clear()
         self._samplers.clear()
 
-    def reacquire(self) -> dict:
-        return {}  # caches are allocated per request, as requests arrive
+    def reacquire(self, weight_holder: Optional[str] = None) -> dict:
+        return {}  # caches are allocated per request, as requests arrive; the weights were never released
 
     def step(self, request: StepRequest):
         for seq_id in request.free:

@@ -19,19 +19,23 @@ sequence at a time, with causal attention over the prompt.
 release() drops graphs and pool and empties the CUDA cache (they must not be in a checkpoint image);
 reacquire() allocates and captures again (graphs hold the pool's addresses, so they cannot outlive it).
 With weights_from_source, release() also drops the weights and reacquire() first reads them back from the
-model directory's safetensors files (backends/torch_weights.py), so a checkpoint holds no weight bytes.
+model directory's safetensors files (backends/torch_weights.py), so a checkpoint holds no weight bytes; or,
+given a weight holder's socket (engine_host/weight_holder.py), maps them from the holder's GPU memory. A
+mapping of the holder's memory is never open when release() returns: a checkpoint could not carry it.
 """
 from __future__ import annotations
 
 import gc
 import logging
 import time
+from typing import Optional
 
 import numpy as np
 import torch
 import transformers
 from transformers import AutoConfig, AutoModelForCausalLM
 
+from .. import cuda_vmm, weight_share
 from ..options import FailureCode, StartupError
 from ..sampling import Sampler
 from ..stage import StageSpec, StepRequest, StepResult
@@ -112,6 +116,7 @@ class TorchStage:
             raise StartupError(FailureCode.BAD_ENGINE_ARGS,
                                f"weights_from_source: the safetensors files in {c.model} hold none of "
                                f"the model's parameters")
+        self._weights_from: Optional[str] = None  # "holder" or "files": where the last reacquire got them
         if c.preset is None:  # from_pretrained read the files through host memory
             torch_weights.trim_host_memory()
         self._phases["weights"] = time.monotonic() - started
@@ -243,6 +248,7 @@ class TorchStage:
         self._free_slots, self._slot_of, self._samplers = [], {}, {}
         if self._source is not None:
             self._source.release()
+            self._weights_from = None
         gc.collect()
         if self.device.type == "cuda":
             if self._source is not None:
@@ -255,25 +261,51 @@ class TorchStage:
             log.info("released the KV pool, CUDA graphs and %.3f GiB of weights; GPU memory reserved: "
                      "%d bytes; process RSS %.3f GiB", self._source.nbytes / 2**30,
                      self._gpu_memory_bytes(), torch_weights.resident_bytes() / 2**30)
+        if cuda_vmm.open_mappings():
+            # A CUDA checkpoint of a process that maps memory another process exported cannot be restored.
+            raise RuntimeError(f"{cuda_vmm.open_mappings()} mapping(s) of a weight holder's GPU memory are "
+                               "still open after release; this engine must not be checkpointed")
 
-    def reacquire(self) -> dict:
+    def reacquire(self, weight_holder: Optional[str] = None) -> dict:
+        """weight_holder: a weight holder's socket to map released weights from, instead of reading them
+        from the files (which is what happens when the holder cannot give them)."""
         if self._source is None or not self._source.released:
             # The process has run every kernel already (it was checkpointed serving): no warm-up passes.
             return self._acquire(warm_up=False)
+        started = time.monotonic()
+        if weight_holder is not None and self._map_from_holder(weight_holder):
+            phases = {"weights": time.monotonic() - started}
+            phases.update(self._acquire(warm_up=False))
+            return phases
         # Graph capture records kernels without running them, so it only needs the weights' new addresses:
         # it runs while the loader threads fill them, and nothing reads a weight before wait() returns.
-        started = time.monotonic()
         loading = self._source.start_reload()
         try:
-            phases = self._acquire(warm_up=False, capture_mode="thread_local")
+            acquired = self._acquire(warm_up=False, capture_mode="thread_local")
         finally:
             threads = loading.wait()
         seconds = time.monotonic() - started
-        phases["weights"] = seconds
+        self._weights_from = "files"
         log.info("weights reloaded from safetensors: %.3f GiB in %.3fs (%.2f GB/s) with %d thread(s), "
                  "the KV pool and CUDA graphs made meanwhile", self._source.nbytes / 2**30, seconds,
                  self._source.nbytes / max(seconds, 1e-9) / 1e9, threads)
-        return phases
+        return {"weights": seconds, **acquired}
+
+    def _map_from_holder(self, path: str) -> bool:
+        """True once every released parameter views (or was copied from) the holder's memory; False, with
+        a warning naming why, when the weights are to be read from the files instead."""
+        started = time.monotonic()
+        try:
+            views = self._source.map_from_holder(path)
+        except (weight_share.HolderMismatch, OSError, RuntimeError) as exc:  # CudaError and torch's too
+            log.warning("weights not mapped from the weight holder at %s (%s: %s); reading the files",
+                        path, type(exc).__name__, exc)
+            return False
+        self._weights_from = "holder"
+        log.info("weights mapped from the weight holder at %s: %d parameter(s), %d of them views of its "
+                 "memory (read-only), %.3f GiB in %.3fs", path, self._source.count, views,
+                 self._source.nbytes / 2**30, time.monotonic() - started)
+        return True
 
     def _gpu_memory_bytes(self) -> int:
         return torch.cuda.memory_reserved(self.device) if self.device.type == "cuda" else 0
@@ -293,6 +325,8 @@ class TorchStage:
             "gpu_memory_bytes": self._gpu_memory_bytes(),
             "kv_pool_bytes": pool,
             "max_num_seqs": self._slots,
+            "weight_mappings": cuda_vmm.open_mappings(),
+            **({} if self._weights_from is None else {"weights_from": self._weights_from}),
             "phases": dict(self._phases),
         }
 

@@ -12,6 +12,12 @@ two pinned staging buffers (CUDA) or straight into the tensor (CPU), and copies 
 non_blocking=True on its own CUDA stream while it reads the next range into the other buffer. A tensor whose
 file dtype differs from the parameter's is copied in the file's dtype and converted on the device.
 Parameters no file holds stay resident (logged at startup).
+
+map_from_holder() is the other way back: a weight holder (engine_host/weight_holder.py) that keeps the same
+files' tensors in GPU memory sends its allocation's descriptor; the engine maps it read-only
+(engine_host/cuda_vmm.py) and points each parameter at a view of its tensor there, or at a converted copy
+where the dtypes differ, after checking (engine_host/weight_share.py) that the holder's GPU, files and
+tensors are the ones this engine would read. release() then unmaps it as well.
 """
 from __future__ import annotations
 
@@ -19,9 +25,11 @@ import logging
 import os
 import queue
 from concurrent.futures import ThreadPoolExecutor
+from typing import Optional
 
 import torch
 
+from .. import cuda_vmm, weight_share
 from .. import safetensors_files as stf
 
 log = logging.getLogger("engine_host.torch")
@@ -73,6 +81,7 @@ def _parameters_by_every_name(model: torch.nn.Module) -> dict:
 class SourceWeights:
     def __init__(self, model: torch.nn.Module, directory: str, device: torch.device):
         self._device = device
+        self._directory = directory
         entries = stf.read_directory(directory)
         params = _parameters_by_every_name(model)
         self._items: list = []  # (Parameter, TensorEntry)
@@ -94,6 +103,7 @@ class SourceWeights:
         resident = [(n, p) for n, p in model.named_parameters() if id(p) not in covered]
         self.nbytes = sum(p.numel() * p.element_size() for p, _ in self._items)
         self.released = False
+        self._mapping: Optional[cuda_vmm.Mapping] = None  # a holder's memory that parameters view
         if skipped:
             log.warning("weights_from_source: %d tensor(s) of the files do not fit the model and are "
                         "not used: %s", len(skipped), "; ".join(skipped[:5]))
@@ -111,123 +121,197 @@ class SourceWeights:
         return len(self._items)
 
     def release(self) -> None:
-        """Point every mapped parameter at an empty tensor; the caller empties the CUDA cache."""
+        """Point every mapped parameter at an empty tensor and unmap a holder's memory; the caller empties
+        the CUDA cache."""
+        self._drop_parameters()
+        if self._mapping is not None:
+            mapping, self._mapping = self._mapping, None
+            mapping.close()
+        self.released = True
+
+    def _drop_parameters(self) -> None:
         for param, _ in self._items:
             param.data = torch.empty(0, dtype=param.dtype, device=param.device)
-        self.released = True
 
     def start_reload(self) -> "Reload":
         """Allocate every mapped parameter anew and start reading it back from the files."""
-        device = self._device
-        dsts = [torch.empty(entry.shape, dtype=param.dtype, device=device)
+        dsts = [torch.empty(entry.shape, dtype=param.dtype, device=self._device)
                 for param, entry in self._items]
         for (param, _), dst in zip(self._items, dsts):
             param.data = dst
-        work: "queue.SimpleQueue[int]" = queue.SimpleQueue()
-        for i in sorted(range(len(self._items)), key=lambda i: -self._items[i][1].nbytes):
-            work.put(i)
-        threads = max(1, min(LOAD_THREADS, os.cpu_count() or 1, len(self._items)))
-        pool = ThreadPoolExecutor(threads, thread_name_prefix="weights")
-        futures = [pool.submit(self._load_worker, work, dsts) for _ in range(threads)]
-        return Reload(self, pool, futures)
+        return start_loading([(entry, dst) for (_, entry), dst in zip(self._items, dsts)], self._device,
+                             on_done=self._reloaded)
 
-    def _finish_reload(self) -> None:
-        if self._device.type == "cuda":
-            torch.cuda.synchronize(self._device)
-            torch.cuda.empty_cache()  # conversion temporaries, cached for the loader threads' streams
-            _empty_host_cache()
+    def _reloaded(self) -> None:
         self.released = False
 
-    # ------------------------------------------------------------ loader threads
+    # ------------------------------------------------------------ from a weight holder
 
-    def _load_worker(self, work: "queue.SimpleQueue[int]", dsts: list) -> None:
-        fds: dict = {}
+    def map_from_holder(self, path: str) -> int:
+        """Point every mapped parameter at the weight holder's copy of its tensor: a view of the holder's
+        memory, mapped read-only, where the dtypes agree; a converted copy where they do not. Returns how
+        many are views. Raises (the parameters stay released) when the holder cannot be reached, sends
+        something else than an offer, or offers weights that are not this engine's: HolderMismatch,
+        OSError or cuda_vmm.CudaError, each naming why."""
+        if self._device.type != "cuda":
+            raise weight_share.HolderMismatch("this engine runs on the CPU")
+        offer, fd = weight_share.receive_offer(path)
         try:
-            if self._device.type == "cuda":
-                self._cuda_worker(work, dsts, fds)
-            else:
-                while True:
-                    try:
-                        i = work.get_nowait()
-                    except queue.Empty:
-                        return
-                    self._load_cpu(self._fd(fds, self._items[i][1]), self._items[i][1], dsts[i])
+            steps = weight_share.plan_mapping(self._wanted(), offer, device_uuid(self._device),
+                                              self._file_identities())
+            mapping = cuda_vmm.import_fd(fd, offer.bytes, self._device.index)
         finally:
-            for fd in fds.values():
+            os.close(fd)
+        try:
+            self._point_at(mapping, steps)
+        except BaseException:
+            self._drop_parameters()
+            mapping.close()
+            raise
+        views = sum(1 for step in steps if step.view)
+        if views:
+            self._mapping = mapping
+        else:  # every parameter is a converted copy: the holder's memory is not needed any more
+            mapping.close()
+        self.released = False
+        return views
+
+    def _point_at(self, mapping: cuda_vmm.Mapping, steps: list) -> None:
+        whole = torch.as_tensor(mapping, device=self._device)
+        for step in steps:
+            param, entry = self._items[step.index][0], step.entry
+            view = whole[entry.offset:entry.offset + entry.nbytes].view(TORCH_DTYPES[entry.dtype])
+            view = view.view(entry.shape)
+            param.data = view if step.view else view.to(param.dtype)
+        torch.cuda.synchronize(self._device)  # the conversions are done before the mapping may close
+
+    def _relative(self, entry: stf.TensorEntry) -> str:
+        return os.path.relpath(entry.path, self._directory)
+
+    def _wanted(self) -> list:
+        return [weight_share.WantedTensor(entry.name, self._relative(entry), entry.shape,
+                                          SAFETENSORS_DTYPES.get(param.dtype, str(param.dtype)))
+                for param, entry in self._items]
+
+    def _file_identities(self) -> dict:
+        identities = {}
+        for _, entry in self._items:
+            name = self._relative(entry)
+            if name not in identities:
+                st = os.stat(entry.path)
+                identities[name] = (st.st_size, st.st_mtime_ns)
+        return identities
+
+
+def device_uuid(device: torch.device) -> str:
+    """The GPU's UUID as nvidia-smi and the driver's /proc files write it (GPU-xxxxxxxx-…)."""
+    return f"GPU-{torch.cuda.get_device_properties(device).uuid}"
+
+
+# ---------------------------------------------------------------- loader threads
+
+def start_loading(items: list, device: torch.device, on_done=None, opened: Optional[dict] = None) -> "Reload":
+    """Fill each destination tensor of items [(TensorEntry, tensor)] with the entry's bytes from its file,
+    converted to the tensor's dtype, with loader threads; on_done() runs once all of it is done. opened:
+    {path: descriptor} the caller opened and closes, read by every thread (pread keeps no file position);
+    each thread opens the other files itself."""
+    work: "queue.SimpleQueue[int]" = queue.SimpleQueue()
+    for i in sorted(range(len(items)), key=lambda i: -items[i][0].nbytes):
+        work.put(i)
+    threads = max(1, min(LOAD_THREADS, os.cpu_count() or 1, len(items)))
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="weights")
+    futures = [pool.submit(_load_worker, work, items, device, opened or {}) for _ in range(threads)]
+    return Reload(pool, futures, device, on_done)
+
+
+def _load_worker(work: "queue.SimpleQueue[int]", items: list, device: torch.device, opened: dict) -> None:
+    fds: dict = dict(opened)
+    try:
+        if device.type == "cuda":
+            _cuda_worker(work, items, device, fds)
+        else:
+            while True:
+                try:
+                    i = work.get_nowait()
+                except queue.Empty:
+                    return
+                _load_cpu(_fd(fds, items[i][0]), *items[i])
+    finally:
+        for path, fd in fds.items():
+            if path not in opened:
                 os.close(fd)
 
-    @staticmethod
-    def _fd(fds: dict, entry: stf.TensorEntry) -> int:
-        fd = fds.get(entry.path)
-        if fd is None:
-            fd = fds[entry.path] = os.open(entry.path, os.O_RDONLY)
-        return fd
 
-    @staticmethod
-    def _target(entry: stf.TensorEntry, dst: torch.Tensor) -> torch.Tensor:
-        """dst itself, or a tensor in the file's dtype to convert from; flat bytes of either."""
-        source_dtype = TORCH_DTYPES[entry.dtype]
-        target = dst if source_dtype == dst.dtype else torch.empty(
-            entry.shape, dtype=source_dtype, device=dst.device)
-        return target
+def _fd(fds: dict, entry: stf.TensorEntry) -> int:
+    fd = fds.get(entry.path)
+    if fd is None:
+        fd = fds[entry.path] = os.open(entry.path, os.O_RDONLY)
+    return fd
 
-    @staticmethod
-    def _bytes(target: torch.Tensor, entry: stf.TensorEntry) -> torch.Tensor:
-        raw = target.reshape(-1).view(torch.uint8)
-        if raw.numel() != entry.nbytes:
-            raise RuntimeError(f"{entry.name}: {raw.numel()} bytes in memory, {entry.nbytes} in "
-                               f"{entry.path}")
-        return raw
 
-    def _load_cpu(self, fd: int, entry: stf.TensorEntry, dst: torch.Tensor) -> None:
-        target = self._target(entry, dst)
-        _pread_into(fd, self._bytes(target, entry).numpy(), entry.offset)
-        if target is not dst:
-            dst.copy_(target)
+def _target(entry: stf.TensorEntry, dst: torch.Tensor) -> torch.Tensor:
+    """dst itself, or a tensor in the file's dtype to convert from."""
+    source_dtype = TORCH_DTYPES[entry.dtype]
+    return dst if source_dtype == dst.dtype else torch.empty(entry.shape, dtype=source_dtype,
+                                                             device=dst.device)
 
-    def _cuda_worker(self, work: "queue.SimpleQueue[int]", dsts: list, fds: dict) -> None:
-        device = self._device
-        torch.cuda.set_device(device)
-        stream = torch.cuda.Stream(device=device)
-        staging = [torch.empty(STAGING_BYTES, dtype=torch.uint8, pin_memory=True) for _ in range(2)]
-        events = [torch.cuda.Event(), torch.cuda.Event()]
-        recorded = [False, False]
-        turn = 0
-        try:
-            with torch.cuda.stream(stream):
-                while True:
-                    try:
-                        i = work.get_nowait()
-                    except queue.Empty:
-                        break
-                    entry, dst = self._items[i][1], dsts[i]
-                    fd = self._fd(fds, entry)
-                    target = self._target(entry, dst)
-                    raw = self._bytes(target, entry)
-                    pos = 0
-                    while pos < entry.nbytes:
-                        n = min(STAGING_BYTES, entry.nbytes - pos)
-                        half = turn % 2
-                        turn += 1
-                        if recorded[half]:
-                            events[half].synchronize()  # its previous copy to the GPU is done
-                        buffer = staging[half][:n]
-                        _pread_into(fd, buffer.numpy(), entry.offset + pos)
-                        raw[pos:pos + n].copy_(buffer, non_blocking=True)
-                        events[half].record(stream)
-                        recorded[half] = True
-                        pos += n
-                    if target is not dst:
-                        dst.copy_(target, non_blocking=True)  # same stream: after the bytes landed
-        finally:
-            stream.synchronize()  # nothing of this thread in flight once it returns
+
+def _bytes(target: torch.Tensor, entry: stf.TensorEntry) -> torch.Tensor:
+    raw = target.reshape(-1).view(torch.uint8)
+    if raw.numel() != entry.nbytes:
+        raise RuntimeError(f"{entry.name}: {raw.numel()} bytes in memory, {entry.nbytes} in {entry.path}")
+    return raw
+
+
+def _load_cpu(fd: int, entry: stf.TensorEntry, dst: torch.Tensor) -> None:
+    target = _target(entry, dst)
+    _pread_into(fd, _bytes(target, entry).numpy(), entry.offset)
+    if target is not dst:
+        dst.copy_(target)
+
+
+def _cuda_worker(work: "queue.SimpleQueue[int]", items: list, device: torch.device, fds: dict) -> None:
+    torch.cuda.set_device(device)
+    stream = torch.cuda.Stream(device=device)
+    staging = [torch.empty(STAGING_BYTES, dtype=torch.uint8, pin_memory=True) for _ in range(2)]
+    events = [torch.cuda.Event(), torch.cuda.Event()]
+    recorded = [False, False]
+    turn = 0
+    try:
+        with torch.cuda.stream(stream):
+            while True:
+                try:
+                    i = work.get_nowait()
+                except queue.Empty:
+                    break
+                entry, dst = items[i]
+                fd = _fd(fds, entry)
+                target = _target(entry, dst)
+                raw = _bytes(target, entry)
+                pos = 0
+                while pos < entry.nbytes:
+                    n = min(STAGING_BYTES, entry.nbytes - pos)
+                    half = turn % 2
+                    turn += 1
+                    if recorded[half]:
+                        events[half].synchronize()  # its previous copy to the GPU is done
+                    buffer = staging[half][:n]
+                    _pread_into(fd, buffer.numpy(), entry.offset + pos)
+                    raw[pos:pos + n].copy_(buffer, non_blocking=True)
+                    events[half].record(stream)
+                    recorded[half] = True
+                    pos += n
+                if target is not dst:
+                    dst.copy_(target, non_blocking=True)  # same stream: after the bytes landed
+    finally:
+        stream.synchronize()  # nothing of this thread in flight once it returns
 
 
 class Reload:
-    """Weights being read back by loader threads; nothing may read them before wait() returns."""
+    """Weights being read by loader threads; nothing may read them before wait() returns."""
 
-    def __init__(self, source: SourceWeights, pool: ThreadPoolExecutor, futures: list):
-        self._source, self._pool, self._futures = source, pool, futures
+    def __init__(self, pool: ThreadPoolExecutor, futures: list, device: torch.device, on_done=None):
+        self._pool, self._futures, self._device, self._on_done = pool, futures, device, on_done
 
     def wait(self) -> int:
         """Join the loader threads (raising the first failure); returns how many there were."""
@@ -236,7 +320,12 @@ class Reload:
                 future.result()
         finally:
             self._pool.shutdown(wait=True)
-        self._source._finish_reload()
+        if self._device.type == "cuda":
+            torch.cuda.synchronize(self._device)
+            torch.cuda.empty_cache()  # conversion temporaries, cached for the loader threads' streams
+            _empty_host_cache()
+        if self._on_done is not None:
+            self._on_done()
         return len(self._futures)
 
 

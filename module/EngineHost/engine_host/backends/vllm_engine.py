@@ -468,7 +468,9 @@ class VllmEngine:
                 "prepare its NCCL communicators, so a checkpoint of it could not be restored. Only an "
                 "engine on one GPU can be checkpointed")
 
-    def control(self, command: str) -> list:
+    def control(self, command: str, weight_holder: Optional[str] = None) -> list:
+        if weight_holder is not None:  # vLLM reloads its own weights (sleep_level 2)
+            log.warning("a vllm engine takes no weights from a weight holder; ignoring %s", weight_holder)
         if command == "release":
             phases = self._call(self._release(), _CALL_TIMEOUT_S)
         elif command == "reacquire":
