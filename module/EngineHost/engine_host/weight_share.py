@@ -15,6 +15,7 @@ file's dtype (safetensors names).
 """
 from __future__ import annotations
 
+import array
 import json
 import logging
 import os
@@ -33,6 +34,7 @@ ALIGNMENT = 256
 MAX_MESSAGE_BYTES = 64 << 20
 _LENGTH = struct.Struct(">I")
 _UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
+_FD = array.array("i")
 
 
 class HolderMismatch(Exception):
@@ -230,8 +232,14 @@ def _receive(channel: socket.socket, fds: list) -> bytes:
     data = bytearray()
     need: Optional[int] = None
     while need is None or len(data) < _LENGTH.size + need:
-        chunk, received, flags, _ = socket.recv_fds(channel, 1 << 16, 1, socket.MSG_CMSG_CLOEXEC)
-        fds.extend(received)
+        # recvmsg itself: socket.recv_fds does not pass MSG_CMSG_CLOEXEC on in every Python.
+        chunk, ancillary, flags, _ = channel.recvmsg(1 << 16, socket.CMSG_SPACE(_FD.itemsize),
+                                                     socket.MSG_CMSG_CLOEXEC)
+        for level, kind, fd_bytes in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                received = array.array("i")
+                received.frombytes(fd_bytes[:len(fd_bytes) - len(fd_bytes) % _FD.itemsize])
+                fds.extend(received)
         if flags & socket.MSG_CTRUNC:
             raise HolderMismatch("the holder sent more descriptors than one")
         if not chunk:
