@@ -16,7 +16,7 @@ internal sealed class CheckpointWorld : IDisposable
     public const int RootPid = 4100;
     public const int CorePid = 4101;
 
-    public CheckpointWorld(bool usesCuda = false)
+    public CheckpointWorld(bool usesCuda = false, EngineSpec? spec = null)
     {
         Root = Directory.CreateTempSubdirectory("criu-world-").FullName;
         Registry = new EngineRegistry(Path.Combine(Root, "registry"));
@@ -37,7 +37,7 @@ internal sealed class CheckpointWorld : IDisposable
             Engines = Engines,
             Python = new PythonLocator(new AcceptingPythonProbe(), name => name == "PATH" ? "/usr/bin" : null),
         };
-        Engine = StartEngine();
+        Engine = StartEngine(spec ?? new EngineSpec { Python = "/usr/bin/python3" });
     }
 
     public string Root { get; }
@@ -87,9 +87,9 @@ internal sealed class CheckpointWorld : IDisposable
 
     public void Dispose() => Directory.Delete(Root, recursive: true);
 
-    private EngineInfo StartEngine()
+    private EngineInfo StartEngine(EngineSpec spec)
     {
-        var record = Registry.Create(new EngineSpec { Python = "/usr/bin/python3" }, "engine", StartSource.Cold);
+        var record = Registry.Create(spec, "engine", StartSource.Cold);
         record.RootProcessId = RootPid;
         Registry.Save(record);
         File.WriteAllText(new RunDirectory(record.RunDirectory).LogFile, "engine started\nengine ready\n");

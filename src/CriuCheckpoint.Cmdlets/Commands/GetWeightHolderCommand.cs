@@ -1,5 +1,5 @@
 using System.Management.Automation;
-using CriuCheckpoint.Holder;
+using CriuCheckpoint.Gpu;
 
 namespace CriuCheckpoint.Commands;
 

@@ -1,7 +1,7 @@
 using System.Management.Automation;
 using CriuCheckpoint.Core;
 using CriuCheckpoint.Engine;
-using CriuCheckpoint.Holder;
+using CriuCheckpoint.Gpu;
 
 namespace CriuCheckpoint.Commands;
 

@@ -2,7 +2,6 @@ using System.Management.Automation;
 using CriuCheckpoint.Core;
 using CriuCheckpoint.Engine;
 using CriuCheckpoint.Gpu;
-using CriuCheckpoint.Holder;
 using CriuCheckpoint.Native;
 
 namespace CriuCheckpoint.Commands;

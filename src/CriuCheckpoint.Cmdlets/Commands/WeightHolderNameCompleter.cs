@@ -1,8 +1,8 @@
 using System.Collections;
-using System.Management.Automation;
 using System.Management.Automation.Language;
+using System.Management.Automation;
 using CriuCheckpoint.Engine;
-using CriuCheckpoint.Holder;
+using CriuCheckpoint.Gpu;
 
 namespace CriuCheckpoint.Commands;
 

@@ -1,5 +1,4 @@
 using CriuCheckpoint.Engine;
-using CriuCheckpoint.Holder;
 using CriuCheckpoint.Native;
 
 namespace CriuCheckpoint.Gpu;

@@ -1,6 +1,6 @@
 using CriuCheckpoint.Core;
 using CriuCheckpoint.Engine;
-using CriuCheckpoint.Holder;
+using CriuCheckpoint.Gpu;
 using Microsoft.Win32.SafeHandles;
 
 namespace CriuCheckpoint.Checkpoint;

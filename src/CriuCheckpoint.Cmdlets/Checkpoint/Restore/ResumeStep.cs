@@ -1,11 +1,13 @@
 using CriuCheckpoint.Engine;
+using CriuCheckpoint.Gpu;
 
 namespace CriuCheckpoint.Checkpoint;
 
 /// <summary>
 /// The resume message through the FIFO, carrying the manifest's canary and the weight holder found by Validate, and the
-/// listening socket handed over; the engine re-acquires its weights (from the holder or its files) and KV cache, answers the canary and compares it, and only then binds and writes ready.json. A
-/// failure here is the engine's (ResumeFailed with its own reason, CanaryMismatch), not CRIU's.
+/// listening socket handed over; the engine re-acquires its weights (from the holder or its files) and KV cache,
+/// answers the canary and compares it, and only then binds and writes ready.json. A failure here is the engine's
+/// (ResumeFailed with its own reason, CanaryMismatch), not CRIU's.
 /// </summary>
 internal sealed class ResumeStep : IStep<RestoreContext>
 {

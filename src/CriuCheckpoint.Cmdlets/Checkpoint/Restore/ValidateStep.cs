@@ -1,7 +1,6 @@
 using CriuCheckpoint.Core;
 using CriuCheckpoint.Engine;
 using CriuCheckpoint.Gpu;
-using CriuCheckpoint.Holder;
 
 namespace CriuCheckpoint.Checkpoint;
 
@@ -99,7 +98,7 @@ internal sealed class ValidateStep : IStep<RestoreRequest>
         }
 
         var targets = Targets(gpu, gpus).Select(t => t.Uuid).ToArray();
-        var (holder, reason) = WeightHolderMatch.Find(new WeightHolderRegistry(context.Services.Registry.Root).List(), spec.Model, targets, WeightHolderMatch.FilesOf(spec.Model));
+        var (holder, reason) = WeightHolderMatch.Find(new WeightHolderRegistry(context.Services.Registry.Root, context.Services.ProcFs).List(), spec.Model, targets, WeightHolderMatch.FilesOf(spec.Model));
         context.WeightHolder = holder;
         context.Observer.Verbose(holder is null ? $"No weight holder for {spec.Model}: {reason}; replicas read the model's files." : $"Replicas map their weights from {reason}.");
     }

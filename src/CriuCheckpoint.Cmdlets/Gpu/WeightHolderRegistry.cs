@@ -2,7 +2,7 @@ using System.Security.Cryptography;
 using CriuCheckpoint.Engine;
 using CriuCheckpoint.Native;
 
-namespace CriuCheckpoint.Holder;
+namespace CriuCheckpoint.Gpu;
 
 /// <summary>
 /// The weight holders of this host: one run directory each under the engine registry's root (holders/), so any session

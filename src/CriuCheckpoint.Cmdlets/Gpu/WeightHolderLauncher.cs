@@ -4,7 +4,7 @@ using CriuCheckpoint.Core;
 using CriuCheckpoint.Engine;
 using CriuCheckpoint.Native;
 
-namespace CriuCheckpoint.Holder;
+namespace CriuCheckpoint.Gpu;
 
 /// <summary>
 /// Starts a weight holder detached in its own session, as engines are, and waits until it holds the model's weights

@@ -2,7 +2,7 @@ using CriuCheckpoint.Core;
 using CriuCheckpoint.Engine;
 using CriuCheckpoint.Native;
 
-namespace CriuCheckpoint.Holder;
+namespace CriuCheckpoint.Gpu;
 
 /// <summary>
 /// Stops a weight holder by PID: SIGTERM (it unmaps and frees its GPU memory and removes its socket), SIGKILL after the

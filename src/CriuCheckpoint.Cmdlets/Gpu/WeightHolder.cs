@@ -2,7 +2,7 @@ using CriuCheckpoint.Engine;
 using Newtonsoft.Json;
 using Newtonsoft.Json.Converters;
 
-namespace CriuCheckpoint.Holder;
+namespace CriuCheckpoint.Gpu;
 
 /// <summary>Whether a weight holder serves its weights, is still loading them, or has exited.</summary>
 [JsonConverter(typeof(StringEnumConverter))]
@@ -14,7 +14,7 @@ public enum WeightHolderState
 }
 
 /// <summary>
-/// A resident weight holder (PowerShell type CriuCheckpoint.Holder.WeightHolder), as Start-WeightHolder and
+/// A resident weight holder (PowerShell type CriuCheckpoint.Gpu.WeightHolder), as Start-WeightHolder and
 /// Get-WeightHolder write it: a process that keeps one model's weights in one GPU's memory and lends them to restored
 /// engines of that model on that GPU, which map them at resume instead of reading the model's files.
 /// </summary>
@@ -81,7 +81,7 @@ internal sealed class WeightHolderRecord
 }
 
 /// <summary>The holder's ready.json (docs/protocol.md, "Weight holder"): what it holds, where, and how to ask for it.</summary>
-internal sealed class HolderReady
+internal sealed record HolderReady
 {
     public int Pid { get; set; }
 

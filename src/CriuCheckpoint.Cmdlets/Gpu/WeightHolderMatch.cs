@@ -1,6 +1,6 @@
 using CriuCheckpoint.Engine;
 
-namespace CriuCheckpoint.Holder;
+namespace CriuCheckpoint.Gpu;
 
 /// <summary>
 /// Which ready holder a restored engine may take its weights from: one that holds the same model directory, on the GPU the
