@@ -96,6 +96,7 @@ public sealed class WeightHolderTests : IDisposable
         Assert.Equal(WeightHolderState.Loading, holders["loading"].State);
         Assert.Equal(WeightHolderState.Ready, holders["ready"].State);
         Assert.Equal(96, holders["ready"].WeightBytes);
+        Assert.Equal(2, holders["ready"].Tensors);
         Assert.Equal(Path.Combine(ready.RunDirectory, "holder.sock"), holders["ready"].Socket);
         Assert.Null(holders["loading"].Socket);
         registry.Remove(loading);
@@ -184,7 +185,7 @@ public sealed class WeightHolderTests : IDisposable
         Model = model,
         GpuUuid = "GPU-aaaa",
         Bytes = 96,
-        Tensors = 2,
+        Layout = JsonSerializer.Deserialize<List<JsonElement>>("[{}, {}]")!,
         Files = WeightHolderMatch.FilesOf(model).ToList(),
     };
 

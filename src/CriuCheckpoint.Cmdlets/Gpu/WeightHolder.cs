@@ -93,8 +93,10 @@ internal sealed record HolderReady
 
     public long Bytes { get; set; }
 
-    public int Tensors { get; set; }
+    /// <summary>Where each tensor is in the allocation; the module only counts them.</summary>
+    public List<System.Text.Json.JsonElement> Layout { get; set; } = new();
 
+    [System.Text.Json.Serialization.JsonPropertyName("load_s")]
     public double LoadSeconds { get; set; }
 
     /// <summary>The safetensors files it read, as they were when it read them.</summary>

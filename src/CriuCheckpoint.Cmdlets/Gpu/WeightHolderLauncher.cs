@@ -87,13 +87,21 @@ internal sealed class WeightHolderLauncher
         {
             if (runDirectory.ReadFailed() is { } failed)
             {
-                throw Failure(failed.Code == "model_not_found" ? ErrorIds.ModelNotFound : ErrorIds.WeightHolderFailed,
-                    $"Weight holder {record.Name} failed: {failed.Message} ({failed.Code}).", record, runDirectory);
+                var (errorId, kind) = failed.Code switch
+                {
+                    "model_not_found" => (ErrorIds.ModelNotFound, FailureKind.ObjectNotFound),
+                    "gpu_out_of_memory" => (ErrorIds.InsufficientGpuMemory, FailureKind.ResourceUnavailable),
+                    "missing_dependency" => (ErrorIds.PythonPackageMissing, FailureKind.NotInstalled),
+                    "backend_unavailable" => (ErrorIds.WeightHolderFailed, FailureKind.NotInstalled),
+                    _ => (ErrorIds.WeightHolderFailed, FailureKind.InvalidOperation),
+                };
+                throw new CriuCheckpointException(errorId, kind, $"Weight holder {record.Name} failed: {failed.Message} ({failed.Code}).", record.Name, details: runDirectory.LogTail());
             }
 
             if (!procFs.IsAlive(record.RootProcessId, record.RootStartTime))
             {
-                throw Failure(ErrorIds.WeightHolderFailed, $"Weight holder {record.Name} (PID {record.RootProcessId}) exited while loading. The end of its log ({runDirectory.LogFile}) is below.", record, runDirectory);
+                throw new CriuCheckpointException(ErrorIds.WeightHolderFailed, FailureKind.InvalidOperation,
+                    $"Weight holder {record.Name} (PID {record.RootProcessId}) exited while loading. The end of its log ({runDirectory.LogFile}) is below.", record.Name, details: runDirectory.LogTail());
             }
 
             if (waited.Elapsed > timeout)
@@ -105,9 +113,6 @@ internal sealed class WeightHolderLauncher
             await Task.Delay(Poll, cancellationToken).ConfigureAwait(false);
         }
     }
-
-    private static CriuCheckpointException Failure(string errorId, string message, WeightHolderRecord record, HolderRunDirectory runDirectory) =>
-        new(errorId, errorId == ErrorIds.ModelNotFound ? FailureKind.ObjectNotFound : FailureKind.InvalidOperation, message, record.Name, details: runDirectory.LogTail());
 
     /// <summary>Kills what a failed start left running (by PID) and removes its run directory.</summary>
     public void Abandon(WeightHolderRecord record)

@@ -79,7 +79,7 @@ internal sealed class WeightHolderRegistry
             GpuUuid = ready?.GpuUuid,
             State = !alive ? WeightHolderState.Exited : ready is null ? WeightHolderState.Loading : WeightHolderState.Ready,
             WeightBytes = ready?.Bytes ?? 0,
-            Tensors = ready?.Tensors ?? 0,
+            Tensors = ready?.Layout.Count ?? 0,
             LoadSeconds = ready?.LoadSeconds ?? 0,
             ProcessId = record.RootProcessId,
             RunDirectory = record.RunDirectory,
