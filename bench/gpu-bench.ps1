@@ -15,7 +15,15 @@
                 process at a time, restored into the host PID namespace after the original exited
       weights   lever: the same model with its weights in the image (only -WeightsFromSource differs from ours), and
                 lever: that image restored from a disk store, page cache warm and cold, against tmpfs
-      levers    llama-1b preset: transparent huge pages always vs never for criu's restore, N replicas at once
+      criu      ours' image restored in turn by the module's criu and by -FallbackCriuPath (the criu-restore phase and
+                restore-to-first-token of each, tokens checked), and by the module's criu with -DirectImageRead
+    cold_node ours with the page cache of the model, the image and the Python/torch libraries dropped (drop_caches
+                where allowed, else posix_fadvise per file): a cold start, a restore reading the weights after criu
+                (-SkipWeightPrefetch) and one prefetching them while criu and the CUDA restore run; floor: weights at
+                the disk's cold rate + image at its rate + GPU bytes at the pinned host-to-GPU rate
+    holder    ours restored onto a GPU where a weight holder keeps the model (Start-WeightHolder), the model's page
+                cache dropped before each restore: the weights are mapped, not read
+    levers    llama-1b preset: transparent huge pages always vs never for criu's restore, N replicas at once
                 (N = 1, 2, 4: their CUDA restores overlap); the torch engine has one GPU process, so CUDA restore in
                 parallel within one engine has nothing to overlap there (the coordinator's parallelism is unit-tested)
     -Sections picks some of them; the floor is always measured, since every ratio needs it.
@@ -39,8 +47,11 @@ param(
     # Ours sizes its KV pool by -GpuMemoryUtilization 0.9, not by a sequence cap: at least half of any GPU.
     [int] $MaxNumSeqs = 4096,
 
-    [ValidateSet('ours', 'baseline', 'weights_in_image', 'levers')]
-    [string[]] $Sections = @('ours', 'baseline', 'weights_in_image', 'levers'),
+    [ValidateSet('ours', 'criu', 'cold_node', 'holder', 'baseline', 'weights_in_image', 'levers')]
+    [string[]] $Sections = @('ours', 'criu', 'cold_node', 'holder', 'baseline', 'weights_in_image', 'levers'),
+
+    # The criu the module's own is measured against in the criu section (the GPU kit's, on the GPU host).
+    [string] $FallbackCriuPath = $env:CRIUCHECKPOINT_FALLBACK_CRIU,
 
     [string] $ResultPath = (Join-Path $PSScriptRoot "../out/bench/gpu-$(Get-Date -Format yyyyMMdd-HHmmss).json")
 )
@@ -58,6 +69,7 @@ $result = [ordered]@{
     driver = (nvidia-smi --query-gpu=driver_version --format=csv,noheader | Select-Object -First 1)
     gpu_memory_bytes = [long](nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits | Select-Object -First 1) * 1MB
     host   = [ordered]@{ cores = [Environment]::ProcessorCount; kernel = (uname -r); thp = (Get-Content $ThpControl -ErrorAction Ignore) }
+    criu   = (& (Join-Path $ModulePath 'tools/criu/bin/criu') --version | Select-Object -First 1)
 }
 
 function Save-Result {
@@ -107,7 +119,7 @@ function Measure-Restore($Measured, [hashtable] $Options = @{}, [int] $Count = 1
             if (Compare-Object $tokens $Measured.Reference -SyncWindow 0) { throw "Replica $($replica.Name) answered other tokens than the engine it was saved from." }
         }
         $ready = Get-Content -Raw (Join-Path $replicas[0].RunDirectory 'ready.json') | ConvertFrom-Json -AsHashtable
-        [ordered]@{ to_first_token_s = [math]::Round($watch.Elapsed.TotalSeconds, 3); phases = Get-Phases $replicas[0].StartupTime; engine_resume_phases = $ready.phases }
+        [ordered]@{ to_first_token_s = [math]::Round($watch.Elapsed.TotalSeconds, 3); phases = Get-Phases $replicas[0].StartupTime; engine_resume_phases = $ready.phases; weights_from = $ready.weights_from }
     }
     finally { $replicas | Stop-VllmEngine }
 }
@@ -148,6 +160,27 @@ function Invoke-Section([string] $Name, [scriptblock] $Body) {
     finally { Save-Result }
 }
 
+# Drops the page cache: all of it where the kernel lets this process (drop_caches), else the given files' pages
+# (posix_fadvise DONTNEED, by the floor tool). Returns which.
+function Clear-PageCache([string[]] $Paths) {
+    sync
+    try { Set-Content /proc/sys/vm/drop_caches 3 -ErrorAction Stop; 'drop_caches' }
+    catch { $null = Invoke-FloorTool (@('--drop') + $Paths); 'fadvise' }
+}
+
+# What a cold node has not read yet: the model, the image, and the Python and torch libraries the engine maps.
+function Get-ColdPaths($Measured) {
+    $python = if ($env:CRIUCHECKPOINT_PYTHON) { $env:CRIUCHECKPOINT_PYTHON } else { 'python3' }
+    $libraries = & $python -c 'import os, sysconfig, torch; print(os.path.dirname(torch.__file__)); print(sysconfig.get_paths()["stdlib"])'
+    @($ModelDir, $Measured.Checkpoint.Path) + @($libraries)
+}
+
+function Add-Floor($Run, [double] $Floor) {
+    $Run.floor_s = $Floor
+    $Run.vs_floor = [math]::Round($Run.to_first_token_s / $Floor, 2)
+    $Run
+}
+
 New-Item -ItemType Directory -Force $MemoryStore, $DiskStore | Out-Null
 $previousThp = if (Test-Path $ThpControl) { ((Get-Content $ThpControl) -replace '.*\[(\w+)\].*', '$1') }
 try {
@@ -169,22 +202,104 @@ try {
     }
 
     Invoke-Section 'ours' {
-        $ours = New-Measured 'ours' @{ Model = $ModelDir; WeightsFromSource = $true; EngineArgs = @{ max_num_seqs = $MaxNumSeqs } } $MemoryStore
-        try {
-            $result.floor.memory_store_read = (Invoke-FloorTool '--read', $ours.Checkpoint.Path).read
-            $ours.Run.restore = Measure-Restores $ours $Restores
-            Add-Ratios $ours.Run (Get-Floor $ours.Run $result.floor.memory_store_read.warm_bytes_per_s $sourceBytes)
-            $ours.Run.kv_bytes_in_image = if ($ours.Run.caches_kept) { $ours.Run.kv_cache_bytes_serving } else { 0 }
-            $result.ours = $ours.Run
-            Save-Result
-            foreach ($count in 2, 4) {
-                # Several replicas of a -WeightsFromSource engine share the GPU: each needs its whole KV pool, so only
-                # as many as fit are tried.
-                if ($count * $ours.Run.gpu_memory_bytes_serving -gt $result.gpu_memory_bytes * 0.95) { continue }
-                $ours.Run["replicas_$count"] = Measure-Restore $ours -Count $count
-            }
+        # Kept for the sections after it, and removed at the end.
+        $script:ours = New-Measured 'ours' @{ Model = $ModelDir; WeightsFromSource = $true; EngineArgs = @{ max_num_seqs = $MaxNumSeqs } } $MemoryStore
+        $result.floor.memory_store_read = (Invoke-FloorTool '--read', $ours.Checkpoint.Path).read
+        $ours.Run.restore = Measure-Restores $ours $Restores
+        Add-Ratios $ours.Run (Get-Floor $ours.Run $result.floor.memory_store_read.warm_bytes_per_s $sourceBytes)
+        $ours.Run.kv_bytes_in_image = if ($ours.Run.caches_kept) { $ours.Run.kv_cache_bytes_serving } else { 0 }
+        $result.ours = $ours.Run
+        Save-Result
+        foreach ($count in 2, 4) {
+            # Several replicas of a -WeightsFromSource engine share the GPU: each needs its whole KV pool, so only
+            # as many as fit are tried.
+            if ($count * $ours.Run.gpu_memory_bytes_serving -gt $result.gpu_memory_bytes * 0.95) { continue }
+            $ours.Run["replicas_$count"] = Measure-Restore $ours -Count $count
         }
-        finally { $ours.Checkpoint | Remove-EngineCheckpoint -Confirm:$false }
+    }
+
+    Invoke-Section 'criu' {
+        if (-not $ours) { throw 'the criu section needs the ours section' }
+        $module = Join-Path $ModulePath 'tools/criu/bin/criu'
+        $variants = [ordered]@{ module = @{ CriuPath = $module }; module_direct_image_read = @{ CriuPath = $module; DirectImageRead = $true } }
+        if ($FallbackCriuPath) { $variants.fallback = @{ CriuPath = $FallbackCriuPath } }
+        $runs = [ordered]@{}
+        foreach ($name in $variants.Keys) { $runs[$name] = [Collections.Generic.List[object]]::new() }
+        foreach ($i in 1..$Restores) {
+            foreach ($name in $variants.Keys) { $runs[$name].Add((Measure-Restore $ours $variants[$name])) }
+        }
+        $criu = [ordered]@{}
+        foreach ($name in $variants.Keys) {
+            $path = $variants[$name].CriuPath
+            $criu[$name] = [ordered]@{
+                criu = (& $path --version | Select-Object -First 1)
+                criu_restore_s = Get-Median ($runs[$name] | ForEach-Object { $_.phases['criu-restore'] })
+                to_first_token_s = Get-Median $runs[$name].to_first_token_s
+                runs_s = @($runs[$name].to_first_token_s)
+            }
+            Write-Figure "criu-restore, $name ($($criu[$name].criu))" $criu[$name].criu_restore_s ('restore to first token {0:0.000} s' -f $criu[$name].to_first_token_s)
+        }
+        if ($criu.Contains('fallback')) {
+            $criu.module_vs_fallback_criu_restore = [math]::Round($criu.module.criu_restore_s / $criu.fallback.criu_restore_s, 2)
+            $criu.module_vs_fallback_to_first_token = [math]::Round($criu.module.to_first_token_s / $criu.fallback.to_first_token_s, 2)
+        }
+        $result.criu = $criu
+    }
+
+    Invoke-Section 'cold_node' {
+        if (-not $ours) { throw 'the cold_node section needs the ours section' }
+        $paths = Get-ColdPaths $ours
+        $cold = [ordered]@{}
+        $cold.drop = Clear-PageCache $paths
+        $cold.model_read = (Invoke-FloorTool '--read', $ModelDir, '--cold').read
+        $diskRate = $cold.model_read.cold_bytes_per_s
+        $imageRate = $result.floor.memory_store_read.warm_bytes_per_s
+        $h2d = $result.floor.host_to_gpu.pinned_bytes_per_s
+        $gpuBytes = $ours.Run.gpu_bytes_checkpointed + $sourceBytes
+        $restoreFloor = [math]::Round($sourceBytes / $diskRate + $ours.Run.image_bytes / $imageRate + $gpuBytes / $h2d, 3)
+        Write-Host ('model read cold at {0:N2} GB/s ({1} threads); cold-node restore floor {2:0.000} s' -f ($diskRate / 1e9), $cold.model_read.threads, $restoreFloor)
+
+        $null = Clear-PageCache $paths
+        $watch = [Diagnostics.Stopwatch]::StartNew()
+        $engine = Start-VllmEngine -Model $ModelDir -WeightsFromSource -EngineArgs @{ max_num_seqs = $MaxNumSeqs } -Backend torch -Device cuda -Name bench-cold -ReadyTimeout 900
+        $null = Invoke-EngineGenerate -Engine $engine -Prompt $Prompt -MaxTokens 1
+        $cold.cold_start = [ordered]@{ to_first_token_s = [math]::Round($watch.Elapsed.TotalSeconds, 3); phases = Get-Phases $engine.StartupTime }
+        $engine | Stop-VllmEngine
+        Write-Figure 'cold node: cold start to first token' $cold.cold_start.to_first_token_s
+
+        $null = Clear-PageCache $paths
+        $cold.restore_reading_after = Add-Floor (Measure-Restore $ours @{ SkipWeightPrefetch = $true }) $restoreFloor
+        $null = Clear-PageCache $paths
+        $cold.restore_prefetching = Add-Floor (Measure-Restore $ours) $restoreFloor
+        $cold.cold_start_vs_restore = [math]::Round($cold.cold_start.to_first_token_s / $cold.restore_prefetching.to_first_token_s, 2)
+        Write-Figure 'cold node: restore, weights read after criu' $cold.restore_reading_after.to_first_token_s ('{0:0.00}x the floor' -f $cold.restore_reading_after.vs_floor)
+        Write-Figure 'cold node: restore, weights prefetched' $cold.restore_prefetching.to_first_token_s ('{0:0.00}x the floor ({1:0.000} s), {2:0.0}x faster than cold start' -f $cold.restore_prefetching.vs_floor, $restoreFloor, $cold.cold_start_vs_restore)
+        foreach ($phase in $cold.restore_prefetching.phases.GetEnumerator()) { Write-Figure "  $($phase.Key)" $phase.Value }
+        $result.cold_node = $cold
+    }
+
+    Invoke-Section 'holder' {
+        if (-not $ours) { throw 'the holder section needs the ours section' }
+        $holder = Start-WeightHolder -Model $ModelDir -Gpu 0 -Name bench-holder
+        try {
+            $run = [ordered]@{ holder_load_s = $holder.LoadSeconds; holder_bytes = $holder.WeightBytes }
+            Write-Host ('weight holder: {0:N2} GB in {1:0.00} s' -f ($holder.WeightBytes / 1e9), $holder.LoadSeconds)
+            $restores = @(foreach ($i in 1..$Restores) {
+                $null = Invoke-FloorTool '--drop', $ModelDir
+                Measure-Restore $ours
+            })
+            $run.to_first_token_s = Get-Median $restores.to_first_token_s
+            $run.runs_s = @($restores.to_first_token_s)
+            $run.phases = ($restores | Where-Object to_first_token_s -EQ $run.to_first_token_s | Select-Object -First 1).phases
+            $run.engine_resume_phases = ($restores | Where-Object to_first_token_s -EQ $run.to_first_token_s | Select-Object -First 1).engine_resume_phases
+            $run.weights_from = @($restores.weights_from | Sort-Object -Unique)
+            $floor = [math]::Round($ours.Run.image_bytes / $result.floor.memory_store_read.warm_bytes_per_s + $ours.Run.gpu_bytes_checkpointed / $result.floor.host_to_gpu.pinned_bytes_per_s, 3)
+            $null = Add-Floor $run $floor
+            $run.cold_start_vs_restore = [math]::Round($ours.Run.cold_start_s / $run.to_first_token_s, 2)
+            Write-Figure 'with the weight holder, model page cache cold' $run.to_first_token_s ('{0:0.00}x the floor ({1:0.000} s), {2:0.0}x faster than cold start; weights from {3}' -f $run.vs_floor, $floor, $run.cold_start_vs_restore, ($run.weights_from -join ', '))
+            $result.holder = $run
+        }
+        finally { $holder | Stop-WeightHolder }
     }
 
     Invoke-Section 'baseline' {
@@ -256,6 +371,8 @@ try {
     }
 }
 finally {
+    if ($ours) { $ours.Checkpoint | Remove-EngineCheckpoint -Confirm:$false }
+    Get-WeightHolder -Name 'bench-*' | Stop-WeightHolder
     Get-VllmEngine | Where-Object Name -Like 'bench-*' | Stop-VllmEngine -Confirm:$false
     Save-Result
     Remove-Item -Recurse -Force $ModelDir, $DiskStore -ErrorAction Ignore

@@ -32,6 +32,9 @@
         'Import-EngineCheckpoint'
         'Test-EngineCheckpointSupport'
         'Get-GpuProcess'
+        'Start-WeightHolder'
+        'Get-WeightHolder'
+        'Stop-WeightHolder'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()

@@ -8,6 +8,7 @@ source .gpu/bootstrap.sh
 source scripts/gpu/pyzmq-build.sh
 export CRIUCHECKPOINT_PYTHON=$(command -v python3) CRIUCHECKPOINT_HOME=/run/criu-checkpoint-bench PYTHONUNBUFFERED=1
 rm -rf out/CriuCheckpoint && mkdir -p out && cp -r .gpumod/CriuCheckpoint out/CriuCheckpoint
+source scripts/gpu/module-criu.sh
 nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1
 pwsh -NoProfile -Command "& ./bench/gpu-bench.ps1 -ModulePath out/CriuCheckpoint -ResultPath '$OUT/gpu-bench.json' $*" 2>&1 | tee "$OUT/gpu-bench.log"
 for d in "$CRIUCHECKPOINT_HOME"/engines/* "$CRIUCHECKPOINT_HOME"/replicas/*; do [ -f "$d/engine.log" ] && tail -n 60 "$d/engine.log" > "$OUT/leftover-$(basename "$d").log"; done

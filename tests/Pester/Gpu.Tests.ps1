@@ -193,6 +193,44 @@ Describe 'GPU checkpoint and restore of torch engines' -Tag GPU -Skip:(-not $Has
             $Results.runs['llama-8b-weights-from-source'].image_bytes | Should -BeLessThan ($Results.runs['llama-8b'].image_bytes / 2)
         }
 
+        It 'restores -WeightsFromSource with its weights mapped from a weight holder: same tokens, holder shown, nothing left after' {
+            $engine = Start-VllmEngine -Model $ModelDir -WeightsFromSource -GpuMemoryUtilization 0.6 -Backend torch -Device cuda -Name gpu-holder -ReadyTimeout 900
+            $before = Invoke-EngineGenerate -Engine $engine -Prompt $Prompt -MaxTokens 32
+            $checkpoint = $engine | Save-EngineCheckpoint -Path $Store -Force
+            $engine | Stop-VllmEngine
+            $holder = Start-WeightHolder -Model $ModelDir -Gpu 0 -Name gpu-holder-llama
+            try {
+                $holder.State | Should -Be 'Ready'
+                $holder.WeightBytes | Should -Be $Results.llama_8b_bytes
+                $shown = @(Get-GpuProcess | Where-Object WeightHolderName -EQ 'gpu-holder-llama')
+                $shown.Count | Should -Be 1
+                $shown[0].GpuMemoryBytes | Should -BeGreaterOrEqual $holder.WeightBytes
+                (Get-WeightHolder -Name gpu-holder-llama).ProcessId | Should -Be $holder.ProcessId
+
+                $watch = [Diagnostics.Stopwatch]::StartNew()
+                $replica = $checkpoint | Restore-EngineCheckpoint -Name gpu-holder-restored -TimeoutSec 900 -Verbose 4>&1 |
+                    Tee-Object -Variable restoreOutput | Where-Object { $_ -is [CriuCheckpoint.Engine.EngineInfo] }
+                $null = Invoke-EngineGenerate -Engine $replica -Prompt $Prompt -MaxTokens 1
+                $watch.Stop()
+                ($restoreOutput | Where-Object { $_ -is [Management.Automation.VerboseRecord] }).Message |
+                    Should -Contain "Replica gpu-holder-restored took its weights from weight holder gpu-holder-llama."
+                $ready = Get-Content -Raw (Join-Path $replica.RunDirectory 'ready.json') | ConvertFrom-Json
+                $ready.weights_from | Should -Be 'holder'
+                (Invoke-EngineGenerate -Engine $replica -Prompt $Prompt -MaxTokens 32).TokenIds | Should -Be $before.TokenIds
+                $Results.runs['llama-8b-weight-holder'] = [ordered]@{
+                    holder_load_s = $holder.LoadSeconds; holder_bytes = $holder.WeightBytes
+                    restore_to_first_token_s = [math]::Round($watch.Elapsed.TotalSeconds, 3); restore_phases = Get-Phases $replica.StartupTime
+                    engine_resume_phases = $ready.phases
+                }
+                $replica | Stop-VllmEngine
+            }
+            finally {
+                Get-WeightHolder | Stop-WeightHolder
+            }
+            Get-WeightHolder | Should -BeNullOrEmpty
+            Get-GpuHolder | Should -BeNullOrEmpty
+        }
+
         It 'saves -WeightsFromSource into a store smaller than its GPU footprint but larger than its image' {
             $small = Join-Path $TestHome 'small-store'
             New-Item -ItemType Directory $small | Out-Null

@@ -45,6 +45,8 @@ public class ArchitectureTests
         "CriuCheckpoint.Engine.StartSource",
         "CriuCheckpoint.Gpu.CudaProcessState",
         "CriuCheckpoint.Gpu.GpuProcess",
+        "CriuCheckpoint.Gpu.WeightHolder",
+        "CriuCheckpoint.Gpu.WeightHolderState",
         "CriuCheckpoint.Link.LinkLatency",
         "CriuCheckpoint.Native.ProcessNode",
     };

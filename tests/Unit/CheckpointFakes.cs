@@ -16,7 +16,7 @@ internal sealed class CheckpointWorld : IDisposable
     public const int RootPid = 4100;
     public const int CorePid = 4101;
 
-    public CheckpointWorld(bool usesCuda = false)
+    public CheckpointWorld(bool usesCuda = false, EngineSpec? spec = null)
     {
         Root = Directory.CreateTempSubdirectory("criu-world-").FullName;
         Registry = new EngineRegistry(Path.Combine(Root, "registry"));
@@ -37,7 +37,7 @@ internal sealed class CheckpointWorld : IDisposable
             Engines = Engines,
             Python = new PythonLocator(new AcceptingPythonProbe(), name => name == "PATH" ? "/usr/bin" : null),
         };
-        Engine = StartEngine();
+        Engine = StartEngine(spec ?? new EngineSpec { Python = "/usr/bin/python3" });
     }
 
     public string Root { get; }
@@ -87,9 +87,9 @@ internal sealed class CheckpointWorld : IDisposable
 
     public void Dispose() => Directory.Delete(Root, recursive: true);
 
-    private EngineInfo StartEngine()
+    private EngineInfo StartEngine(EngineSpec spec)
     {
-        var record = Registry.Create(new EngineSpec { Python = "/usr/bin/python3" }, "engine", StartSource.Cold);
+        var record = Registry.Create(spec, "engine", StartSource.Cold);
         record.RootProcessId = RootPid;
         Registry.Save(record);
         File.WriteAllText(new RunDirectory(record.RunDirectory).LogFile, "engine started\nengine ready\n");
@@ -139,7 +139,7 @@ internal sealed class FakeEngineControl : IEngineControl
         new EngineRuntime { Versions = new() { ["python"] = "3.11.2" }, Environment = EnvironmentIdentity.OfProcess() });
 
     /// <summary>The canary check each resume message carried, in order.</summary>
-    public List<CanaryCheck> CanaryChecks { get; } = new();
+    public List<ResumeTerms> ResumeTermsGiven { get; } = new();
 
     /// <summary>When set, a restored replica answers another canary: it writes failed.json canary_mismatch and exits.</summary>
     public bool ReplicaCanaryDiffers { get; set; }
@@ -190,22 +190,22 @@ internal sealed class FakeEngineControl : IEngineControl
         return new FakeFifo(world);
     }
 
-    public Task<ReadyInfo> ResumeThroughAsync(EngineRecord record, IResumeFifo fifo, CanaryCheck canary, TimeSpan timeout, CancellationToken cancellationToken)
+    public Task<ReadyInfo> ResumeThroughAsync(EngineRecord record, IResumeFifo fifo, ResumeTerms terms, TimeSpan timeout, CancellationToken cancellationToken)
     {
         using (fifo)
         {
             world.Record("resume");
         }
 
-        CanaryChecks.Add(canary);
-        if (ReplicaCanaryDiffers && record.StartedFrom == StartSource.Checkpoint && !canary.Skip)
+        ResumeTermsGiven.Add(terms);
+        if (ReplicaCanaryDiffers && record.StartedFrom == StartSource.Checkpoint && !terms.SkipCanary)
         {
             States[record.Id] = FakeEngineState.Dead;
             throw EngineResumer.ResumeFailure(record, new FailedInfo { Code = "canary_mismatch", Message = "token ids differ: expected [65, 66], got [65, 67]" }, "log tail");
         }
 
         States[record.Id] = FakeEngineState.Serving;
-        var phases = canary.Skip ? new Dictionary<string, double> { ["resume_bind"] = 0.001 } : new Dictionary<string, double> { ["resume_canary"] = 0.002, ["resume_bind"] = 0.001 };
+        var phases = terms.SkipCanary ? new Dictionary<string, double> { ["resume_bind"] = 0.001 } : new Dictionary<string, double> { ["resume_canary"] = 0.002, ["resume_bind"] = 0.001 };
         return Task.FromResult(new ReadyInfo { Endpoint = "tcp://127.0.0.1:5555", Phases = phases });
     }
 

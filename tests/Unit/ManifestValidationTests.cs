@@ -126,7 +126,7 @@ public sealed class ManifestValidationTests
         Assert.Null(CheckpointStore.Open(saved.Checkpoint.Path).Manifest.Canary);
         var outcomes = await new CheckpointRestorer(world.Services, world.Observer).RestoreAsync(saved.Checkpoint, new RestoreOptions(), CancellationToken.None);
         Assert.NotNull(outcomes[0].Engine);
-        Assert.True(world.Engines.CanaryChecks.Last().Skip);
+        Assert.True(world.Engines.ResumeTermsGiven.Last().SkipCanary);
     }
 
     [Fact]

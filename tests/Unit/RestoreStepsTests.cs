@@ -207,10 +207,10 @@ public sealed class RestoreStepsTests
 
         var engine = (await Restore(world, checkpoint, new RestoreOptions { Name = "r" }))[0].Engine!;
 
-        var check = world.Engines.CanaryChecks.Last();
-        Assert.False(check.Skip);
-        Assert.Equal(checkpoint.Manifest.Canary!.TokenIds, check.Expected!.TokenIds);
-        Assert.Equal(checkpoint.Manifest.Canary.Logprobs, check.Expected.Logprobs);
+        var check = world.Engines.ResumeTermsGiven.Last();
+        Assert.False(check.SkipCanary);
+        Assert.Equal(checkpoint.Manifest.Canary!.TokenIds, check.Canary!.TokenIds);
+        Assert.Equal(checkpoint.Manifest.Canary.Logprobs, check.Canary.Logprobs);
         Assert.Equal(0.002, engine.StartupTime!["canary"], 6);
     }
 
@@ -241,7 +241,7 @@ public sealed class RestoreStepsTests
         var outcome = (await Restore(world, checkpoint, new RestoreOptions { Name = "r", SkipCanary = true }))[0];
 
         Assert.NotNull(outcome.Engine);
-        Assert.True(world.Engines.CanaryChecks.Last().Skip);
+        Assert.True(world.Engines.ResumeTermsGiven.Last().SkipCanary);
         Assert.Equal(0, outcome.Engine!.StartupTime!["canary"]);
     }
 

@@ -98,7 +98,7 @@ public sealed class RuntimeCompatibilityTests
     {
         var canary = new CheckpointCanary { Prompt = "The capital of France is", TokenIds = [65, 66], Logprobs = [-0.4518, -1.25] };
 
-        using var message = JsonDocument.Parse(EngineResumer.ResumeMessage(40123, "key", new CanaryCheck(withCanary ? canary : null, skip)));
+        using var message = JsonDocument.Parse(EngineResumer.ResumeMessage(40123, "key", new ResumeTerms(withCanary ? canary : null, skip)));
 
         var root = message.RootElement;
         Assert.Equal(40123, root.GetProperty("port").GetInt32());

@@ -35,4 +35,7 @@ internal sealed record RestoreOptions
 
     /// <summary>Let replicas serve without answering the manifest's canary first.</summary>
     public bool SkipCanary { get; init; }
+
+    /// <summary>Map a -WeightsFromSource checkpoint's weights from a weight holder of its model on the replica's GPU, when one runs.</summary>
+    public bool UseWeightHolder { get; init; } = true;
 }

@@ -47,6 +47,10 @@ public sealed class RestoreEngineCheckpointCommand : CheckpointCmdlet
     [Parameter]
     public SwitchParameter SkipCanary { get; set; }
 
+    /// <summary>Read a -WeightsFromSource checkpoint's weights from the model's files even where a weight holder has them.</summary>
+    [Parameter]
+    public SwitchParameter NoWeightHolder { get; set; }
+
     /// <summary>Seconds each replica may take to restore and resume before it is killed and reported.</summary>
     [Parameter]
     [ValidateRange(1, 86400)]
@@ -81,6 +85,7 @@ public sealed class RestoreEngineCheckpointCommand : CheckpointCmdlet
                 CudaThrottleLimit = CudaThrottleLimit,
                 HostPidNamespace = HostPidNamespace,
                 SkipCanary = SkipCanary,
+                UseWeightHolder = !NoWeightHolder,
             };
             var outcomes = Run((observer, token) => new CheckpointRestorer(Services, observer).RestoreAsync(checkpoint, options, token));
             foreach (var outcome in outcomes)

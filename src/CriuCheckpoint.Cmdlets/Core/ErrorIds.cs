@@ -49,4 +49,8 @@ public static class ErrorIds
     public const string CudaLockTimeout = "CudaLockTimeout";
     public const string CudaCheckpointFailed = "CudaCheckpointFailed";
     public const string CudaRestoreFailed = "CudaRestoreFailed";
+    public const string WeightHolderFailed = "WeightHolderFailed";
+    public const string WeightHolderTimeout = "WeightHolderTimeout";
+    public const string WeightHolderNameInUse = "WeightHolderNameInUse";
+    public const string WeightHolderNotFound = "WeightHolderNotFound";
 }

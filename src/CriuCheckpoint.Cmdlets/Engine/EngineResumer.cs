@@ -88,10 +88,10 @@ internal sealed class EngineResumer
     /// Writes the resume message once the engine reads its FIFO, hands it its listening socket, then waits for its new
     /// ready.json. <paramref name="stillAlive"/> tells whether the process that should read the FIFO can still do so.
     /// </summary>
-    public async Task<ReadyInfo> ResumeAsync(EngineRecord record, CanaryCheck canary, Func<bool> stillAlive, TimeSpan timeout, CancellationToken cancellationToken)
+    public async Task<ReadyInfo> ResumeAsync(EngineRecord record, ResumeTerms terms, Func<bool> stillAlive, TimeSpan timeout, CancellationToken cancellationToken)
     {
         using var fifo = await OpenFifoAsync(record, stillAlive, timeout, cancellationToken).ConfigureAwait(false);
-        return await ResumeThroughAsync(record, fifo, canary, stillAlive, timeout, cancellationToken).ConfigureAwait(false);
+        return await ResumeThroughAsync(record, fifo, terms, stillAlive, timeout, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -115,13 +115,13 @@ internal sealed class EngineResumer
     /// host's network namespace (a replica runs in a network namespace of its own, where nothing it bound itself could
     /// be reached), then its new ready.json, which the engine writes only once its canary matched. Closes the FIFO.
     /// </summary>
-    public async Task<ReadyInfo> ResumeThroughAsync(EngineRecord record, IResumeFifo fifo, CanaryCheck canary, Func<bool> stillAlive, TimeSpan timeout, CancellationToken cancellationToken)
+    public async Task<ReadyInfo> ResumeThroughAsync(EngineRecord record, IResumeFifo fifo, ResumeTerms terms, Func<bool> stillAlive, TimeSpan timeout, CancellationToken cancellationToken)
     {
         var runDirectory = new RunDirectory(record.RunDirectory);
         var watch = Stopwatch.StartNew();
         using (fifo)
         {
-            await HandOverListenerAsync(record, runDirectory, fifo, canary, stillAlive, timeout, cancellationToken).ConfigureAwait(false);
+            await HandOverListenerAsync(record, runDirectory, fifo, terms, stillAlive, timeout, cancellationToken).ConfigureAwait(false);
         }
 
         while (true)
@@ -174,7 +174,7 @@ internal sealed class EngineResumer
     }
 
     /// <summary>The resume message (docs/protocol.md, "Resume"): one JSON line.</summary>
-    internal static string ResumeMessage(int port, string curveSecretKey, CanaryCheck canary)
+    internal static string ResumeMessage(int port, string curveSecretKey, ResumeTerms terms)
     {
         var message = new Dictionary<string, object>
         {
@@ -183,11 +183,16 @@ internal sealed class EngineResumer
             ["handover"] = RunDirectory.HandoverSocketName,
             ["curve_secret_key"] = curveSecretKey,
         };
-        if (canary.Skip)
+        if (terms.WeightHolder is { } holder)
+        {
+            message["weight_holder"] = holder;
+        }
+
+        if (terms.SkipCanary)
         {
             message["skip_canary"] = true;
         }
-        else if (canary.Expected is { } expected)
+        else if (terms.Canary is { } expected)
         {
             message["canary"] = new Dictionary<string, object>
             {
@@ -198,14 +203,14 @@ internal sealed class EngineResumer
         return JsonSerializer.Serialize(message) + "\n";
     }
 
-    private static async Task HandOverListenerAsync(EngineRecord record, RunDirectory runDirectory, IResumeFifo writer, CanaryCheck canary, Func<bool> stillAlive, TimeSpan timeout, CancellationToken cancellationToken)
+    private static async Task HandOverListenerAsync(EngineRecord record, RunDirectory runDirectory, IResumeFifo writer, ResumeTerms terms, Func<bool> stillAlive, TimeSpan timeout, CancellationToken cancellationToken)
     {
         try
         {
             var server = IssueLinkKeys(runDirectory);
             using var listener = LoopbackListener.Open();
             using var handover = DescriptorHandover.Listen(runDirectory.HandoverSocket);
-            writer.Write(ResumeMessage(listener.Port, server.SecretKey, canary));
+            writer.Write(ResumeMessage(listener.Port, server.SecretKey, terms));
             if (!await handover.SendAsync(listener.Descriptor, timeout, stillAlive, cancellationToken).ConfigureAwait(false))
             {
                 throw new CriuCheckpointException(ErrorIds.ResumeFailed, stillAlive() ? FailureKind.OperationTimeout : FailureKind.InvalidOperation,

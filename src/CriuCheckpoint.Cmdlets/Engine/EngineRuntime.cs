@@ -87,10 +87,11 @@ public sealed class EnvironmentIdentity
 internal sealed record PrepareOutcome(CheckpointCanary? Canary, TimeSpan CanaryTime, EngineRuntime? Runtime);
 
 /// <summary>
-/// What a resume message says of the canary: the answer to expect (the manifest's), none to let the engine compare with
-/// its own from its last prepare_checkpoint, or skip it (-SkipCanary).
+/// What a resume message asks besides the link: of the canary, the answer to expect (the manifest's), none to let the
+/// engine compare with its own from its last prepare_checkpoint, or to skip it (-SkipCanary); and the socket of the
+/// weight holder to map released weights from, if any.
 /// </summary>
-internal sealed record CanaryCheck(CheckpointCanary? Expected, bool Skip)
+internal sealed record ResumeTerms(CheckpointCanary? Canary, bool SkipCanary, string? WeightHolder = null)
 {
-    public static readonly CanaryCheck EnginesOwn = new(null, false);
+    public static readonly ResumeTerms EnginesOwn = new(null, false);
 }

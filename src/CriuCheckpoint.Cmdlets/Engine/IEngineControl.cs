@@ -33,7 +33,7 @@ internal interface IEngineControl
     /// Resumes an engine that reads its FIFO and waits until it serves, which it does only once its canary matched
     /// (CanaryMismatch otherwise); closes the FIFO. Returns its ready.json.
     /// </summary>
-    Task<ReadyInfo> ResumeThroughAsync(EngineRecord record, IResumeFifo fifo, CanaryCheck canary, TimeSpan timeout, CancellationToken cancellationToken);
+    Task<ReadyInfo> ResumeThroughAsync(EngineRecord record, IResumeFifo fifo, ResumeTerms terms, TimeSpan timeout, CancellationToken cancellationToken);
 
     /// <summary>Asks the engine itself how it is (hello).</summary>
     Task<EngineInfo> DescribeAsync(EngineRecord record, TimeSpan timeout, CancellationToken cancellationToken);
@@ -82,8 +82,8 @@ internal sealed class EngineControl : IEngineControl
     public Task<IResumeFifo> OpenResumeFifoAsync(EngineRecord record, TimeSpan timeout, CancellationToken cancellationToken) =>
         resumer.OpenFifoAsync(record, inspector.Liveness(record), timeout, cancellationToken);
 
-    public Task<ReadyInfo> ResumeThroughAsync(EngineRecord record, IResumeFifo fifo, CanaryCheck canary, TimeSpan timeout, CancellationToken cancellationToken) =>
-        resumer.ResumeThroughAsync(record, fifo, canary, inspector.Liveness(record), timeout, cancellationToken);
+    public Task<ReadyInfo> ResumeThroughAsync(EngineRecord record, IResumeFifo fifo, ResumeTerms terms, TimeSpan timeout, CancellationToken cancellationToken) =>
+        resumer.ResumeThroughAsync(record, fifo, terms, inspector.Liveness(record), timeout, cancellationToken);
 
     public Task<EngineInfo> DescribeAsync(EngineRecord record, TimeSpan timeout, CancellationToken cancellationToken) =>
         inspector.DescribeAsync(record, probe: true, timeout, cancellationToken);

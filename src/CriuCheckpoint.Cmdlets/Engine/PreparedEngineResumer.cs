@@ -43,8 +43,8 @@ internal sealed class PreparedEngineResumer
 
         var watch = Stopwatch.StartNew();
         observer.Progress($"Resuming engine {record.Name}", "Writing the resume message", 10);
-        var canary = skipCanary ? new CanaryCheck(null, Skip: true) : CanaryCheck.EnginesOwn;
-        await new EngineResumer(procFs).ResumeAsync(record, canary, inspector.Liveness(record), timeout, cancellationToken).ConfigureAwait(false);
+        var terms = skipCanary ? new ResumeTerms(null, SkipCanary: true) : ResumeTerms.EnginesOwn;
+        await new EngineResumer(procFs).ResumeAsync(record, terms, inspector.Liveness(record), timeout, cancellationToken).ConfigureAwait(false);
         observer.Verbose($"Engine {record.Name} resumed in {watch.Elapsed.TotalSeconds:0.000} s.");
         return await inspector.DescribeAsync(record, probe: true, TimeSpan.FromSeconds(10), cancellationToken).ConfigureAwait(false);
     }

@@ -105,11 +105,14 @@ internal sealed class RunDirectory
     public int? ReadPid() => SessionProcess.ReadPid(PidFile);
 
     /// <summary>The last lines of the engine log, for error messages.</summary>
-    public string LogTail(int lines = 25)
+    public string LogTail(int lines = 25) => Tail(LogFile, lines);
+
+    /// <summary>The last lines of a log file; empty where there is none.</summary>
+    internal static string Tail(string file, int lines = 25)
     {
         try
         {
-            var all = File.ReadAllLines(LogFile);
+            var all = File.ReadAllLines(file);
             return string.Join(Environment.NewLine, all.Skip(Math.Max(0, all.Length - lines)));
         }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or IOException)
@@ -165,6 +168,9 @@ internal sealed class ReadyInfo
 
     /// <summary>Startup phases in order of execution, in seconds.</summary>
     public Dictionary<string, double> Phases { get; set; } = new();
+
+    /// <summary>After a resume with released weights: "holder" when they were mapped from a weight holder, "files" when read.</summary>
+    public string? WeightsFrom { get; set; }
 }
 
 internal sealed class PhaseInfo

@@ -46,5 +46,10 @@ public sealed record GpuProcess
 
     public string? EngineName { get; init; }
 
+    /// <summary>The weight holder the process is, when it is one (Start-WeightHolder).</summary>
+    public string? WeightHolderId { get; init; }
+
+    public string? WeightHolderName { get; init; }
+
     public override string ToString() => $"{ProcessId} {Name} GPU {GpuIndex?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "-"}";
 }

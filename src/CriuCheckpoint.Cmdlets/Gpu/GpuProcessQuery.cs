@@ -5,7 +5,8 @@ namespace CriuCheckpoint.Gpu;
 
 /// <summary>
 /// The GPU processes of the host, or of one engine, each tagged with the engine whose process tree holds it
-/// (Get-GpuProcess). Engines are read from the registry, so those other sessions started are recognised too.
+/// (Get-GpuProcess), or with the weight holder it is. Engines and holders are read from the registry, so those other
+/// sessions started are recognised too.
 /// </summary>
 internal sealed class GpuProcessQuery
 {
@@ -43,8 +44,13 @@ internal sealed class GpuProcessQuery
             among = processIds is null ? tree : tree.Intersect(processIds).ToArray();
         }
 
+        var holders = engine is null
+            ? new WeightHolderRegistry(registry.Root, procFs).List().Where(h => h.State != WeightHolderState.Exited).ToDictionary(h => h.ProcessId)
+            : new Dictionary<int, WeightHolder>();
         return inventory.Collect(among).Processes
-            .Select(p => owners.TryGetValue(p.ProcessId, out var owner) ? p with { EngineId = owner.Id, EngineName = owner.Name } : p)
+            .Select(p => owners.TryGetValue(p.ProcessId, out var owner) ? p with { EngineId = owner.Id, EngineName = owner.Name }
+                : holders.TryGetValue(p.ProcessId, out var holder) ? p with { WeightHolderId = holder.Id, WeightHolderName = holder.Name }
+                : p)
             .ToArray();
     }
 }

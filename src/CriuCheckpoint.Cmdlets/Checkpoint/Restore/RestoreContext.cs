@@ -1,5 +1,6 @@
 using CriuCheckpoint.Core;
 using CriuCheckpoint.Engine;
+using CriuCheckpoint.Gpu;
 using Microsoft.Win32.SafeHandles;
 
 namespace CriuCheckpoint.Checkpoint;
@@ -39,6 +40,9 @@ internal sealed class RestoreRequest : IDisposable
     public string ReadPath => Trusted?.ReadPath ?? Checkpoint.Path;
 
     public TimeSpan Validated { get; set; }
+
+    /// <summary>The holder whose weights replicas map at resume, found by Validate; null: they read the model's files.</summary>
+    public WeightHolder? WeightHolder { get; set; }
 
     /// <summary>How long VerifyImages took to compare the files with the manifest.</summary>
     public TimeSpan Verified { get; set; }

@@ -69,6 +69,7 @@ internal sealed class ValidateStep : IStep<RestoreRequest>
         var issues = Compatibility.Check(manifest, context.Services.Host.Facts(context.Criu!.Version.ToString(), context.Python), gpus, runtime);
         if (gpus is not null)
         {
+            FindWeightHolder(context, manifest.Gpu!, gpus);
             CheckGpuMemory(context, manifest.Gpu!, gpus);
         }
 
@@ -85,18 +86,48 @@ internal sealed class ValidateStep : IStep<RestoreRequest>
     }
 
     /// <summary>
-    /// Each GPU a replica lands on must have free what the engine held there while it served, once per replica;
-    /// found out later, a full GPU fails the resume after criu and the driver have done all their work.
+    /// A -WeightsFromSource checkpoint's replicas map their weights from a ready holder of the same model on the GPU they
+    /// land on, when there is one (and -NoWeightHolder was not given); they read the model's files otherwise.
+    /// </summary>
+    private static void FindWeightHolder(RestoreRequest context, GpuManifest gpu, GpuSnapshot gpus)
+    {
+        var spec = context.Checkpoint.Manifest.Spec;
+        if (!context.Options.UseWeightHolder || !WeightHolderMatch.WeightsFromSource(spec))
+        {
+            return;
+        }
+
+        var targets = Targets(gpu, gpus).Select(t => t.Uuid).ToArray();
+        var (holder, reason) = WeightHolderMatch.Find(new WeightHolderRegistry(context.Services.Registry.Root, context.Services.ProcFs).List(), spec.Model, targets, WeightHolderMatch.FilesOf(spec.Model));
+        context.WeightHolder = holder;
+        context.Observer.Verbose(holder is null ? $"No weight holder for {spec.Model}: {reason}; replicas read the model's files." : $"Replicas map their weights from {reason}.");
+    }
+
+    /// <summary>Each GPU the engine held memory on while it served, with the GPU of this host a replica lands on in its place.</summary>
+    private static IEnumerable<(int Index, string Uuid)> Targets(GpuManifest gpu, GpuSnapshot gpus)
+    {
+        var pairs = GpuMap.Pairs(gpu.DeviceUuids, gpus.Devices.OrderBy(d => d.Index).Select(d => d.Uuid).ToList());
+        for (var index = 0; index < Math.Min(gpu.DeviceUuids.Count, gpu.ServingBytes.Count); index++)
+        {
+            if (gpu.ServingBytes[index] > 0)
+            {
+                yield return (index, pairs.Count == 0 ? gpu.DeviceUuids[index] : pairs[index].NewUuid);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Each GPU a replica lands on must have free, once per replica, what the engine held there while it served, less the
+    /// weights a holder lends it there; found out later, a full GPU fails the resume after criu and the driver have done
+    /// all their work.
     /// </summary>
     private static void CheckGpuMemory(RestoreRequest context, GpuManifest gpu, GpuSnapshot gpus)
     {
-        var devices = gpus.Devices.OrderBy(d => d.Index).ToList();
-        var pairs = GpuMap.Pairs(gpu.DeviceUuids, devices.Select(d => d.Uuid).ToList());
-        for (var index = 0; index < Math.Min(gpu.DeviceUuids.Count, gpu.ServingBytes.Count); index++)
+        foreach (var (index, target) in Targets(gpu, gpus))
         {
-            var target = pairs.Count == 0 ? gpu.DeviceUuids[index] : pairs[index].NewUuid;
-            var needed = gpu.ServingBytes[index] * context.Options.Count;
-            if (needed == 0 || devices.FirstOrDefault(d => string.Equals(d.Uuid, target, StringComparison.OrdinalIgnoreCase)) is not { } device)
+            var lent = context.WeightHolder is { } holder && string.Equals(holder.GpuUuid, target, StringComparison.OrdinalIgnoreCase) ? holder.WeightBytes : 0;
+            var needed = Math.Max(0, gpu.ServingBytes[index] - lent) * context.Options.Count;
+            if (needed == 0 || gpus.Devices.FirstOrDefault(d => string.Equals(d.Uuid, target, StringComparison.OrdinalIgnoreCase)) is not { } device)
             {
                 continue;
             }

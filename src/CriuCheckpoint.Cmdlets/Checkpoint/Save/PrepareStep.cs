@@ -51,7 +51,7 @@ internal sealed class PrepareStep : IStep<SaveContext>
 
         context.Observer.Verbose($"Resuming engine {context.Record.Name}.");
         var fifo = await engines.OpenResumeFifoAsync(context.Record, ResumeTimeout, CancellationToken.None).ConfigureAwait(false);
-        var canary = new CanaryCheck(context.Canary, context.Options.SkipCanary);
-        await engines.ResumeThroughAsync(context.Record, fifo, canary, ResumeTimeout, CancellationToken.None).ConfigureAwait(false);
+        var terms = new ResumeTerms(context.Canary, context.Options.SkipCanary);
+        await engines.ResumeThroughAsync(context.Record, fifo, terms, ResumeTimeout, CancellationToken.None).ConfigureAwait(false);
     }
 }
