@@ -7,7 +7,15 @@
     as ratios to the cold start and to the physical floor (the image's bytes at the store's read rate, page cache
     warm; and a restore with the page cache cold beside the cold read rate), and what verifying the image hashes
     costs (the verify phase, beside a restore with -SkipVerify), and what the canary costs at the save and at each
-    restore (the canary phases). Writes the figures as JSON too.
+    restore (the canary phases); last, two criu binaries restoring the same images in turn (the criu-restore phase
+    and restore-to-first-token of each, and their ratio). Writes the figures as JSON too.
+.PARAMETER CriuPath
+    The criu measured against the baseline: by default the module's own (tools/criu/bin/criu in -ModulePath).
+.PARAMETER BaselineCriuPath
+    The criu it is measured against: by default out/criu-4.2.1/bin/criu, which scripts/install-criu.sh installs there
+    (criu 4.2.1-1 from Debian forky/sid) when it is absent.
+.PARAMETER CriuRestores
+    Restores per criu in the comparison, taken in turn (the median is reported).
 #>
 [CmdletBinding()]
 param(
@@ -24,6 +32,13 @@ param(
     [string] $Store = (Join-Path ([IO.Path]::GetTempPath()) "criu-bench-$PID"),
 
     [int] $Restores = 5,
+
+    [string] $CriuPath,
+
+    [string] $BaselineCriuPath = (Join-Path $PSScriptRoot '../out/criu-4.2.1/bin/criu'),
+
+    [ValidateRange(1, 100)]
+    [int] $CriuRestores = 5,
 
     [string] $ResultPath = (Join-Path $PSScriptRoot "../out/bench/cpu-$(Get-Date -Format yyyyMMdd-HHmmss).json")
 )
@@ -138,22 +153,31 @@ finally {
     $engine | Stop-VllmEngine
 }
 
-function Measure-RestoreToFirstToken($Checkpoint, [switch] $SkipVerify) {
+# One restore of $Checkpoint, timed to its first token, then asked the reference prompt again: Identical says whether it
+# answered the reference's tokens ($reference, the engine's own answer before the save).
+function Measure-RestoreToFirstToken($Checkpoint, [switch] $SkipVerify, [string] $Criu, [switch] $DirectImageRead) {
+    $criuArguments = if ($Criu) { @{ CriuPath = $Criu } } else { @{} }
     $watch = [Diagnostics.Stopwatch]::StartNew()
-    $restored = $Checkpoint | Restore-EngineCheckpoint -SkipVerify:$SkipVerify
+    $restored = $Checkpoint | Restore-EngineCheckpoint -SkipVerify:$SkipVerify -DirectImageRead:$DirectImageRead @criuArguments
     $first = Invoke-EngineGenerate -Engine $restored -Prompt $prompt -MaxTokens 1
     $watch.Stop()
-    $answer = (Invoke-EngineGenerate -Engine $restored -Prompt $prompt -MaxTokens 8).Text
+    $answer = Invoke-EngineGenerate -Engine $restored -Prompt $prompt -MaxTokens $reference.CompletionTokens
     $restored | Stop-VllmEngine
-    if ($answer -ne $expected) { throw "Restored engine answered '$answer', not '$expected'." }
-    [pscustomobject]@{ Total = $watch.Elapsed.TotalSeconds; Phases = $restored.StartupTime; FirstToken = $first.DurationSeconds }
+    [pscustomobject]@{ Total = $watch.Elapsed.TotalSeconds; Phases = $restored.StartupTime; FirstToken = $first.DurationSeconds
+        Identical = ($answer.TokenIds -join ',') -eq ($reference.TokenIds -join ','); Answer = $answer }
+}
+
+function Assert-ReferenceAnswer($Runs) {
+    foreach ($run in @($Runs | Where-Object { -not $_.Identical })) {
+        throw "A restored engine answered tokens [$($run.Answer.TokenIds -join ', ')] ('$($run.Answer.Text)'), not the reference's [$($reference.TokenIds -join ', ')] ('$($reference.Text)')."
+    }
 }
 
 Write-Host "`n== Save (criu dump of the whole tree; the engine ends with the dump)"
 $cold = $result.cold_start.total_s
 $prompt = 'Once upon a time'
 $engine = Start-VllmEngine -Backend tiny -Model $Model -Workers $Workers -Name "bench-save-$PID"
-$expected = (Invoke-EngineGenerate -Engine $engine -Prompt $prompt -MaxTokens 8).Text
+$reference = Invoke-EngineGenerate -Engine $engine -Prompt $prompt -MaxTokens 8
 $checkpoint = $engine | Save-EngineCheckpoint -Path $Store
 try {
     foreach ($phase in $checkpoint.Timings.GetEnumerator()) {
@@ -172,6 +196,7 @@ try {
 
     Write-Host "`n== Restore to first token ($Restores runs, median; image in page cache)"
     $runs = @(foreach ($i in 1..$Restores) { Measure-RestoreToFirstToken $checkpoint })
+    Assert-ReferenceAnswer $runs
     $median = Get-Median $runs.Total
     $phases = [ordered]@{}
     foreach ($name in $runs[0].Phases.Keys) { $phases[$name] = Get-Median ($runs | ForEach-Object { $_.Phases[$name] }) }
@@ -182,7 +207,9 @@ try {
 
     # What verifying the image hashes costs a restore, beside the restore without it: the read also warms the page
     # cache criu reads next, so the difference is less than the verify phase.
-    $unverified = Get-Median @(foreach ($i in 1..$Restores) { (Measure-RestoreToFirstToken $checkpoint -SkipVerify).Total })
+    $unverifiedRuns = @(foreach ($i in 1..$Restores) { Measure-RestoreToFirstToken $checkpoint -SkipVerify })
+    Assert-ReferenceAnswer $unverifiedRuns
+    $unverified = Get-Median $unverifiedRuns.Total
     $verify = $phases['verify']
     Write-Host ('{0,-16} {1,8:0.000} s  {2:0.0}% of restore to first token, {3:N2} GB/s hashed; to first token with -SkipVerify {4:0.000} s' -f 'verify', $verify,
         (100 * $verify / $median), ($checkpoint.Manifest.ImageBytes / $verify / 1e9), $unverified)
@@ -198,6 +225,7 @@ try {
     if ($read.cold_bytes_per_s) {
         $null = Invoke-FloorTool '--drop', $checkpoint.Path
         $coldRestore = Measure-RestoreToFirstToken $checkpoint
+        Assert-ReferenceAnswer $coldRestore
         $coldFloor = $checkpoint.Manifest.ImageBytes / $read.cold_bytes_per_s
         Write-Host ('{0,-16} {1,8:0.000} s  page cache cold: {2:0.00}x the warm restore, {3:0.0}x its floor ({4:0.000} s)' -f 'to first token', $coldRestore.Total, ($coldRestore.Total / $median), ($coldRestore.Total / $coldFloor), $coldFloor)
         $result.restore.page_cache_cold = [ordered]@{ to_first_token_s = $coldRestore.Total; floor_s = $coldFloor; ratio_to_floor = $coldRestore.Total / $coldFloor }
@@ -218,6 +246,105 @@ finally {
     Remove-Item -Recurse -Force $Store -ErrorAction Ignore
 }
 
+# The criu a comparison runs: a given path must exist; the default baseline is installed when absent.
+function Resolve-ComparedCriu([string] $Path, [switch] $InstallBaseline) {
+    if (-not (Test-Path -LiteralPath $Path) -and $InstallBaseline) {
+        $prefix = Split-Path (Split-Path $Path)
+        Write-Host "installing criu 4.2.1 into $prefix (scripts/install-criu.sh)"
+        $env:CRIU_PACKAGE_VERSION = '4.2.1-1'
+        try { & bash (Join-Path $PSScriptRoot '../scripts/install-criu.sh') $prefix | Out-Host }
+        finally { Remove-Item Env:CRIU_PACKAGE_VERSION }
+        if ($LASTEXITCODE -ne 0) { throw "scripts/install-criu.sh $prefix exited with $LASTEXITCODE" }
+    }
+    if (-not (Test-Path -LiteralPath $Path)) { throw "criu not found at $Path" }
+    $version = (& $Path --version | Select-String '^Version:\s*(\S+)').Matches.Groups[1].Value
+    if (-not $version) { throw "$Path --version printed no version" }
+    [pscustomobject]@{ Path = (Resolve-Path -LiteralPath $Path).Path; Version = $version }
+}
+
+# Two criu binaries restoring the same images in turn. The checkpoint is saved by the older one, since a restore
+# refuses images of a newer criu than its own (without -Force); each round takes the arms in the other order, so
+# neither always follows the other into a warm cache. The newer criu, where it has --image-io-mode, restores with
+# -DirectImageRead as a third arm: its native AIO page reads need it.
+function Measure-CriuComparison($Baseline, $Candidate) {
+    $older = if ([version] $Candidate.Version -lt [version] $Baseline.Version) { $Candidate } else { $Baseline }
+    $arms = [ordered]@{
+        baseline  = @{ Criu = $Baseline; Direct = $false }
+        candidate = @{ Criu = $Candidate; Direct = $false }
+    }
+    if ((& $Candidate.Path --help) -match '--image-io-mode') {
+        $arms.candidate_direct = @{ Criu = $Candidate; Direct = $true }
+    }
+    $store = "$Store-criu"
+    $engine = Start-VllmEngine -Backend tiny -Model $Model -Workers $Workers -Name "bench-criu-$PID"
+    try {
+        $reference = Invoke-EngineGenerate -Engine $engine -Prompt $prompt -MaxTokens 8
+        $saved = $engine | Save-EngineCheckpoint -Path $store -CriuPath $older.Path
+    }
+    catch {
+        $engine | Stop-VllmEngine -ErrorAction Ignore
+        throw
+    }
+    try {
+        $runs = @{}
+        foreach ($name in $arms.Keys) { $runs[$name] = [Collections.Generic.List[object]]::new() }
+        foreach ($round in 1..$CriuRestores) {
+            $order = @($arms.Keys)
+            if ($round % 2 -eq 0) { [Array]::Reverse($order) }
+            foreach ($name in $order) {
+                $runs[$name].Add((Measure-RestoreToFirstToken $saved -Criu $arms[$name].Criu.Path -DirectImageRead:$arms[$name].Direct))
+            }
+        }
+        $figures = [ordered]@{ saved_by = $older.Version; image_bytes = $saved.Manifest.ImageBytes; restores_each = $CriuRestores
+            reference_tokens = @($reference.TokenIds); arms = [ordered]@{} }
+        foreach ($name in $arms.Keys) {
+            $arm = $runs[$name]
+            $figures.arms[$name] = [ordered]@{ criu = $arms[$name].Criu.Version; path = $arms[$name].Criu.Path; direct_image_read = $arms[$name].Direct
+                criu_restore_s = Get-Median ($arm | ForEach-Object { $_.Phases['criu-restore'] }); to_first_token_s = Get-Median $arm.Total
+                criu_restore_runs_s = @($arm | ForEach-Object { $_.Phases['criu-restore'] }); to_first_token_runs_s = @($arm.Total)
+                tokens_identical = -not ($arm | Where-Object { -not $_.Identical }) }
+        }
+        foreach ($name in @($arms.Keys | Where-Object { $_ -ne 'baseline' })) {
+            $figures["ratio_$name"] = [ordered]@{ criu_restore = $figures.arms[$name].criu_restore_s / $figures.arms.baseline.criu_restore_s
+                to_first_token = $figures.arms[$name].to_first_token_s / $figures.arms.baseline.to_first_token_s }
+        }
+        $result.criu_comparison = $figures
+        foreach ($name in $arms.Keys) { Assert-ReferenceAnswer $runs[$name] }
+        $figures
+    }
+    finally {
+        Remove-Item -Recurse -Force $store -ErrorAction Ignore
+    }
+}
+
+$failures = @()
+try {
+    $candidate = Resolve-ComparedCriu $(if ($CriuPath) { $CriuPath } else { Join-Path $ModulePath 'tools/criu/bin/criu' })
+    $baseline = Resolve-ComparedCriu $BaselineCriuPath -InstallBaseline:(-not $PSBoundParameters.ContainsKey('BaselineCriuPath'))
+    Write-Host "`n== criu $($candidate.Version) against criu $($baseline.Version): the same images restored by each in turn ($CriuRestores runs each, median; image in page cache)"
+    $comparison = Measure-CriuComparison $baseline $candidate
+    Write-Host ('saved by criu {0}, image {1:N1} MiB; every restore answered the reference tokens' -f $comparison.saved_by, ($comparison.image_bytes / 1MB))
+    foreach ($name in $comparison.arms.Keys) {
+        $arm = $comparison.arms[$name]
+        $label = "criu $($arm.criu)$(if ($arm.direct_image_read) { ' -DirectImageRead' })"
+        Write-Host ('{0,-30} criu-restore {1,7:0.000} s   to first token {2,7:0.000} s   runs: {3}' -f $label, $arm.criu_restore_s, $arm.to_first_token_s,
+            (($arm.criu_restore_runs_s | ForEach-Object { '{0:0.000}' -f $_ }) -join ' '))
+    }
+    foreach ($name in @($comparison.Keys | Where-Object { $_ -like 'ratio_*' })) {
+        $arm = $comparison.arms[$name -replace '^ratio_', '']
+        Write-Host ('{0,-30} criu-restore {1:0.00}x   to first token {2:0.00}x  (of criu {3})' -f "criu $($arm.criu)$(if ($arm.direct_image_read) { ' -DirectImageRead' }) / baseline",
+            $comparison[$name].criu_restore, $comparison[$name].to_first_token, $baseline.Version)
+    }
+    $result.criu_comparison = $comparison
+}
+catch {
+    Write-Warning "criu comparison failed: $_"
+    if (-not $result.Contains('criu_comparison')) { $result.criu_comparison = [ordered]@{} }
+    $result.criu_comparison.failed = "$_"
+    $failures += "criu comparison: $_"
+}
+
 New-Item -ItemType Directory -Force (Split-Path $ResultPath) | Out-Null
 $result | ConvertTo-Json -Depth 6 | Set-Content $ResultPath
 Write-Host "`nresults: $(Resolve-Path $ResultPath)"
+if ($failures) { throw "Sections failed: $($failures -join '; ')" }

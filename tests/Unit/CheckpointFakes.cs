@@ -300,10 +300,13 @@ internal sealed class FakeCriuRunner : ICriuRunner
     /// <summary>How long the dump takes writing its pages, a piece at a time, before it writes the rest of the images.</summary>
     public TimeSpan DumpTakes { get; set; }
 
+    /// <summary>The version the located criu reports.</summary>
+    public Version Version { get; set; } = new(4, 2, 1);
+
     public Task<CriuTool> LocateAsync(string? requested, CancellationToken cancellationToken)
     {
         world.Record("locate-criu");
-        return Task.FromResult(new CriuTool("/opt/criu/bin/criu", new Version(4, 2, 1)));
+        return Task.FromResult(new CriuTool("/opt/criu/bin/criu", Version));
     }
 
     public async Task DumpAsync(CriuTool criu, CriuOptions options, TimeSpan timeout, CancellationToken cancellationToken)

@@ -28,10 +28,23 @@ public sealed class CriuCommandTests
     [Fact]
     public void A_restore_reads_the_images_and_logs_into_the_replica_directory()
     {
-        var options = CriuOptions.ForRestore("/store/abc/images", "/run/cc/replicas/r1");
+        var options = CriuOptions.ForRestore("/store/abc/images", "/run/cc/replicas/r1", new Version(4, 3), directImageReads: false);
 
         Assert.Equal(new[] { "restore", "-D", "/store/abc/images", "-W", "/run/cc/replicas/r1", "-v4", "-o", "restore.log" }, options.ToArguments());
         Assert.Equal("/run/cc/replicas/r1/restore.log", options.LogPath);
+    }
+
+    [Theory]
+    [InlineData("4.3", true)]
+    [InlineData("4.3.1", true)]
+    [InlineData("5.0", true)]
+    [InlineData("4.2.1", false)]
+    public void Direct_image_reads_are_asked_only_of_a_criu_that_has_image_io_mode(string criuVersion, bool asked)
+    {
+        var arguments = CriuOptions.ForRestore("/i", "/r", Version.Parse(criuVersion), directImageReads: true).ToArguments();
+
+        Assert.Equal(asked, arguments.TakeLast(2).SequenceEqual(new[] { "--image-io-mode", "direct" }));
+        Assert.Equal(asked ? 1 : 0, arguments.Count(a => a == "--image-io-mode"));
     }
 
     [Fact]

@@ -37,6 +37,34 @@ public sealed class RestoreStepsTests
     }
 
     [Fact]
+    public async Task Direct_image_reads_reach_a_criu_that_has_them()
+    {
+        using var world = new CheckpointWorld();
+        var checkpoint = await SavedCheckpoint(world);
+        world.Criu.Version = new Version(4, 3);
+
+        var outcome = (await Restore(world, checkpoint, new RestoreOptions { DirectImageReads = true }))[0];
+
+        Assert.Null(outcome.Failure);
+        Assert.Equal(new[] { "--image-io-mode", "direct" }, world.Criu.CommandLines.Last().TakeLast(2));
+        Assert.Empty(world.Observer.Warnings);
+    }
+
+    [Fact]
+    public async Task Direct_image_reads_asked_of_an_older_criu_restore_through_the_page_cache_with_a_warning()
+    {
+        using var world = new CheckpointWorld();
+        var checkpoint = await SavedCheckpoint(world);
+
+        var outcome = (await Restore(world, checkpoint, new RestoreOptions { DirectImageReads = true }))[0];
+
+        Assert.Null(outcome.Failure);
+        Assert.DoesNotContain("--image-io-mode", world.Criu.CommandLines.Last());
+        Assert.Equal("criu 4.2.1 at /opt/criu/bin/criu cannot read images directly (criu 4.3 added it); it reads them through the page cache.",
+            Assert.Single(world.Observer.Warnings));
+    }
+
+    [Fact]
     public async Task A_replica_keeps_its_restore_timings_in_its_record_for_every_session_to_read()
     {
         using var world = new CheckpointWorld();

@@ -33,6 +33,12 @@ internal sealed record RestoreOptions
     /// </summary>
     public bool HostPidNamespace { get; init; }
 
+    /// <summary>
+    /// Have criu read the pages image with O_DIRECT and native AIO (criu 4.3 and newer; an older one reads through the
+    /// page cache, with a warning).
+    /// </summary>
+    public bool DirectImageReads { get; init; }
+
     /// <summary>Let replicas serve without answering the manifest's canary first.</summary>
     public bool SkipCanary { get; init; }
 

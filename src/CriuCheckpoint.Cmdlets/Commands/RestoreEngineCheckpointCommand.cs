@@ -34,6 +34,10 @@ public sealed class RestoreEngineCheckpointCommand : CheckpointCmdlet
     [Parameter]
     public SwitchParameter SkipVerify { get; set; }
 
+    /// <summary>criu reads the pages image with O_DIRECT and native AIO, past the page cache (criu 4.3 and newer).</summary>
+    [Parameter]
+    public SwitchParameter DirectImageRead { get; set; }
+
     /// <summary>GPU processes restored by the driver at once, per replica; 0 for all of them.</summary>
     [Parameter]
     [ValidateRange(0, 1024)]
@@ -81,6 +85,7 @@ public sealed class RestoreEngineCheckpointCommand : CheckpointCmdlet
                 CriuPath = CriuPath,
                 PythonPath = PythonPath,
                 SkipVerify = SkipVerify,
+                DirectImageReads = DirectImageRead,
                 Timeout = TimeSpan.FromSeconds(TimeoutSec),
                 CudaThrottleLimit = CudaThrottleLimit,
                 HostPidNamespace = HostPidNamespace,

@@ -17,6 +17,9 @@ internal sealed record CriuOptions
     public const string DumpLog = "dump.log";
     public const string RestoreLog = "restore.log";
 
+    /// <summary>The first criu with --image-io-mode; an older one refuses the flag as unknown.</summary>
+    public static readonly Version ImageIoModeVersion = new(4, 3);
+
     public required CriuAction Action { get; init; }
 
     /// <summary>The root of the tree to dump (dump only).</summary>
@@ -37,6 +40,12 @@ internal sealed record CriuOptions
     /// <summary>Dump without ending the tree (-LeaveRunning).</summary>
     public bool LeaveRunning { get; init; }
 
+    /// <summary>
+    /// Read the pages image with O_DIRECT (restore only), which criu 4.3's restorer pairs with native AIO reads: past the
+    /// page cache, so faster only for an image the cache does not hold.
+    /// </summary>
+    public bool DirectImageReads { get; init; }
+
     public string LogPath => Path.Combine(WorkDirectory, LogFile);
 
     public static CriuOptions ForDump(int rootProcessId, string imagesDirectory, bool leaveRunning) => new()
@@ -49,13 +58,17 @@ internal sealed record CriuOptions
         LeaveRunning = leaveRunning,
     };
 
-    public static CriuOptions ForRestore(string imagesDirectory, string replicaDirectory) => new()
+    /// <summary>A restore by <paramref name="criuVersion"/>; direct reads are asked only of a criu that has them.</summary>
+    public static CriuOptions ForRestore(string imagesDirectory, string replicaDirectory, Version criuVersion, bool directImageReads) => new()
     {
         Action = CriuAction.Restore,
         ImagesDirectory = imagesDirectory,
         WorkDirectory = replicaDirectory,
         LogFile = RestoreLog,
+        DirectImageReads = directImageReads && SupportsImageIoMode(criuVersion),
     };
+
+    public static bool SupportsImageIoMode(Version criuVersion) => criuVersion >= ImageIoModeVersion;
 
     /// <summary>The argv after the criu executable.</summary>
     public IReadOnlyList<string> ToArguments()
@@ -70,6 +83,11 @@ internal sealed record CriuOptions
         if (LeaveRunning)
         {
             arguments.Add("--leave-running");
+        }
+
+        if (DirectImageReads)
+        {
+            arguments.AddRange(new[] { "--image-io-mode", "direct" });
         }
 
         return arguments;

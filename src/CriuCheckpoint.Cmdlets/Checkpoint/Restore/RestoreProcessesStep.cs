@@ -102,7 +102,7 @@ internal sealed class RestoreProcessesStep : IStep<RestoreContext>
             HostPidNamespace = context.Options.HostPidNamespace,
             Images = context.Request.Trusted?.Images,
         };
-        var options = CriuOptions.ForRestore(RestoreNamespace.ImagesArgument, record.RunDirectory);
+        var options = CriuOptions.ForRestore(RestoreNamespace.ImagesArgument, record.RunDirectory, context.Request.Criu!.Version, context.Options.DirectImageReads);
         var runDirectory = new RunDirectory(record.RunDirectory);
         return context.Services.Criu.StartRestoreAsync(context.Request.Criu!, options, place, runDirectory.PidFile,
             Path.Combine(record.RunDirectory, "restore.out"), cancellationToken);

@@ -32,6 +32,12 @@ internal sealed class ValidateStep : IStep<RestoreRequest>
         CheckRegistryRoot(context);
         context.Services.Host.EnsurePrivileges();
         context.Criu = await context.Services.Criu.LocateAsync(options.CriuPath, cancellationToken).ConfigureAwait(false);
+        if (options.DirectImageReads && !CriuOptions.SupportsImageIoMode(context.Criu.Version))
+        {
+            context.Observer.Warning($"criu {context.Criu.Version} at {context.Criu.Path} cannot read images directly (criu {CriuOptions.ImageIoModeVersion} added it); "
+                + "it reads them through the page cache.");
+        }
+
         context.Python = context.Services.Python.FindInterpreter(options.PythonPath);
         var versions = await context.Services.Host.RuntimeVersionsAsync(context.Python, context.Observer, cancellationToken).ConfigureAwait(false);
         CheckCompatibility(context, new RuntimeFacts(EnvironmentIdentity.OfProcess(), versions));
