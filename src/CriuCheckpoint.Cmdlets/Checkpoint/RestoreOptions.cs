@@ -35,4 +35,10 @@ internal sealed record RestoreOptions
 
     /// <summary>Let replicas serve without answering the manifest's canary first.</summary>
     public bool SkipCanary { get; init; }
+
+    /// <summary>
+    /// Leave the model's weight files to the engines: no read of them into the page cache beside criu and the CUDA
+    /// restore (for a checkpoint saved with weights from source), so a bench can time a restore with and without it.
+    /// </summary>
+    public bool SkipWeightPrefetch { get; init; }
 }

@@ -47,6 +47,13 @@ public sealed class RestoreEngineCheckpointCommand : CheckpointCmdlet
     [Parameter]
     public SwitchParameter SkipCanary { get; set; }
 
+    /// <summary>
+    /// Leaves the model's weight files of a checkpoint saved with -WeightsFromSource unread until the engines read
+    /// them: no prefetch into the page cache beside criu and the CUDA restore.
+    /// </summary>
+    [Parameter]
+    public SwitchParameter SkipWeightPrefetch { get; set; }
+
     /// <summary>Seconds each replica may take to restore and resume before it is killed and reported.</summary>
     [Parameter]
     [ValidateRange(1, 86400)]
@@ -81,6 +88,7 @@ public sealed class RestoreEngineCheckpointCommand : CheckpointCmdlet
                 CudaThrottleLimit = CudaThrottleLimit,
                 HostPidNamespace = HostPidNamespace,
                 SkipCanary = SkipCanary,
+                SkipWeightPrefetch = SkipWeightPrefetch,
             };
             var outcomes = Run((observer, token) => new CheckpointRestorer(Services, observer).RestoreAsync(checkpoint, options, token));
             foreach (var outcome in outcomes)
