@@ -28,6 +28,7 @@ public class ArchitectureTests
         "CriuCheckpoint.Checkpoint.ImageFile",
         "CriuCheckpoint.Checkpoint.MappedFile",
         "CriuCheckpoint.Checkpoint.SupportReport",
+        "CriuCheckpoint.Core.BackgroundWork",
         "CriuCheckpoint.Core.CriuCheckpointException",
         "CriuCheckpoint.Core.ErrorIds",
         "CriuCheckpoint.Core.FailureKind",

@@ -26,6 +26,7 @@ internal sealed class CheckpointWorld : IDisposable
         Criu = new FakeCriuRunner(this);
         Gpus = new FakeGpuInventory(usesCuda);
         Host = new FakeHostSystem(this);
+        WeightPrefetcher = new FakeWeightPrefetcher(this);
         Services = new CheckpointServices
         {
             Registry = Registry,
@@ -36,6 +37,7 @@ internal sealed class CheckpointWorld : IDisposable
             Host = Host,
             Engines = Engines,
             Python = new PythonLocator(new AcceptingPythonProbe(), name => name == "PATH" ? "/usr/bin" : null),
+            WeightPrefetcher = WeightPrefetcher,
         };
         Engine = StartEngine(spec ?? new EngineSpec { Python = "/usr/bin/python3" });
     }
@@ -55,6 +57,8 @@ internal sealed class CheckpointWorld : IDisposable
     public FakeGpuInventory Gpus { get; }
 
     public FakeHostSystem Host { get; }
+
+    public FakeWeightPrefetcher WeightPrefetcher { get; }
 
     public CheckpointServices Services { get; }
 
@@ -377,6 +381,51 @@ internal sealed class FakeGpuInventory : IGpuInventory
         usesCuda && (among is null || among.Contains(CheckpointWorld.CorePid))
             ? new[] { new GpuProcess { ProcessId = CheckpointWorld.CorePid, GpuIndex = 0, GpuUuid = Device.Uuid, GpuMemoryBytes = 1 << 30 } }
             : Array.Empty<GpuProcess>());
+}
+
+/// <summary>
+/// A weight prefetch of a 3 MiB model in half a second that records "prefetch-start" (which <see cref="CheckpointWorld.Fail"/>
+/// can fail) and, when its reader has ended, "prefetch-end".
+/// </summary>
+internal sealed class FakeWeightPrefetcher : IWeightPrefetcher
+{
+    public const long ModelBytes = 3L << 20;
+    private readonly CheckpointWorld world;
+
+    public FakeWeightPrefetcher(CheckpointWorld world) => this.world = world;
+
+    /// <summary>When set, it reads 1 MiB and then waits to be stopped, and takes 50 ms more to end: a restore that did not wait for it returns first.</summary>
+    public bool ReadsUntilStopped { get; set; }
+
+    public List<string> Directories { get; } = new();
+
+    /// <summary>Set as its reader ends.</summary>
+    public bool Finished { get; private set; }
+
+    public async Task<WeightPrefetchResult> ReadAsync(string directory, CancellationToken cancellationToken)
+    {
+        Directories.Add(directory);
+        world.Record("prefetch-start");
+        try
+        {
+            if (!ReadsUntilStopped)
+            {
+                return new WeightPrefetchResult(directory, 2, ModelBytes, ModelBytes, TimeSpan.FromSeconds(0.5), []);
+            }
+
+            await Task.Delay(Timeout.Infinite, cancellationToken).ContinueWith(_ => { }, TaskScheduler.Default);
+            await Task.Delay(50, CancellationToken.None);
+            return new WeightPrefetchResult(directory, 2, 1L << 20, ModelBytes, TimeSpan.FromSeconds(0.5), []);
+        }
+        finally
+        {
+            Finished = true;
+            lock (world.Calls)
+            {
+                world.Calls.Add("prefetch-end");
+            }
+        }
+    }
 }
 
 internal sealed class FakeHostSystem : IHostSystem

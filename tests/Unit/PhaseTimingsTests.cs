@@ -72,6 +72,33 @@ public sealed class PhaseTimingsTests
         Assert.Equal("1.212 s (launch 0.013, hello 0.288)", timings.ToString());
     }
 
+    [Fact]
+    public void Work_beside_the_phases_is_neither_a_phase_nor_part_of_the_total()
+    {
+        var timings = Timings(("criu-restore", 1400), ("resume", 940));
+        timings.Total = TimeSpan.FromMilliseconds(2400);
+
+        timings.AddBackground(new BackgroundWork("weight-prefetch", 9.812, 16_060_000_000));
+
+        Assert.Equal(new[] { "criu-restore", "resume" }, timings.Keys);
+        Assert.Equal(2.34, timings.Values.Sum(), 9);
+        Assert.Equal(2.4, timings.TotalSeconds);
+        Assert.False(((IDictionary)timings).Contains("weight-prefetch"));
+        Assert.Equal(16_060_000_000 / 9.812, Assert.Single(timings.Background).BytesPerSecond);
+        Assert.Equal("2.400 s (criu-restore 1.400, resume 0.940; beside them: weight-prefetch 9.812 s, 16.06 GB at 1.64 GB/s)", timings.ToString());
+    }
+
+    [Fact]
+    public void Work_beside_the_phases_is_read_back_with_them()
+    {
+        var work = new BackgroundWork("weight-prefetch", 0.5, 1 << 30);
+
+        var timings = PhaseTimings.FromSeconds(new Dictionary<string, double> { ["resume"] = 0.25 }, 1.0, [work]);
+
+        Assert.Equal(new[] { "resume" }, timings.Keys);
+        Assert.Equal(work, Assert.Single(timings.Background));
+    }
+
     private static PhaseTimings Timings(params (string Phase, int Milliseconds)[] phases)
     {
         var timings = new PhaseTimings();

@@ -73,5 +73,16 @@ public sealed class ViewFormatTests
     }
 
     [Fact]
+    public void Work_beside_the_phases_follows_them_with_its_bytes_and_rate()
+    {
+        var timings = new PhaseTimings();
+        timings.Add("criu-restore", TimeSpan.FromMilliseconds(1400));
+        timings.AddBackground(new BackgroundWork("weight-prefetch", 9.812, 16_060_000_000));
+
+        Assert.Equal(new[] { "criu-restore    1.400 s", "weight-prefetch 9.812 s beside them, 16.06 GB at 1.64 GB/s" },
+            ViewFormat.PhaseLines(timings).Split(Environment.NewLine));
+    }
+
+    [Fact]
     public void Nothing_timed_is_no_phase_lines() => Assert.Equal(string.Empty, ViewFormat.PhaseLines(null));
 }

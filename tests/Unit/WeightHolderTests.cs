@@ -62,23 +62,6 @@ public sealed class WeightHolderTests : IDisposable
         Assert.Empty(WeightHolderMatch.FilesOf(Path.Combine(model, "missing")));
     }
 
-    [Theory]
-    [InlineData(true, true)]
-    [InlineData(false, false)]
-    [InlineData(null, false)]
-    public void Weights_from_source_is_read_from_the_engine_args_as_saved_and_as_read_back(bool? flag, bool expected)
-    {
-        var args = new SortedDictionary<string, object?>(StringComparer.Ordinal);
-        if (flag is { } value)
-        {
-            args["weights_from_source"] = value;
-        }
-
-        Assert.Equal(expected, WeightHolderMatch.WeightsFromSource(new EngineSpec { EngineArgs = args }));
-        var roundTripped = JsonSerializer.Deserialize<EngineSpec>(JsonSerializer.Serialize(new EngineSpec { EngineArgs = args }))!;
-        Assert.Equal(expected, WeightHolderMatch.WeightsFromSource(roundTripped));
-    }
-
     [Fact]
     public void The_registry_tells_a_loading_a_ready_and_an_exited_holder_apart()
     {

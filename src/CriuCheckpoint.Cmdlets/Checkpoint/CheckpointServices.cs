@@ -29,6 +29,9 @@ internal sealed class CheckpointServices
     /// <summary>Finds the interpreter a restore runs its namespace script with and records.</summary>
     public required PythonLocator Python { get; init; }
 
+    /// <summary>Reads a model's weight files into the page cache beside a restore (PrefetchWeights).</summary>
+    public required IWeightPrefetcher WeightPrefetcher { get; init; }
+
     public TimeProvider Clock { get; init; } = TimeProvider.System;
 
     public static CheckpointServices ForHost(EngineRegistry registry, IOperationObserver observer) => new()
@@ -41,5 +44,6 @@ internal sealed class CheckpointServices
         Host = new HostSystem(),
         Engines = new EngineControl(registry, ProcFs.Host),
         Python = PythonLocator.Host,
+        WeightPrefetcher = new WeightPrefetcher(),
     };
 }

@@ -44,4 +44,9 @@ internal sealed record RestoreOptions
 
     /// <summary>Map a -WeightsFromSource checkpoint's weights from a weight holder of its model on the replica's GPU, when one runs.</summary>
     public bool UseWeightHolder { get; init; } = true;
+    /// <summary>
+    /// Leave the model's weight files to the engines: no read of them into the page cache beside criu and the CUDA
+    /// restore (for a checkpoint saved with weights from source), so a bench can time a restore with and without it.
+    /// </summary>
+    public bool SkipWeightPrefetch { get; init; }
 }

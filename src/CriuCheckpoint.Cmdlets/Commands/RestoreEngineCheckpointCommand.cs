@@ -53,7 +53,14 @@ public sealed class RestoreEngineCheckpointCommand : CheckpointCmdlet
 
     /// <summary>Read a -WeightsFromSource checkpoint's weights from the model's files even where a weight holder has them.</summary>
     [Parameter]
-    public SwitchParameter NoWeightHolder { get; set; }
+    public SwitchParameter SkipWeightHolder { get; set; }
+
+    /// <summary>
+    /// Leaves the model's weight files of a checkpoint saved with -WeightsFromSource unread until the engines read
+    /// them: no prefetch into the page cache beside criu and the CUDA restore.
+    /// </summary>
+    [Parameter]
+    public SwitchParameter SkipWeightPrefetch { get; set; }
 
     /// <summary>Seconds each replica may take to restore and resume before it is killed and reported.</summary>
     [Parameter]
@@ -90,7 +97,8 @@ public sealed class RestoreEngineCheckpointCommand : CheckpointCmdlet
                 CudaThrottleLimit = CudaThrottleLimit,
                 HostPidNamespace = HostPidNamespace,
                 SkipCanary = SkipCanary,
-                UseWeightHolder = !NoWeightHolder,
+                UseWeightHolder = !SkipWeightHolder,
+                SkipWeightPrefetch = SkipWeightPrefetch,
             };
             var outcomes = Run((observer, token) => new CheckpointRestorer(Services, observer).RestoreAsync(checkpoint, options, token));
             foreach (var outcome in outcomes)

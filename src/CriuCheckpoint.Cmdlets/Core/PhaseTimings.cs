@@ -8,10 +8,13 @@ namespace CriuCheckpoint.Core;
 /// seconds, and TotalSeconds, the wall time of the whole operation (not the sum: phases may overlap or leave gaps).
 /// It implements the non-generic <see cref="IDictionary"/> because that is what ConvertTo-Json writes as a JSON
 /// object ({"launch": 0.013, ...}); PowerShell reads a phase as <c>$timings.launch</c> or <c>$timings['launch']</c>.
+/// Work done beside the phases, overlapping them, is in <see cref="Background"/>: never a phase, so adding up the
+/// phases never counts it twice.
 /// </summary>
 public sealed class PhaseTimings : IReadOnlyDictionary<string, double>, IDictionary
 {
     private readonly List<KeyValuePair<string, TimeSpan>> phases = new();
+    private readonly List<BackgroundWork> background = new();
 
     /// <summary>The wall time of the whole operation, as the code that timed it measured it.</summary>
     internal TimeSpan Total { get; set; }
@@ -20,6 +23,9 @@ public sealed class PhaseTimings : IReadOnlyDictionary<string, double>, IDiction
 
     /// <summary>The phases as measured, for the code that combines timings.</summary>
     internal IReadOnlyList<KeyValuePair<string, TimeSpan>> Phases => phases;
+
+    /// <summary>Work done beside the phases (a restore's weight prefetch), in the order it was added; <c>$timings.Background</c>.</summary>
+    public IReadOnlyList<BackgroundWork> Background => background;
 
     public int Count => phases.Count;
 
@@ -31,7 +37,7 @@ public sealed class PhaseTimings : IReadOnlyDictionary<string, double>, IDiction
         TryGetValue(phase, out var seconds) ? seconds : throw new KeyNotFoundException($"No phase '{phase}'; the phases are {string.Join(", ", Keys)}.");
 
     /// <summary>Timings read back from where they were kept as seconds (a manifest, an engine's record).</summary>
-    internal static PhaseTimings FromSeconds(IEnumerable<KeyValuePair<string, double>> phases, double totalSeconds)
+    internal static PhaseTimings FromSeconds(IEnumerable<KeyValuePair<string, double>> phases, double totalSeconds, IEnumerable<BackgroundWork>? background = null)
     {
         var timings = new PhaseTimings { Total = TimeSpan.FromSeconds(totalSeconds) };
         foreach (var (phase, seconds) in phases)
@@ -39,6 +45,7 @@ public sealed class PhaseTimings : IReadOnlyDictionary<string, double>, IDiction
             timings.Add(phase, TimeSpan.FromSeconds(seconds));
         }
 
+        timings.background.AddRange(background ?? Array.Empty<BackgroundWork>());
         return timings;
     }
 
@@ -56,6 +63,9 @@ public sealed class PhaseTimings : IReadOnlyDictionary<string, double>, IDiction
         }
     }
 
+    /// <summary>Adds work that ran beside the phases: it changes neither the phases nor the total.</summary>
+    internal void AddBackground(BackgroundWork work) => background.Add(work);
+
     public bool ContainsKey(string key) => phases.Exists(p => p.Key == key);
 
     public bool TryGetValue(string key, out double value)
@@ -68,9 +78,13 @@ public sealed class PhaseTimings : IReadOnlyDictionary<string, double>, IDiction
     public IEnumerator<KeyValuePair<string, double>> GetEnumerator() =>
         phases.Select(p => new KeyValuePair<string, double>(p.Key, p.Value.TotalSeconds)).GetEnumerator();
 
-    /// <summary>"1.212 s (launch 0.013, import 0.170)": what Export-Csv and string interpolation show.</summary>
+    /// <summary>
+    /// "1.212 s (launch 0.013, import 0.170)": what Export-Csv and string interpolation show; work done beside the
+    /// phases follows them, "(...; beside them: weight-prefetch 0.950 s, 1.61 GB at 1.69 GB/s)".
+    /// </summary>
     public override string ToString() =>
-        $"{Seconds(TotalSeconds)} s (" + string.Join(", ", this.Select(p => $"{p.Key} {Seconds(p.Value)}")) + ")";
+        $"{Seconds(TotalSeconds)} s (" + string.Join(", ", this.Select(p => $"{p.Key} {Seconds(p.Value)}"))
+        + (background.Count == 0 ? string.Empty : "; beside them: " + string.Join(", ", background)) + ")";
 
     private static string Seconds(double seconds) => seconds.ToString("0.000", CultureInfo.InvariantCulture);
 

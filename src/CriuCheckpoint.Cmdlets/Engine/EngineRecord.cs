@@ -58,14 +58,18 @@ internal sealed class EngineRecord
 
     public double? StartupSeconds { get; set; }
 
+    /// <summary>What the restore did beside its phases (its weight prefetch); null when nothing.</summary>
+    public List<BackgroundWork>? StartupBackground { get; set; }
+
     /// <summary>Keeps the startup of an engine that now serves, so every session's Get-VllmEngine shows it.</summary>
     public void RecordStartup(PhaseTimings timings)
     {
         StartupPhases = timings.ToDictionary(p => p.Key, p => p.Value);
         StartupSeconds = timings.TotalSeconds;
+        StartupBackground = timings.Background.Count == 0 ? null : timings.Background.ToList();
     }
 
     /// <summary>The startup as it was kept; null for an engine that has not served yet.</summary>
     public PhaseTimings? Startup() =>
-        StartupPhases is null || StartupSeconds is null ? null : PhaseTimings.FromSeconds(StartupPhases, StartupSeconds.Value);
+        StartupPhases is null || StartupSeconds is null ? null : PhaseTimings.FromSeconds(StartupPhases, StartupSeconds.Value, StartupBackground);
 }

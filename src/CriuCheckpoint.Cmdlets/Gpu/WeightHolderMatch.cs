@@ -1,5 +1,3 @@
-using CriuCheckpoint.Engine;
-
 namespace CriuCheckpoint.Gpu;
 
 /// <summary>
@@ -61,13 +59,4 @@ internal static class WeightHolderMatch
             .Select(f => new HeldFile { Name = f.Name, Size = f.Length, MtimeNs = (f.LastWriteTimeUtc - DateTime.UnixEpoch).Ticks * 100 })
             .ToArray();
     }
-
-    /// <summary>Whether a checkpoint's engine reads its weights from its model's files at resume (-WeightsFromSource).</summary>
-    public static bool WeightsFromSource(EngineSpec spec) =>
-        spec.EngineArgs.TryGetValue("weights_from_source", out var value) && value switch
-        {
-            bool flag => flag,
-            System.Text.Json.JsonElement { ValueKind: System.Text.Json.JsonValueKind.True } => true,
-            _ => false,
-        };
 }

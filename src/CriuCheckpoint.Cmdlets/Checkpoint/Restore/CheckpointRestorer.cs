@@ -20,10 +20,11 @@ internal sealed class CheckpointRestorer
         this.observer = observer ?? NullObserver.Instance;
     }
 
-    /// <summary>Run once for all replicas, before any starts.</summary>
+    /// <summary>Run once for all replicas, before any starts; the weight prefetch goes on in the background beside them.</summary>
     public static IReadOnlyList<IStep<RestoreRequest>> OnceSteps { get; } = new IStep<RestoreRequest>[]
     {
         new ValidateStep(),
+        new PrefetchWeightsStep(),
         new VerifyImagesStep(),
     };
 
@@ -36,16 +37,33 @@ internal sealed class CheckpointRestorer
         new VerifyStep(),
     };
 
-    /// <summary>Restores the replicas; each entry is an engine or the failure of that replica.</summary>
+    /// <summary>
+    /// Restores the replicas; each entry is an engine or the failure of that replica. The weight prefetch is stopped
+    /// and waited for before this returns, whichever way it ends: once every replica has resumed, each engine has read
+    /// its weights, so what is still unread would help nobody.
+    /// </summary>
     public async Task<IReadOnlyList<ReplicaOutcome>> RestoreAsync(EngineCheckpoint checkpoint, RestoreOptions options, CancellationToken cancellationToken)
     {
         using var request = OpenRequest(checkpoint.Path, options);
-        await new StepPipeline<RestoreRequest>(OnceSteps, observer).RunAsync(request, request.Activity, Deadline.None, cancellationToken).ConfigureAwait(false);
-        observer.Progress(request.Activity, $"Restoring {options.Count} replica(s)", 10);
-        var replicas = Enumerable.Range(1, options.Count).Select(index => RestoreOneAsync(new RestoreContext(request, index), cancellationToken));
-        var outcomes = await Task.WhenAll(replicas).ConfigureAwait(false);
-        observer.Progress(request.Activity, "Restored", 100);
-        return outcomes;
+        try
+        {
+            await new StepPipeline<RestoreRequest>(OnceSteps, observer).RunAsync(request, request.Activity, Deadline.None, cancellationToken).ConfigureAwait(false);
+            observer.Progress(request.Activity, $"Restoring {options.Count} replica(s)", 10);
+            var replicas = Enumerable.Range(1, options.Count).Select(index => RestoreOneAsync(new RestoreContext(request, index), cancellationToken));
+            var outcomes = await Task.WhenAll(replicas).ConfigureAwait(false);
+            var prefetched = await request.StopPrefetchAsync().ConfigureAwait(false);
+            foreach (var engine in outcomes.Select(o => o.Engine).OfType<EngineInfo>())
+            {
+                Keep(engine, prefetched);
+            }
+
+            observer.Progress(request.Activity, "Restored", 100);
+            return outcomes;
+        }
+        finally
+        {
+            await request.StopPrefetchAsync().ConfigureAwait(false);
+        }
     }
 
     /// <summary>
@@ -81,11 +99,24 @@ internal sealed class CheckpointRestorer
         }
 
         context.Timings.Total = services.Clock.GetElapsedTime(started) + context.Request.Validated + context.Request.Verified;
-        context.Record.RecordStartup(context.Timings);
-        services.Registry.Save(context.Record);
         context.Observer.Progress(context.Activity, "Ready", 100);
         observer.Verbose($"Replica {context.Record.Name}: restored and serving at {context.Engine!.Endpoint}.");
-        return new ReplicaOutcome(context.Engine with { StartupTime = context.Timings }, null);
+        return new ReplicaOutcome(context.Engine with { StartupTime = context.Timings, Record = context.Record }, null);
+    }
+
+    /// <summary>
+    /// A replica's timings gain the weight prefetch beside their phases (it overlapped them, so it is not added to the
+    /// total), and are kept in its record for every session to read.
+    /// </summary>
+    private void Keep(EngineInfo engine, WeightPrefetchResult? prefetched)
+    {
+        if (prefetched is not null)
+        {
+            engine.StartupTime!.AddBackground(WeightPrefetch.Timing(prefetched));
+        }
+
+        engine.Record.RecordStartup(engine.StartupTime!);
+        services.Registry.Save(engine.Record);
     }
 }
 

@@ -47,11 +47,21 @@ internal sealed class RestoreRequest : IDisposable
     /// <summary>How long VerifyImages took to compare the files with the manifest.</summary>
     public TimeSpan Verified { get; set; }
 
+    /// <summary>Started by PrefetchWeights when the engines read their weights from the model's files at resume.</summary>
+    public WeightPrefetch? Prefetch { get; set; }
+
+    /// <summary>Stops the weight prefetch and waits for it (again: the first stop's result); null when none ran or it failed.</summary>
+    public Task<WeightPrefetchResult?> StopPrefetchAsync() => Prefetch?.StopAsync() ?? Task.FromResult<WeightPrefetchResult?>(null);
+
     /// <summary>Replica <paramref name="index"/>'s name: -Name, with "-1", "-2", … appended when there are several.</summary>
     public string? ReplicaName(int index) =>
         Options.Name is null ? null : Options.Count == 1 ? Options.Name : $"{Options.Name}-{index}";
 
-    public void Dispose() => Trusted?.Dispose();
+    public void Dispose()
+    {
+        Prefetch?.Dispose();
+        Trusted?.Dispose();
+    }
 }
 
 /// <summary>One replica's restore as its steps build it up.</summary>

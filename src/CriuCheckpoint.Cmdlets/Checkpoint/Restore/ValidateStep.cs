@@ -93,20 +93,19 @@ internal sealed class ValidateStep : IStep<RestoreRequest>
 
     /// <summary>
     /// A -WeightsFromSource checkpoint's replicas map their weights from a ready holder of the same model on the GPU they
-    /// land on, when there is one (and -NoWeightHolder was not given); they read the model's files otherwise.
+    /// land on, when there is one (and -SkipWeightHolder was not given); they read the model's files otherwise.
     /// </summary>
     private static void FindWeightHolder(RestoreRequest context, GpuManifest gpu, GpuSnapshot gpus)
     {
-        var spec = context.Checkpoint.Manifest.Spec;
-        if (!context.Options.UseWeightHolder || !WeightHolderMatch.WeightsFromSource(spec))
+        if (!context.Options.UseWeightHolder || PrefetchWeightsStep.SourceDirectory(context.Checkpoint.Manifest) is not { } model)
         {
             return;
         }
 
         var targets = Targets(gpu, gpus).Select(t => t.Uuid).ToArray();
-        var (holder, reason) = WeightHolderMatch.Find(new WeightHolderRegistry(context.Services.Registry.Root, context.Services.ProcFs).List(), spec.Model, targets, WeightHolderMatch.FilesOf(spec.Model));
+        var (holder, reason) = WeightHolderMatch.Find(new WeightHolderRegistry(context.Services.Registry.Root, context.Services.ProcFs).List(), model, targets, WeightHolderMatch.FilesOf(model));
         context.WeightHolder = holder;
-        context.Observer.Verbose(holder is null ? $"No weight holder for {spec.Model}: {reason}; replicas read the model's files." : $"Replicas map their weights from {reason}.");
+        context.Observer.Verbose(holder is null ? $"No weight holder for {model}: {reason}; replicas read the model's files." : $"Replicas map their weights from {reason}.");
     }
 
     /// <summary>Each GPU the engine held memory on while it served, with the GPU of this host a replica lands on in its place.</summary>
