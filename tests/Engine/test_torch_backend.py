@@ -181,7 +181,7 @@ def test_engine_prepare_resume_on_cpu(start_engine):
     engine = start_engine("--backend", "torch", "--device", "cpu", "--model", "llama-tiny")
     before = _texts(engine.client(), ["abc", "xyz"])
     ready = _prepare_resume(engine)
-    assert list(ready["phases"]) == ["resume_reacquire", "resume_kv_pool", "resume_bind"]
+    assert list(ready["phases"]) == ["resume_reacquire", "resume_kv_pool", "resume_canary", "resume_bind"]
     assert _texts(engine.client(), ["abc", "xyz"]) == before
 
 

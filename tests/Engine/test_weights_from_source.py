@@ -167,7 +167,7 @@ def test_engine_on_cpu_releases_and_reloads_weights(start_engine, tmp_path):
     assert prepared["host_memory_bytes"] == 0 and prepared["gpu_memory_bytes"] == 0
     ready = _resume(engine)
     assert list(ready["phases"]) == ["resume_reacquire", "resume_weights", "resume_kv_pool",
-                                     "resume_bind"]
+                                     "resume_canary", "resume_bind"]
     c2 = engine.client()
     assert _texts(c2) == before
     assert c2.call("hello")["host_memory_bytes"] == hello["host_memory_bytes"]
@@ -187,6 +187,19 @@ def test_tool_on_cuda_writes_the_presets_cuda_weights(tmp_path):
     preset = _stage(tmp_path, "llama-tiny", device="cuda", enforce_eager=True)
     loaded = _stage(tmp_path, model_dir, device="cuda", enforce_eager=True)
     _same_weights(preset._model, loaded._model)
+
+
+@needs_cuda
+def test_stage_on_cuda_reloads_its_weights_at_every_resume(tmp_path):
+    """Each reload takes new loader streams from torch's round-robin pool while CUDA graphs are captured:
+    enough reloads go round the whole pool, and no loader may ever share the capture's stream."""
+    model_dir = _write_model(tmp_path, device="cuda", dtype="bfloat16")
+    stage = _stage(tmp_path, model_dir, device="cuda", weights_from_source=True)
+    before = _greedy(stage, PROMPT_IDS, 8)
+    for _ in range(6):
+        stage.release()
+        assert list(stage.reacquire())[:2] == ["weights", "kv_pool"]
+        assert _greedy(stage, PROMPT_IDS, 8) == before
 
 
 @needs_cuda

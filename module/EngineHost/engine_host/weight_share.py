@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import array
 import json
-import logging
 import os
 import socket
 import struct
@@ -25,8 +24,6 @@ from dataclasses import asdict, dataclass
 from typing import Optional
 
 from .safetensors_files import DTYPE_SIZES
-
-log = logging.getLogger("engine_host.weight_share")
 
 SOCKET_NAME = "holder.sock"
 VERSION = 1

@@ -123,6 +123,11 @@ class TorchStage:
         log.info("weights loaded in %.2fs; process RSS %.3f GiB", self._phases["weights"],
                  torch_weights.resident_bytes() / 2**30)
         self._use_graphs = on_cuda and not c.enforce_eager
+        # torch.cuda.Stream() hands out torch's pooled streams round-robin, and torch.cuda.graph captures on
+        # one such stream by default: a weight loader thread's stream would sooner or later be the very
+        # stream a capture runs on. Loaders take default-priority streams; captures run on this one, from
+        # the high-priority pool, so the two never meet.
+        self._capture_stream = torch.cuda.Stream(self.device, priority=-1) if self._use_graphs else None
         self._kv = None
         self._graphs: dict = {}
         self._slots = self._plan_slots()
@@ -232,7 +237,8 @@ class TorchStage:
                             self._decode_forward(*args)
                     torch.cuda.current_stream().wait_stream(side)
                 graph = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(graph, pool=pool, capture_error_mode=capture_mode):
+                with torch.cuda.graph(graph, pool=pool, stream=self._capture_stream,
+                                      capture_error_mode=capture_mode):
                     logits = self._decode_forward(*args)
                 self._graphs[b] = (graph, logits)
         torch.cuda.synchronize()
