@@ -1,5 +1,7 @@
 """Draw a GPU benchmark's results (bench/gpu-bench.ps1) as a PNG: per configuration, the cold start beside the
-restore to first token stacked by phase, with the physical floor marked.
+restore to first token stacked by phase, with the physical floor marked. Configurations: ours (page cache warm),
+the cold node (weights read after criu, and prefetched while it runs), the weight holder, and, when the run has them,
+the weights-in-image and KV-in-image baselines.
 
     python3 bench/chart.py bench/results/gpu-....json [out.png]    (needs matplotlib: apt python3-matplotlib)
 """
@@ -13,9 +15,33 @@ PHASES = [("criu-restore", "criu restore", "#4C72B0"),
           ("cuda-restore", "CUDA restore", "#DD8452"),
           ("resume", "resume (weights, KV pool, graphs)", "#55A868"),
           ("other", "validate, hello, first token", "#8C8C8C")]
-CONFIGS = [("ours", "llama-8b, ours\n(weights from source)"),
-           ("weights_in_image", "llama-8b,\nweights in image"),
-           ("baseline", "llama-8b, KV-in-image\nbaseline")]
+
+
+def configurations(result: dict) -> list:
+    """(label, cold start s, restore-to-first-token s, its phases, floor s) of each configuration the run has."""
+    found = []
+    ours = result.get("ours")
+    if ours and "restore" in ours:
+        found.append(("llama-8b, ours\n(warm page cache)", ours["cold_start_s"], ours["restore"]["to_first_token_s"],
+                      ours["restore"]["phases"], ours["floor_s"]))
+    cold = result.get("cold_node")
+    if cold:
+        for key, label in (("restore_reading_after", "cold node,\nweights after criu"),
+                           ("restore_prefetching", "cold node,\nweights prefetched")):
+            if key in cold:
+                run = cold[key]
+                found.append((label, cold["cold_start"]["to_first_token_s"], run["to_first_token_s"], run["phases"],
+                              run["floor_s"]))
+    holder = result.get("holder")
+    if holder and ours:
+        found.append(("weight holder\n(cold page cache)", ours["cold_start_s"], holder["to_first_token_s"],
+                      holder["phases"], holder["floor_s"]))
+    for key, label in (("weights_in_image", "llama-8b,\nweights in image"), ("baseline", "llama-8b, KV-in-image\nbaseline")):
+        run = result.get(key)
+        if run and "restore" in run:
+            found.append((label, run["cold_start_s"], run["restore"]["to_first_token_s"], run["restore"]["phases"],
+                          run["floor_s"]))
+    return found
 
 
 def main(argv: list) -> int:
@@ -26,16 +52,12 @@ def main(argv: list) -> int:
     source, target = argv[0], argv[1] if len(argv) > 1 else argv[0].rsplit(".", 1)[0] + ".png"
     with open(source) as f:
         result = json.load(f)
-    configs = [(key, label, result[key]) for key, label in CONFIGS
-               if key in result and "restore" in result[key]]
-    fig, ax = plt.subplots(figsize=(9, 5.2))
+    configs = configurations(result)
+    fig, ax = plt.subplots(figsize=(max(9, 1.9 * len(configs)), 5.2))
     width = 0.36
-    for i, (_, _, run) in enumerate(configs):
-        cold = run["cold_start_s"]
+    for i, (_, cold, total, phases, floor) in enumerate(configs):
         ax.bar(i - width / 2, cold, width, color="#C44E52", label="cold start" if i == 0 else None)
         ax.text(i - width / 2, cold, f"{cold:.1f} s", ha="center", va="bottom", fontsize=8)
-        phases = run["restore"]["phases"]
-        total = run["restore"]["to_first_token_s"]
         parts = {name: phases.get(name, 0.0) for name, _, _ in PHASES[:-1]}
         parts["other"] = max(0.0, total - sum(parts.values()))
         bottom = 0.0
@@ -44,11 +66,11 @@ def main(argv: list) -> int:
                    label=label if i == 0 else None)
             bottom += parts[name]
         ax.text(i + width / 2, total, f"{total:.2f} s", ha="center", va="bottom", fontsize=8)
-        ax.hlines(run["floor_s"], i + width / 2 - width / 2, i + width, colors="black", linestyles="dashed",
+        ax.hlines(floor, i + width / 2 - width / 2, i + width, colors="black", linestyles="dashed",
                   label="physical floor" if i == 0 else None)
-    ax.set_xticks(range(len(configs)), [label for _, label, _ in configs], fontsize=9)
+    ax.set_xticks(range(len(configs)), [label for label, *_ in configs], fontsize=9)
     ax.set_ylabel("seconds")
-    tallest = max(max(run["cold_start_s"], run["restore"]["to_first_token_s"]) for _, _, run in configs)
+    tallest = max(max(cold, total) for _, cold, total, _, _ in configs)
     ax.set_ylim(0, tallest * 1.35)  # room for the legend above the bars
     ax.set_title(f"Cold start vs restore to first token — {result['gpu']}, driver {result['driver']}",
                  fontsize=10)
