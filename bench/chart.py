@@ -1,7 +1,7 @@
-"""Draw a GPU benchmark's results (bench/gpu-bench.ps1) as a PNG: per configuration, the cold start beside the
-restore to first token stacked by phase, with the physical floor marked. Configurations: ours (page cache warm),
-the cold node (weights read after criu, and prefetched while it runs), the weight holder, and, when the run has them,
-the weights-in-image and KV-in-image baselines.
+"""Draw a GPU benchmark's results (bench/gpu-bench.ps1) as a PNG: per configuration, the cold start beside
+the restore to first token stacked by phase, with the physical floor marked. Configurations: ours (page cache
+warm), the cold node (weights read after criu, and prefetched while it runs), the weight holder, and, when the
+run has them, the weights-in-image and KV-in-image baselines.
 
     python3 bench/chart.py bench/results/gpu-....json [out.png]    (needs matplotlib: apt python3-matplotlib)
 """
@@ -18,28 +18,32 @@ PHASES = [("criu-restore", "criu restore", "#4C72B0"),
 
 
 def configurations(result: dict) -> list:
-    """(label, cold start s, restore-to-first-token s, its phases, floor s) of each configuration the run has."""
+    """(label, cold start s, restore-to-first-token s, its phases, floor s) of each configuration."""
     found = []
     ours = result.get("ours")
     if ours and "restore" in ours:
-        found.append(("llama-8b, ours\n(warm page cache)", ours["cold_start_s"], ours["restore"]["to_first_token_s"],
-                      ours["restore"]["phases"], ours["floor_s"]))
+        restore = ours["restore"]
+        found.append(("llama-8b, ours\n(warm page cache)", ours["cold_start_s"], restore["to_first_token_s"],
+                      restore["phases"], ours["floor_s"]))
     cold = result.get("cold_node")
     if cold:
         for key, label in (("restore_reading_after", "cold node,\nweights after criu"),
                            ("restore_prefetching", "cold node,\nweights prefetched")):
             if key in cold:
                 run = cold[key]
-                found.append((label, cold["cold_start"]["to_first_token_s"], run["to_first_token_s"], run["phases"],
-                              run["floor_s"]))
+                found.append((label, cold["cold_start"]["to_first_token_s"], run["to_first_token_s"],
+                              run["phases"], run["floor_s"]))
     holder = result.get("holder")
     if holder and ours:
         found.append(("weight holder\n(cold page cache)", ours["cold_start_s"], holder["to_first_token_s"],
                       holder["phases"], holder["floor_s"]))
-    for key, label in (("weights_in_image", "llama-8b,\nweights in image"), ("baseline", "llama-8b, KV-in-image\nbaseline")):
+    baselines = (("weights_in_image", "llama-8b,\nweights in image"),
+                 ("baseline", "llama-8b, KV-in-image\nbaseline"))
+    for key, label in baselines:
         run = result.get(key)
         if run and "restore" in run:
-            found.append((label, run["cold_start_s"], run["restore"]["to_first_token_s"], run["restore"]["phases"],
+            restore = run["restore"]
+            found.append((label, run["cold_start_s"], restore["to_first_token_s"], restore["phases"],
                           run["floor_s"]))
     return found
 
