@@ -23,6 +23,23 @@ def test_read_rate_counts_every_byte_of_a_directory_tree(tmp_path):
         assert result["cold_bytes_per_s"] > 0
 
 
+def test_cold_and_direct_reads_have_their_own_readers_whatever_the_cpus(tmp_path):
+    (tmp_path / "model.safetensors").write_bytes(os.urandom((64 << 20) + (4 << 20)))  # two pieces
+    result = measure_floor.measure_read([str(tmp_path)], cold=True, threads=1, cold_threads=4, direct=True)
+    assert result["threads"] == 1 and result["cold_threads"] == 4
+    if result["filesystem"] in ("tmpfs", "ramfs"):
+        assert result["cold_bytes_per_s"] is None and result["direct_bytes_per_s"] is None
+    elif "direct_error" not in result:
+        assert result["direct_bytes_per_s"] > 0 and result["cold_bytes_per_s"] > 0
+
+
+def test_the_cold_read_has_as_many_readers_as_the_weight_loader_on_any_host(tmp_path):
+    (tmp_path / "model.safetensors").write_bytes(b"\0" * 4096)
+    command = [sys.executable, "-m", "engine_host.tools.measure_floor", "--read", str(tmp_path), "--cold"]
+    out = subprocess.run(command, cwd=ENGINE_ROOT, capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout)["read"]["cold_threads"] == 8
+
+
 def test_filesystem_type_of_proc_and_of_the_root():
     assert measure_floor.filesystem_type("/proc/self") == "proc"
     assert measure_floor.filesystem_type("/") != "unknown"

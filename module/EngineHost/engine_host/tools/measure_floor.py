@@ -1,7 +1,7 @@
 """Measure the physical floor a restore cannot beat on this host, as JSON on stdout.
 
-    python3 -m engine_host.tools.measure_floor [--read PATH ...] [--cold] [--threads N] [--drop PATH ...]
-        [--h2d-gib 4] [--cuda-init 3]
+    python3 -m engine_host.tools.measure_floor [--read PATH ...] [--cold] [--direct] [--threads N]
+        [--cold-threads N] [--drop PATH ...] [--h2d-gib 4] [--cuda-init 3]
 
 --read        files or directories (read recursively): their bytes read with the page cache warm (a first
               pass warms it, the second is timed) and, with --cold, again after dropping them from the page
@@ -9,7 +9,13 @@
               ramfs) has no cold read: its pages are the file, so "cold" is null there. The bytes are read
               in 64 MiB pieces by --threads threads at once (default: the CPUs, at most 16), as the
               engine's weight loader and a parallel restore would: one reader alone does not reach the
-              host's memory bandwidth, and the floor is what the host can do.
+              host's memory bandwidth, and the floor is what the host can do. The cold read has
+              --cold-threads readers (default 8, whatever the CPUs: a reader waiting on the disk needs no
+              core, and a disk reaches its rate only with requests in flight), as many as the weight
+              loader and Restore-EngineCheckpoint's weight prefetch have.
+--direct      with --cold: also the disk's own rate, the same pieces read with O_DIRECT (no page cache, no
+              readahead) by --cold-threads readers; null where the file system refuses O_DIRECT (tmpfs). A
+              cold rate well below it means the cold read is not what the disk can do.
 --drop        only drop these files or directories from the page cache (to time a restore from a cold store).
 --h2d-gib     pinned and pageable host-to-GPU copy rates (torch, best of 3 copies of that many GiB).
 --cuda-init   seconds a fresh process spends in cuInit (libcuda via ctypes), the median of that many runs:
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import mmap
 import os
 import queue
 import statistics
@@ -31,6 +38,8 @@ import threading
 import time
 
 _CHUNK = 64 << 20
+_DIRECT_READ = 4 << 20  # one O_DIRECT read: a multiple of any block size
+_COLD_THREADS = 8
 _MEMORY_FILESYSTEMS = {"tmpfs", "ramfs"}
 _CUINIT_PROBE = ("import ctypes, time\n"
                  "started = time.perf_counter()\n"
@@ -108,6 +117,51 @@ def _read_all(files: list, threads: int) -> tuple:
     return sum(counts), time.perf_counter() - started
 
 
+def _read_direct(files: list, threads: int) -> tuple:
+    """The pieces of _read_all read with O_DIRECT, 4 MiB at a time into page-aligned buffers."""
+    pieces: "queue.SimpleQueue" = queue.SimpleQueue()
+    for name in files:
+        for offset in range(0, os.path.getsize(name), _CHUNK):
+            pieces.put((name, offset))
+    counts: list = []
+    failures: list = []
+
+    def reader(buffer) -> None:
+        total = 0
+        try:
+            while True:
+                try:
+                    name, offset = pieces.get_nowait()
+                except queue.Empty:
+                    break
+                fd = os.open(name, os.O_RDONLY | os.O_DIRECT)
+                try:
+                    end = offset + _CHUNK
+                    while offset < end:
+                        n = os.preadv(fd, [buffer], offset)
+                        if n <= 0:
+                            break
+                        offset += n
+                        total += n
+                finally:
+                    os.close(fd)
+        except OSError as exc:
+            failures.append(exc)
+        counts.append(total)
+
+    buffers = [mmap.mmap(-1, _DIRECT_READ) for _ in range(threads)]
+    readers = [threading.Thread(target=reader, args=(buffer,)) for buffer in buffers]
+    started = time.perf_counter()
+    for r in readers:
+        r.start()
+    for r in readers:
+        r.join()
+    seconds = time.perf_counter() - started
+    if failures:
+        raise failures[0]
+    return sum(counts), seconds
+
+
 def _drop_from_page_cache(files: list) -> None:
     for name in files:
         fd = os.open(name, os.O_RDONLY)
@@ -118,18 +172,30 @@ def _drop_from_page_cache(files: list) -> None:
             os.close(fd)
 
 
-def measure_read(paths: list, cold: bool, threads: int) -> dict:
+def _rate(total: int, seconds: float):
+    return round(total / seconds) if seconds else None
+
+
+def measure_read(paths: list, cold: bool, threads: int, cold_threads: int = _COLD_THREADS,
+                 direct: bool = False) -> dict:
     files = _files(paths)
     fs_type = filesystem_type(paths[0])
     _read_all(files, threads)
     total, seconds = _read_all(files, threads)
     result = {"paths": paths, "filesystem": fs_type, "files": len(files), "threads": threads, "bytes": total,
-              "warm_s": round(seconds, 4), "warm_bytes_per_s": round(total / seconds) if seconds else None,
-              "cold_s": None, "cold_bytes_per_s": None}
+              "warm_s": round(seconds, 4), "warm_bytes_per_s": _rate(total, seconds),
+              "cold_threads": cold_threads, "cold_s": None, "cold_bytes_per_s": None,
+              "direct_s": None, "direct_bytes_per_s": None}
     if cold and fs_type not in _MEMORY_FILESYSTEMS:
         _drop_from_page_cache(files)
-        total, seconds = _read_all(files, threads)
-        result.update(cold_s=round(seconds, 4), cold_bytes_per_s=round(total / seconds) if seconds else None)
+        total, seconds = _read_all(files, cold_threads)
+        result.update(cold_s=round(seconds, 4), cold_bytes_per_s=_rate(total, seconds))
+        if direct:
+            try:
+                total, seconds = _read_direct(files, cold_threads)
+                result.update(direct_s=round(seconds, 4), direct_bytes_per_s=_rate(total, seconds))
+            except OSError as exc:  # EINVAL: this file system does not do O_DIRECT
+                result["direct_error"] = str(exc)
     return result
 
 
@@ -171,14 +237,16 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python3 -m engine_host.tools.measure_floor")
     parser.add_argument("--read", nargs="+", metavar="PATH")
     parser.add_argument("--cold", action="store_true")
+    parser.add_argument("--direct", action="store_true")
     parser.add_argument("--threads", type=int, default=default_threads())
+    parser.add_argument("--cold-threads", type=int, default=_COLD_THREADS)
     parser.add_argument("--drop", nargs="+", metavar="PATH")
     parser.add_argument("--h2d-gib", type=float)
     parser.add_argument("--cuda-init", type=int, metavar="RUNS")
     args = parser.parse_args(argv)
     result = {}
     if args.read:
-        result["read"] = measure_read(args.read, args.cold, args.threads)
+        result["read"] = measure_read(args.read, args.cold, args.threads, args.cold_threads, args.direct)
     if args.drop:
         dropped = _files(args.drop)
         _drop_from_page_cache(dropped)
