@@ -225,10 +225,14 @@ try {
         if ($FallbackCriuPath) { $variants.fallback = @{ CriuPath = $FallbackCriuPath } }
         $runs = [ordered]@{}
         foreach ($name in $variants.Keys) { $runs[$name] = [Collections.Generic.List[object]]::new() }
-        foreach ($i in 1..$Restores) {
-            foreach ($name in $variants.Keys) { $runs[$name].Add((Measure-Restore $ours $variants[$name])) }
-        }
         $criu = [ordered]@{}
+        foreach ($i in 1..$Restores) {
+            foreach ($name in @($variants.Keys)) {
+                # One variant that fails (a criu that cannot read this store directly) is recorded; the others go on.
+                try { $runs[$name].Add((Measure-Restore $ours $variants[$name])) }
+                catch { $criu["$($name)_error"] = "$_"; $variants.Remove($name) }
+            }
+        }
         foreach ($name in $variants.Keys) {
             $path = $variants[$name].CriuPath
             $criu[$name] = [ordered]@{
