@@ -113,7 +113,13 @@ Describe 'Tables at 80 columns' {
 
         $gpuRow = (Get-TableCells $gpu)[0]
         $gpuRow.Memory | Should -Be '15.0 GiB'
-        $gpuRow.Engine | Should -Be (('x' * 26) + '…')
+        $gpuRow.Owner | Should -Be (('x' * 26) + '…')
+        $holderProcess = [CriuCheckpoint.Gpu.GpuProcess]@{ ProcessId = 4343; Name = 'weight-holder'; GpuIndex = 0; GpuMemoryBytes = 16GB; WeightHolderName = 'llama-8b' }
+        (Get-TableCells $holderProcess)[0].Owner | Should -Be 'holder llama-8b'
+        $holder = [CriuCheckpoint.Gpu.WeightHolder]@{ Name = 'llama-8b'; State = 'Ready'; GpuIndex = 1; WeightBytes = 16061112320; Model = '/var/tmp/models/meta-llama-3.1-8b-instruct'; ProcessId = 4343 }
+        $holderRow = (Get-TableCells $holder)[0]
+        $holderRow.Weights | Should -Be '15.0 GiB'
+        $holderRow.Model | Should -BeLike '…*llama-3.1-8b-instruct'
         (Get-TableCells $issue)[0].Property | Should -Be 'File /usr/lib/x86_6…'
     }
 }

@@ -1,6 +1,10 @@
 # The weight-holder cmdlets as far as a host without a GPU takes them: the real holder process starts and fails for want
 # of CUDA, and nothing of it is left; naming, -WhatIf, views. The GPU suite maps a holder's weights into a restored engine.
 
+BeforeDiscovery {
+    $script:HasCuda = Test-Path /dev/nvidia0
+}
+
 BeforeAll {
     . (Join-Path $PSScriptRoot 'Common.ps1')
     $script:TestHome = New-TestHome
@@ -13,7 +17,6 @@ from engine_host import safetensors_files as stf
 a = np.arange(64, dtype=np.float32)
 stf.write_sharded('$ModelDir', [stf.TensorSpec('w', 'F32', (64,))], lambda spec: a.view(np.uint8), 1 << 20)
 "@
-    $script:HasCuda = (Test-Path /dev/nvidia0)
 }
 
 AfterAll {
