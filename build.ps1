@@ -5,7 +5,8 @@
 .DESCRIPTION
     Tasks (each runs what it needs first):
       deps     apt packages (python3-zmq, python3-msgpack, python3-numpy, python3-pytest, python3-flake8,
-               python3-setproctitle, OpenBLAS), CRIU 4.2 into tools/criu (with its licences), NuGet, Pester
+               python3-setproctitle, OpenBLAS), CRIU into tools/criu with its licences (scripts/install-criu.sh:
+               4.3 from Debian experimental where it passes 'criu check', else 4.2.1), NuGet, Pester
       build    compiles the module and assembles it in out/CriuCheckpoint
       test     xunit, pytest, Pester and flake8 (lint); ends with one line 'N passed, N failed'.
                -Suite picks some of them, -Filter runs only the tests whose name contains a text

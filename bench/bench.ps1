@@ -50,6 +50,9 @@ Import-Module (Join-Path $ModulePath 'CriuCheckpoint.psd1') -Force
 
 function Format-Seconds([double] $Seconds) { '{0,8:0.000} s' -f $Seconds }
 
+# The 1, 5 and 15 minute load averages: on a shared host the figures are only as quiet as this.
+function Get-LoadAverage { @((Get-Content /proc/loadavg) -split ' ' | Select-Object -First 3 | ForEach-Object { [double] $_ }) }
+
 # Health round trips of a NetMQ DEALER driven as EngineLink drives its own (bench/LinkRoundTrip.cs) to a pyzmq ROUTER
 # thread that answers health as the engine's socket thread does (bench/link_peer.py), plain and CurveZMQ, in
 # interleaved rounds so both meet the same load. The engine has no plain link to compare with: an insecure mode users could reach is what the link's
@@ -102,7 +105,7 @@ function Measure-CurveCost([int] $Rounds = 100, [int] $PerRound = 100) {
 
 $result = [ordered]@{
     date    = (Get-Date).ToUniversalTime().ToString('o')
-    host    = [ordered]@{ cpu = ((Get-Content /proc/cpuinfo | Select-String '^model name' | Select-Object -First 1) -replace '.*:\s*', ''); cores = [Environment]::ProcessorCount; kernel = (uname -r) }
+    host    = [ordered]@{ cpu = ((Get-Content /proc/cpuinfo | Select-String '^model name' | Select-Object -First 1) -replace '.*:\s*', ''); cores = [Environment]::ProcessorCount; kernel = (uname -r); load_average = Get-LoadAverage }
     engine  = [ordered]@{ backend = 'tiny'; model = $Model; workers = $Workers }
 }
 
@@ -286,6 +289,7 @@ function Measure-CriuComparison($Baseline, $Candidate) {
         throw
     }
     try {
+        $loadBefore = Get-LoadAverage
         $runs = @{}
         foreach ($name in $arms.Keys) { $runs[$name] = [Collections.Generic.List[object]]::new() }
         foreach ($round in 1..$CriuRestores) {
@@ -296,7 +300,7 @@ function Measure-CriuComparison($Baseline, $Candidate) {
             }
         }
         $figures = [ordered]@{ saved_by = $older.Version; image_bytes = $saved.Manifest.ImageBytes; restores_each = $CriuRestores
-            reference_tokens = @($reference.TokenIds); arms = [ordered]@{} }
+            load_average = [ordered]@{ before = $loadBefore; after = Get-LoadAverage }; reference_tokens = @($reference.TokenIds); arms = [ordered]@{} }
         foreach ($name in $arms.Keys) {
             $arm = $runs[$name]
             $figures.arms[$name] = [ordered]@{ criu = $arms[$name].Criu.Version; path = $arms[$name].Criu.Path; direct_image_read = $arms[$name].Direct
@@ -323,7 +327,8 @@ try {
     $baseline = Resolve-ComparedCriu $BaselineCriuPath -InstallBaseline:(-not $PSBoundParameters.ContainsKey('BaselineCriuPath'))
     Write-Host "`n== criu $($candidate.Version) against criu $($baseline.Version): the same images restored by each in turn ($CriuRestores runs each, median; image in page cache)"
     $comparison = Measure-CriuComparison $baseline $candidate
-    Write-Host ('saved by criu {0}, image {1:N1} MiB; every restore answered the reference tokens' -f $comparison.saved_by, ($comparison.image_bytes / 1MB))
+    Write-Host ('saved by criu {0}, image {1:N1} MiB; every restore answered the reference tokens; load average {2} before, {3} after' -f $comparison.saved_by,
+        ($comparison.image_bytes / 1MB), ($comparison.load_average.before -join ' '), ($comparison.load_average.after -join ' '))
     foreach ($name in $comparison.arms.Keys) {
         $arm = $comparison.arms[$name]
         $label = "criu $($arm.criu)$(if ($arm.direct_image_read) { ' -DirectImageRead' })"

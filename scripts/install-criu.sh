@@ -7,8 +7,8 @@
 #   scripts/install-criu.sh PREFIX        e.g.  scripts/install-criu.sh tools/criu
 #
 # Which criu: by default the newest of experimental, forky and sid for criu and libcompel1 (criu 4.3 is in
-# experimental only; its native AIO page reads and parallel memfd fill make restores faster), every other package
-# from forky/sid. The unpacked criu must pass 'criu check' on this host; where it fails it (or does not run), the
+# experimental only: it fills memfds on worker threads, and reads pages with native AIO under --image-io-mode
+# direct), every other package from forky/sid. The unpacked criu must pass 'criu check' on this host; where it fails it (or does not run), the
 # newest of forky/sid (criu 4.2.1) is installed instead and the script says so. The environment pins the choice:
 #   CRIU_CHANNEL=experimental    criu from experimental (or a newer forky/sid), no fallback
 #   CRIU_CHANNEL=sid             criu from forky/sid only

@@ -64,14 +64,14 @@ internal sealed partial class CriuTool
             {
                 throw new CriuCheckpointException(ErrorIds.CriuTooOld, FailureKind.NotInstalled,
                     $"criu at {path} ({source}) is version {version}; this kernel needs {MinimumVersion} or newer. "
-                    + "Run './build.ps1 deps' to install CRIU 4.2 into tools/criu, or pass -CriuPath.", path);
+                    + "Run './build.ps1 deps' to install CRIU into tools/criu, or pass -CriuPath.", path);
             }
 
             return new CriuTool(path, version);
         }
 
         throw new CriuCheckpointException(ErrorIds.CriuNotFound, FailureKind.NotInstalled,
-            $"criu was not found. Tried: {string.Join("; ", tried)}. Run './build.ps1 deps' to install CRIU {MinimumVersion} into tools/criu, "
+            $"criu was not found. Tried: {string.Join("; ", tried)}. Run './build.ps1 deps' to install CRIU into tools/criu, "
             + $"set ${EnvironmentVariable}, or pass -CriuPath.", requested);
     }
 
