@@ -222,7 +222,8 @@ try {
         if (-not $ours) { throw 'the criu section needs the ours section' }
         $module = Join-Path $ModulePath 'tools/criu/bin/criu'
         $variants = [ordered]@{ module = @{ CriuPath = $module }; module_direct_image_read = @{ CriuPath = $module; DirectImageRead = $true } }
-        if ($FallbackCriuPath) { $variants.fallback = @{ CriuPath = $FallbackCriuPath } }
+        # The image was dumped by the module's criu: an older one restores it only with -Force (the version check).
+        if ($FallbackCriuPath) { $variants.fallback = @{ CriuPath = $FallbackCriuPath; Force = $true } }
         $runs = [ordered]@{}
         foreach ($name in $variants.Keys) { $runs[$name] = [Collections.Generic.List[object]]::new() }
         $criu = [ordered]@{}
