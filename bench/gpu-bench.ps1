@@ -218,37 +218,28 @@ try {
         }
     }
 
-    Invoke-Section 'criu' {
-        if (-not $ours) { throw 'the criu section needs the ours section' }
-        $module = Join-Path $ModulePath 'tools/criu/bin/criu'
-        $variants = [ordered]@{ module = @{ CriuPath = $module }; module_direct_image_read = @{ CriuPath = $module; DirectImageRead = $true } }
-        # The image was dumped by the module's criu: an older one restores it only with -Force (the version check).
-        if ($FallbackCriuPath) { $variants.fallback = @{ CriuPath = $FallbackCriuPath; Force = $true } }
-        $runs = [ordered]@{}
-        foreach ($name in $variants.Keys) { $runs[$name] = [Collections.Generic.List[object]]::new() }
-        $criu = [ordered]@{}
-        foreach ($i in 1..$Restores) {
-            foreach ($name in @($variants.Keys)) {
-                # One variant that fails (a criu that cannot read this store directly) is recorded; the others go on.
-                try { $runs[$name].Add((Measure-Restore $ours $variants[$name])) }
-                catch { $criu["$($name)_error"] = "$_"; $variants.Remove($name) }
-            }
+    Invoke-Section 'holder' {
+        if (-not $ours) { throw 'the holder section needs the ours section' }
+        $holder = Start-WeightHolder -Model $ModelDir -Gpu 0 -Name bench-holder
+        try {
+            $run = [ordered]@{ holder_load_s = $holder.LoadSeconds; holder_bytes = $holder.WeightBytes }
+            Write-Host ('weight holder: {0:N2} GB in {1:0.00} s' -f ($holder.WeightBytes / 1e9), $holder.LoadSeconds)
+            $restores = @(foreach ($i in 1..$Restores) {
+                $null = Invoke-FloorTool '--drop', $ModelDir
+                Measure-Restore $ours
+            })
+            $run.to_first_token_s = Get-Median $restores.to_first_token_s
+            $run.runs_s = @($restores.to_first_token_s)
+            $run.phases = ($restores | Where-Object to_first_token_s -EQ $run.to_first_token_s | Select-Object -First 1).phases
+            $run.engine_resume_phases = ($restores | Where-Object to_first_token_s -EQ $run.to_first_token_s | Select-Object -First 1).engine_resume_phases
+            $run.weights_from = @($restores.weights_from | Sort-Object -Unique)
+            $floor = [math]::Round($ours.Run.image_bytes / $result.floor.memory_store_read.warm_bytes_per_s + $ours.Run.gpu_bytes_checkpointed / $result.floor.host_to_gpu.pinned_bytes_per_s, 3)
+            $null = Add-Floor $run $floor
+            $run.cold_start_vs_restore = [math]::Round($ours.Run.cold_start_s / $run.to_first_token_s, 2)
+            Write-Figure 'with the weight holder, model page cache cold' $run.to_first_token_s ('{0:0.00}x the floor ({1:0.000} s), {2:0.0}x faster than cold start; weights from {3}' -f $run.vs_floor, $floor, $run.cold_start_vs_restore, ($run.weights_from -join ', '))
+            $result.holder = $run
         }
-        foreach ($name in $variants.Keys) {
-            $path = $variants[$name].CriuPath
-            $criu[$name] = [ordered]@{
-                criu = (& $path --version | Select-Object -First 1)
-                criu_restore_s = Get-Median ($runs[$name] | ForEach-Object { $_.phases['criu-restore'] })
-                to_first_token_s = Get-Median $runs[$name].to_first_token_s
-                runs_s = @($runs[$name].to_first_token_s)
-            }
-            Write-Figure "criu-restore, $name ($($criu[$name].criu))" $criu[$name].criu_restore_s ('restore to first token {0:0.000} s' -f $criu[$name].to_first_token_s)
-        }
-        if ($criu.Contains('fallback')) {
-            $criu.module_vs_fallback_criu_restore = [math]::Round($criu.module.criu_restore_s / $criu.fallback.criu_restore_s, 2)
-            $criu.module_vs_fallback_to_first_token = [math]::Round($criu.module.to_first_token_s / $criu.fallback.to_first_token_s, 2)
-        }
-        $result.criu = $criu
+        finally { $holder | Stop-WeightHolder }
     }
 
     Invoke-Section 'cold_node' {
@@ -283,28 +274,37 @@ try {
         $result.cold_node = $cold
     }
 
-    Invoke-Section 'holder' {
-        if (-not $ours) { throw 'the holder section needs the ours section' }
-        $holder = Start-WeightHolder -Model $ModelDir -Gpu 0 -Name bench-holder
-        try {
-            $run = [ordered]@{ holder_load_s = $holder.LoadSeconds; holder_bytes = $holder.WeightBytes }
-            Write-Host ('weight holder: {0:N2} GB in {1:0.00} s' -f ($holder.WeightBytes / 1e9), $holder.LoadSeconds)
-            $restores = @(foreach ($i in 1..$Restores) {
-                $null = Invoke-FloorTool '--drop', $ModelDir
-                Measure-Restore $ours
-            })
-            $run.to_first_token_s = Get-Median $restores.to_first_token_s
-            $run.runs_s = @($restores.to_first_token_s)
-            $run.phases = ($restores | Where-Object to_first_token_s -EQ $run.to_first_token_s | Select-Object -First 1).phases
-            $run.engine_resume_phases = ($restores | Where-Object to_first_token_s -EQ $run.to_first_token_s | Select-Object -First 1).engine_resume_phases
-            $run.weights_from = @($restores.weights_from | Sort-Object -Unique)
-            $floor = [math]::Round($ours.Run.image_bytes / $result.floor.memory_store_read.warm_bytes_per_s + $ours.Run.gpu_bytes_checkpointed / $result.floor.host_to_gpu.pinned_bytes_per_s, 3)
-            $null = Add-Floor $run $floor
-            $run.cold_start_vs_restore = [math]::Round($ours.Run.cold_start_s / $run.to_first_token_s, 2)
-            Write-Figure 'with the weight holder, model page cache cold' $run.to_first_token_s ('{0:0.00}x the floor ({1:0.000} s), {2:0.0}x faster than cold start; weights from {3}' -f $run.vs_floor, $floor, $run.cold_start_vs_restore, ($run.weights_from -join ', '))
-            $result.holder = $run
+    Invoke-Section 'criu' {
+        if (-not $ours) { throw 'the criu section needs the ours section' }
+        $module = Join-Path $ModulePath 'tools/criu/bin/criu'
+        $variants = [ordered]@{ module = @{ CriuPath = $module }; module_direct_image_read = @{ CriuPath = $module; DirectImageRead = $true } }
+        # The image was dumped by the module's criu: an older one restores it only with -Force (the version check).
+        if ($FallbackCriuPath) { $variants.fallback = @{ CriuPath = $FallbackCriuPath; Force = $true } }
+        $runs = [ordered]@{}
+        foreach ($name in $variants.Keys) { $runs[$name] = [Collections.Generic.List[object]]::new() }
+        $criu = [ordered]@{}
+        foreach ($i in 1..$Restores) {
+            foreach ($name in @($variants.Keys)) {
+                # One variant that fails (a criu that cannot read this store directly) is recorded; the others go on.
+                try { $runs[$name].Add((Measure-Restore $ours $variants[$name])) }
+                catch { $criu["$($name)_error"] = "$_"; $variants.Remove($name) }
+            }
         }
-        finally { $holder | Stop-WeightHolder }
+        foreach ($name in $variants.Keys) {
+            $path = $variants[$name].CriuPath
+            $criu[$name] = [ordered]@{
+                criu = (& $path --version | Select-Object -First 1)
+                criu_restore_s = Get-Median ($runs[$name] | ForEach-Object { $_.phases['criu-restore'] })
+                to_first_token_s = Get-Median $runs[$name].to_first_token_s
+                runs_s = @($runs[$name].to_first_token_s)
+            }
+            Write-Figure "criu-restore, $name ($($criu[$name].criu))" $criu[$name].criu_restore_s ('restore to first token {0:0.000} s' -f $criu[$name].to_first_token_s)
+        }
+        if ($criu.Contains('fallback')) {
+            $criu.module_vs_fallback_criu_restore = [math]::Round($criu.module.criu_restore_s / $criu.fallback.criu_restore_s, 2)
+            $criu.module_vs_fallback_to_first_token = [math]::Round($criu.module.to_first_token_s / $criu.fallback.to_first_token_s, 2)
+        }
+        $result.criu = $criu
     }
 
     Invoke-Section 'baseline' {
