@@ -33,7 +33,8 @@ set -euo pipefail
 usage() { echo "usage: $0 PREFIX" >&2; exit 2; }
 [ $# -eq 1 ] || usage
 prefix=$1
-case $prefix in /*) ;; *) prefix=$PWD/$prefix ;; esac
+# Normalised: the stage beside it is compared with realpath results, which have no "..".
+prefix=$(realpath -m -- "$prefix")
 mirror=${CRIU_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 arch=$(dpkg --print-architecture)
 [ "$arch" = amd64 ] || { echo "install-criu: only amd64 is supported (got $arch)" >&2; exit 1; }
