@@ -3,7 +3,7 @@ using Microsoft.Win32.SafeHandles;
 
 namespace CriuCheckpoint.Checkpoint;
 
-/// <summary>What a weight prefetch read and how fast, and the entries it would not open.</summary>
+/// <summary>What a weight prefetch read and how fast, and why each entry it would not read was refused.</summary>
 internal sealed record WeightPrefetchResult(string Directory, int Files, long Bytes, long FileBytes, TimeSpan Elapsed, IReadOnlyList<string> Refused)
 {
     /// <summary>Every byte of every file was read: the prefetch was not stopped first, and no file shrank meanwhile.</summary>
