@@ -28,8 +28,8 @@ internal interface IWeightPrefetcher
 /// symlink followed, nothing that could block an open, each checked with fstat on the descriptor it is read through.
 /// Then several threads read them in chunks, each chunk through an open file description of its own and front to
 /// back, so the kernel sees one sequential stream per reader and reads ahead for each: measured on ext4, one
-/// description shared by every reader, or posix_fadvise(WILLNEED) alone, read at half the disk's rate
-/// (docs/performance.md, "Weights read beside the restore"). Pages already cached are read again, at memory speed.
+/// description shared by every reader, or posix_fadvise(WILLNEED) alone, read less than half as fast from the same
+/// disk (docs/performance.md, "Weights read beside the restore"). Pages already cached are read again, at memory speed.
 /// </summary>
 internal sealed class WeightPrefetcher : IWeightPrefetcher
 {
