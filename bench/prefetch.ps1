@@ -2,7 +2,8 @@
 <#
 .SYNOPSIS
     Measures the weight prefetch of Restore-EngineCheckpoint on a directory of weight files: the module's own
-    WeightPrefetcher reading them cold and warm with 1, 8 and 16 readers, beside the floor tool's cold read and the
+    WeightPrefetcher reading them cold with 1, 8 and 16 readers and then again warm (where the kernel has cachestat,
+    it finds them cached and reads nothing), beside the floor tool's cold read and the
     disk's own rate (O_DIRECT) and the read patterns it was chosen among (read_patterns.py); then a restore whose
     criu and CUDA restore take -RestoreSeconds, followed by the engine's read of its weights (8 readers in 32 MiB
     reads, as the torch weight loader), without and with the prefetch started when the restore starts. Every cold
@@ -76,7 +77,11 @@ try {
             Clear-PageCache
             $cold = (Start-Prefetch $prefetcher ([Threading.CancellationToken]::None)).GetAwaiter().GetResult()
             $warm = (Start-Prefetch $prefetcher ([Threading.CancellationToken]::None)).GetAwaiter().GetResult()
-            $run.prefetch["$readers"] = [ordered]@{ cold_gb_per_s = Get-Rate $cold; warm_gb_per_s = Get-Rate $warm; complete = $cold.Complete -and $warm.Complete }
+            $run.prefetch["$readers"] = [ordered]@{
+                cold_gb_per_s = Get-Rate $cold; cold_cached_bytes = $cold.CachedBytes
+                warm_s = [math]::Round($warm.Elapsed.TotalSeconds, 4); warm_read_bytes = $warm.Bytes; warm_cached_bytes = $warm.CachedBytes
+                complete = $cold.Complete -and $warm.Complete
+            }
         }
         $run.restore = [ordered]@{}
         foreach ($prefetched in $false, $true) {
@@ -98,9 +103,9 @@ try {
             $run.restore[$(if ($prefetched) { 'with_prefetch' } else { 'without_prefetch' })] = $figures
         }
         $result.runs += $run
-        Write-Host ("round {0}: disk {1:0.00} GB/s, floor cold {2:0.00} GB/s; prefetch cold {3:0.00} / warm {4:0.00} GB/s (8 readers); weights read {5:0.00} s after the restore started without the prefetch, {6:0.00} s with it" -f `
-                $round, ($run.floor.direct_bytes_per_s / 1e9), ($run.floor.cold_bytes_per_s / 1e9), $run.prefetch['8'].cold_gb_per_s, $run.prefetch['8'].warm_gb_per_s,
-            $run.restore.without_prefetch.to_weights_read_s, $run.restore.with_prefetch.to_weights_read_s)
+        Write-Host ("round {0}: disk {1:0.00} GB/s, floor cold {2:0.00} GB/s; prefetch cold {3:0.00} GB/s, warm {4:0.000} s reading {5:0.00} GB (8 readers); weights read {6:0.00} s after the restore started without the prefetch, {7:0.00} s with it" -f `
+                $round, ($run.floor.direct_bytes_per_s / 1e9), ($run.floor.cold_bytes_per_s / 1e9), $run.prefetch['8'].cold_gb_per_s, $run.prefetch['8'].warm_s,
+            ($run.prefetch['8'].warm_read_bytes / 1e9), $run.restore.without_prefetch.to_weights_read_s, $run.restore.with_prefetch.to_weights_read_s)
     }
 }
 finally {

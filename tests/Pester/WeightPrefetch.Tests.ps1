@@ -4,6 +4,11 @@
 # directory, and spec.engine_args.weights_from_source) written into its manifest: the restore prefetches what its
 # manifest names, and the tiny engine resumes as it always does. GPU hosts run the real thing (tests/Pester/Gpu.Tests.ps1).
 
+BeforeDiscovery {
+    # cachestat(2), which tells the prefetch what the page cache holds already, came with Linux 6.5.
+    $script:HasCachestat = [version]((uname -r) -replace '^(\d+\.\d+).*', '$1') -ge [version]'6.5'
+}
+
 BeforeAll {
     . (Join-Path $PSScriptRoot 'Common.ps1')
     $script:TestHome = New-TestHome
@@ -87,12 +92,24 @@ Describe 'The weight prefetch of Restore-EngineCheckpoint' {
         $verbose | Should -Contain "Weight prefetch: reading the *.safetensors files of $Model into the page cache, beside criu and the CUDA restore."
         $verbose | Should -Contain "Weight prefetch: not read, $Model/link.safetensors: it is a symbolic link."
         $verbose | Should -Contain "Weight prefetch: not read, $Model/pipe.safetensors: it is not a regular file."
-        $verbose | Where-Object { $_ -like 'Weight prefetch finished: 2 file(s), 0.01 GB in * s (* GB/s).' } | Should -Not -BeNullOrEmpty
+        $verbose | Where-Object { $_ -like 'Weight prefetch finished: 2 file(s) of 0.01 GB, 0.01 GB read in * s (* GB/s), 0.00 GB in the page cache already.' } |
+            Should -Not -BeNullOrEmpty
         $verbose | Where-Object { $_ -match "^Engine replica restored: .*; beside them: weight-prefetch \d+\.\d{3} s, 0\.01 GB at " } | Should -Not -BeNullOrEmpty
 
         # Kept in the registry: another look at the engine shows it too, as a line of its own in the list view.
         (Get-VllmEngine -Name replica).StartupTime.Background.Bytes | Should -Be $sizes
         (Get-VllmEngine -Name replica | Format-List | Out-String) | Should -Match '(?m)^\s+weight-prefetch \d+\.\d{3} s beside them, 0\.01 GB at '
+    }
+
+    It 'reads nothing again where the page cache holds the weights already' -Skip:(-not $HasCachestat) {
+        foreach ($file in $Weights) { $null = [IO.File]::ReadAllBytes($file) }
+
+        $output = Restore-EngineCheckpoint -Path $Checkpoint -Name warm -Verbose 4>&1
+        $engine = $output | Where-Object { $_ -is [CriuCheckpoint.Engine.EngineInfo] }
+
+        $engine.StartupTime.Background.Bytes | Should -Be 0
+        $output | Where-Object { $_ -is [Management.Automation.VerboseRecord] -and $_.Message -like 'Weight prefetch finished: 2 file(s) of 0.01 GB, 0.00 GB read in *, 0.01 GB in the page cache already.' } |
+            Should -Not -BeNullOrEmpty
     }
 
     It 'leaves the weight files to the engine with -SkipWeightPrefetch' {
