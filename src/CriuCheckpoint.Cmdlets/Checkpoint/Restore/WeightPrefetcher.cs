@@ -32,7 +32,7 @@ internal interface IWeightPrefetcher
 /// symlink followed, nothing that could block an open, each checked with fstat on the descriptor it is read through.
 /// Then several threads read them in chunks, each chunk through an open file description of its own and front to
 /// back, so the kernel sees one sequential stream per reader and reads ahead for each: measured on ext4, one
-/// description shared by every reader, or posix_fadvise(WILLNEED) alone, read less than half as fast from the same
+/// description shared by every reader, or posix_fadvise(WILLNEED) alone, read about half as fast from the same
 /// disk (docs/performance.md, "Weights read beside the restore"). A chunk the page cache holds whole when the prefetch
 /// starts is not read again (cachestat, Linux 6.5): on a warm node it costs a system call per chunk, not a copy of the
 /// model; a kernel without cachestat reads it again, at memory speed.
