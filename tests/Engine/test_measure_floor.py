@@ -23,6 +23,14 @@ def test_read_rate_counts_every_byte_of_a_directory_tree(tmp_path):
         assert result["cold_bytes_per_s"] > 0
 
 
+def test_a_cold_read_streams_every_byte_of_every_piece(tmp_path):
+    sizes = [(64 << 20) + (3 << 20) + 17, 1 << 20, 0]
+    for i, size in enumerate(sizes):
+        (tmp_path / f"{i}.safetensors").write_bytes(os.urandom(size))
+    total, seconds = measure_floor._read_streams(sorted(str(p) for p in tmp_path.iterdir()), 3)
+    assert total == sum(sizes) and seconds > 0
+
+
 def test_cold_and_direct_reads_have_their_own_readers_whatever_the_cpus(tmp_path):
     (tmp_path / "model.safetensors").write_bytes(os.urandom((64 << 20) + (4 << 20)))  # two pieces
     result = measure_floor.measure_read([str(tmp_path)], cold=True, threads=1, cold_threads=4, direct=True)

@@ -4,6 +4,11 @@
 # directory, and spec.engine_args.weights_from_source) written into its manifest: the restore prefetches what its
 # manifest names, and the tiny engine resumes as it always does. GPU hosts run the real thing (tests/Pester/Gpu.Tests.ps1).
 
+BeforeDiscovery {
+    # cachestat(2), which tells the prefetch what the page cache holds already, came with Linux 6.5.
+    $script:HasCachestat = [version]((uname -r) -replace '^(\d+\.\d+).*', '$1') -ge [version]'6.5'
+}
+
 BeforeAll {
     . (Join-Path $PSScriptRoot 'Common.ps1')
     $script:TestHome = New-TestHome
@@ -82,17 +87,29 @@ Describe 'The weight prefetch of Restore-EngineCheckpoint' {
         $prefetch.Seconds | Should -BeGreaterThan 0
         $prefetch.BytesPerSecond | Should -BeGreaterThan 0
         $engine.StartupTime.Keys | Should -Not -Contain 'weight-prefetch'
-        foreach ($file in $Weights) { Get-CachedBytes $file | Should -Be (Get-Item $file).Length }
+        # Some VMs give back a few pages of idle files within seconds, whatever memory is free: nearly all is enough.
+        foreach ($file in $Weights) { Get-CachedBytes $file | Should -BeGreaterThan (0.98 * (Get-Item $file).Length) }
         Get-CachedBytes $Outside | Should -Be 0
         $verbose | Should -Contain "Weight prefetch: reading the *.safetensors files of $Model into the page cache, beside criu and the CUDA restore."
         $verbose | Should -Contain "Weight prefetch: not read, $Model/link.safetensors: it is a symbolic link."
         $verbose | Should -Contain "Weight prefetch: not read, $Model/pipe.safetensors: it is not a regular file."
-        $verbose | Where-Object { $_ -like 'Weight prefetch finished: 2 file(s), 0.01 GB in * s (* GB/s).' } | Should -Not -BeNullOrEmpty
+        $verbose | Where-Object { $_ -like 'Weight prefetch finished: 2 file(s) of 0.01 GB, 0.01 GB read in * s (* GB/s), 0.00 GB in the page cache already.' } |
+            Should -Not -BeNullOrEmpty
         $verbose | Where-Object { $_ -match "^Engine replica restored: .*; beside them: weight-prefetch \d+\.\d{3} s, 0\.01 GB at " } | Should -Not -BeNullOrEmpty
 
         # Kept in the registry: another look at the engine shows it too, as a line of its own in the list view.
         (Get-VllmEngine -Name replica).StartupTime.Background.Bytes | Should -Be $sizes
         (Get-VllmEngine -Name replica | Format-List | Out-String) | Should -Match '(?m)^\s+weight-prefetch \d+\.\d{3} s beside them, 0\.01 GB at '
+    }
+
+    It 'does not read again what the page cache holds already' -Skip:(-not $HasCachestat) {
+        foreach ($file in $Weights) { $null = [IO.File]::ReadAllBytes($file) }
+
+        $engine = Restore-EngineCheckpoint -Path $Checkpoint -Name warm
+
+        # Each file is one chunk, read again only if the page cache lost any of its pages since (a VM may take a
+        # few back within seconds), so less than both is read.
+        $engine.StartupTime.Background.Bytes | Should -BeLessThan ($Weights | Get-Item | Measure-Object Length -Sum).Sum
     }
 
     It 'leaves the weight files to the engine with -SkipWeightPrefetch' {

@@ -410,12 +410,12 @@ internal sealed class FakeWeightPrefetcher : IWeightPrefetcher
         {
             if (!ReadsUntilStopped)
             {
-                return new WeightPrefetchResult(directory, 2, ModelBytes, ModelBytes, TimeSpan.FromSeconds(0.5), []);
+                return new WeightPrefetchResult(directory, 2, ModelBytes, 0, ModelBytes, TimeSpan.FromSeconds(0.5), []);
             }
 
             await Task.Delay(Timeout.Infinite, cancellationToken).ContinueWith(_ => { }, TaskScheduler.Default);
             await Task.Delay(50, CancellationToken.None);
-            return new WeightPrefetchResult(directory, 2, 1L << 20, ModelBytes, TimeSpan.FromSeconds(0.5), []);
+            return new WeightPrefetchResult(directory, 2, 1L << 20, 0, ModelBytes, TimeSpan.FromSeconds(0.5), []);
         }
         finally
         {

@@ -30,7 +30,7 @@ public sealed class RestorePrefetchTests
         Assert.Equal(new[] { ModelDirectory }, world.WeightPrefetcher.Directories);
         Assert.True(world.Calls.IndexOf("prefetch-start") < world.Calls.IndexOf("start-restore"), string.Join(", ", world.Calls));
         Assert.Contains(world.Observer.VerboseMessages, m => m.StartsWith($"Weight prefetch: reading the *.safetensors files of {ModelDirectory}", StringComparison.Ordinal));
-        Assert.Contains("Weight prefetch finished: 2 file(s), 0.00 GB in 0.500 s (0.01 GB/s).", world.Observer.VerboseMessages);
+        Assert.Contains("Weight prefetch finished: 2 file(s) of 0.00 GB, 0.00 GB read in 0.500 s (0.01 GB/s), 0.00 GB in the page cache already.", world.Observer.VerboseMessages);
     }
 
     [Fact]
@@ -101,7 +101,7 @@ public sealed class RestorePrefetchTests
         Assert.True(world.WeightPrefetcher.Finished);
         Assert.Equal("prefetch-end", world.Calls.Last());
         Assert.Equal(1L << 20, Assert.Single(engine.StartupTime!.Background).Bytes);
-        Assert.Contains("Weight prefetch stopped with the restore: 0.00 of 0.00 GB read in 0.500 s (0.00 GB/s).", world.Observer.VerboseMessages);
+        Assert.Contains("Weight prefetch stopped with the restore: of 0.00 GB, 0.00 GB read in 0.500 s (0.00 GB/s), 0.00 GB in the page cache already.", world.Observer.VerboseMessages);
     }
 
     [Fact]

@@ -1,10 +1,15 @@
+using System.Runtime.InteropServices;
 using CriuCheckpoint.Checkpoint;
 using CriuCheckpoint.Native;
+using Microsoft.Win32.SafeHandles;
 using Xunit;
 
 namespace CriuCheckpoint.Tests;
 
-/// <summary>The weight prefetch on real files: what it reads, what it refuses to open, and how it stops.</summary>
+/// <summary>
+/// The weight prefetch on real files: what it reads, what it finds cached, what it refuses to open, and how it stops.
+/// Files a test writes are in the page cache; those it wants read are dropped from it first, as on a cold node.
+/// </summary>
 public sealed class WeightPrefetcherTests : IDisposable
 {
     private readonly string model = Directory.CreateTempSubdirectory("criu-weights-").FullName;
@@ -23,6 +28,7 @@ public sealed class WeightPrefetcherTests : IDisposable
             WriteFile($"model-0000{i + 1}-of-00003.safetensors", sizes[i]);
         }
 
+        DropFromPageCache();
         WriteFile("config.json", 4096);
         WriteFile(".partial.safetensors", 4096);
         Directory.CreateDirectory(Path.Combine(model, "original"));
@@ -32,6 +38,7 @@ public sealed class WeightPrefetcherTests : IDisposable
 
         Assert.Equal(3, result.Files);
         Assert.Equal(sizes.Sum(), result.Bytes);
+        Assert.Equal(0, result.CachedBytes);
         Assert.Equal(sizes.Sum(), result.FileBytes);
         Assert.True(result.Complete);
         Assert.Empty(result.Refused);
@@ -40,9 +47,30 @@ public sealed class WeightPrefetcherTests : IDisposable
     }
 
     [Fact]
+    public async Task What_the_page_cache_holds_whole_already_is_not_read_again()
+    {
+        WriteFile("cold.safetensors", 3 << 20);
+        DropFromPageCache();
+        WriteFile("warm.safetensors", 2 << 20);
+        using (var warm = File.OpenHandle(Path.Combine(model, "warm.safetensors")))
+        {
+            Assert.True(ReadOnlyFile.CachedBytes(warm, 0, 2 << 20) is null or 2 << 20, "a file just written is in the page cache");
+        }
+
+        var result = await prefetcher.ReadAsync(model, CancellationToken.None);
+
+        using var cold = File.OpenHandle(Path.Combine(model, "cold.safetensors"));
+        var cachestat = ReadOnlyFile.CachedBytes(cold, 0, 1) is not null;
+        Assert.Equal(cachestat ? 3L << 20 : 5L << 20, result.Bytes);
+        Assert.Equal(cachestat ? 2L << 20 : 0, result.CachedBytes);
+        Assert.True(result.Complete);
+    }
+
+    [Fact]
     public async Task A_symlink_a_fifo_and_a_directory_named_like_weights_are_refused_and_not_read()
     {
         WriteFile("model.safetensors", 2 << 20);
+        DropFromPageCache();
         var outside = Path.Combine(Path.GetTempPath(), $"criu-outside-{Guid.NewGuid():N}.bin");
         File.WriteAllBytes(outside, new byte[3 << 20]);
         try
@@ -54,7 +82,7 @@ public sealed class WeightPrefetcherTests : IDisposable
             var result = await prefetcher.ReadAsync(model, CancellationToken.None);
 
             Assert.Equal(1, result.Files);
-            Assert.Equal(2L << 20, result.Bytes);
+            Assert.Equal(2L << 20, result.Bytes + result.CachedBytes);
             Assert.Equal(new[]
             {
                 $"{model}/folder.safetensors: it is a directory",
@@ -78,7 +106,7 @@ public sealed class WeightPrefetcherTests : IDisposable
         {
             var result = await prefetcher.ReadAsync(link, CancellationToken.None);
 
-            Assert.Equal(1L << 20, result.Bytes);
+            Assert.Equal(1L << 20, result.Bytes + result.CachedBytes);
         }
         finally
         {
@@ -90,12 +118,13 @@ public sealed class WeightPrefetcherTests : IDisposable
     public async Task A_stopped_prefetch_reads_no_further_and_says_what_it_read()
     {
         WriteFile("model.safetensors", 4 << 20);
+        DropFromPageCache();
         using var stop = new CancellationTokenSource();
         await stop.CancelAsync();
 
         var result = await prefetcher.ReadAsync(model, stop.Token);
 
-        Assert.Equal(0, result.Bytes);
+        Assert.Equal(0, result.Bytes + result.CachedBytes);
         Assert.Equal(4L << 20, result.FileBytes);
         Assert.False(result.Complete);
     }
@@ -120,6 +149,23 @@ public sealed class WeightPrefetcherTests : IDisposable
 
         Assert.Equal(DirectoryChain.NotDirectoryError, failure.ErrorNumber);
     }
+
+    /// <summary>Every file of the model directory out of the page cache: written back, then dropped (POSIX_FADV_DONTNEED).</summary>
+    private void DropFromPageCache()
+    {
+        foreach (var path in Directory.GetFiles(model))
+        {
+            using var file = File.OpenHandle(path);
+            Assert.Equal(0, Fsync(file));
+            Assert.Equal(0, Fadvise(file, 0, 0, 4));
+        }
+    }
+
+    [DllImport("libc", EntryPoint = "fsync")]
+    private static extern int Fsync(SafeFileHandle file);
+
+    [DllImport("libc", EntryPoint = "posix_fadvise")]
+    private static extern int Fadvise(SafeFileHandle file, long offset, long length, int advice);
 
     private void WriteFile(string name, long size)
     {

@@ -6,7 +6,8 @@ namespace CriuCheckpoint.Native;
 /// <summary>
 /// Opens files for reading only, by descriptor, where a path comes from untrusted input (a manifest): an entry of an
 /// open directory without following a symlink and without blocking on a FIFO, and a second open file description of a
-/// file already opened and checked. Failures are NativeExceptions whose ErrorNumber says why (ELOOP for a symlink).
+/// file already opened and checked; and says how much of an open file the page cache holds. Failures are
+/// NativeExceptions whose ErrorNumber says why (ELOOP for a symlink).
 /// </summary>
 internal static partial class ReadOnlyFile
 {
@@ -32,6 +33,19 @@ internal static partial class ReadOnlyFile
     public static SafeFileHandle Reopen(SafeFileHandle file, string pathForMessages) =>
         Open(CurrentDirectory, DirectoryChain.DescriptorPath(file), ReopenFlags, pathForMessages);
 
+    /// <summary>
+    /// How many bytes of <paramref name="length"/> from <paramref name="offset"/> of the file are in the page cache
+    /// now, by cachestat(2), which counts them without reading any; null where the kernel lacks it (before 6.5).
+    /// </summary>
+    public static long? CachedBytes(SafeFileHandle file, long offset, long length)
+    {
+        var range = new CachestatRange { Offset = (ulong)offset, Length = (ulong)length };
+        var stat = default(Cachestat);
+        return Syscall(CachestatSyscall, (int)file.DangerousGetHandle(), ref range, ref stat, 0) == 0
+            ? (long)stat.Cached * Environment.SystemPageSize
+            : null;
+    }
+
     private static SafeFileHandle Open(int directoryFd, string path, int flags, string pathForMessages)
     {
         var fd = OpenAt(directoryFd, path, flags);
@@ -47,4 +61,29 @@ internal static partial class ReadOnlyFile
 
     [LibraryImport("libc", EntryPoint = "openat", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     private static partial int OpenAt(int directoryFd, string path, int flags);
+
+    [LibraryImport("libc", EntryPoint = "syscall", SetLastError = true)]
+    private static partial long Syscall(long number, int fd, ref CachestatRange range, ref Cachestat stat, uint flags);
+
+    /// <summary>cachestat's number on every architecture: syscalls added since Linux 5.1 share one table.</summary>
+    private const long CachestatSyscall = 451;
+
+    /// <summary>struct cachestat_range.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    private struct CachestatRange
+    {
+        public ulong Offset;
+        public ulong Length;
+    }
+
+    /// <summary>struct cachestat: pages cached, dirty, under writeback, evicted, recently evicted.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    private struct Cachestat
+    {
+        public ulong Cached;
+        public ulong Dirty;
+        public ulong Writeback;
+        public ulong Evicted;
+        public ulong RecentlyEvicted;
+    }
 }

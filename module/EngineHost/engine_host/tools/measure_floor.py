@@ -9,13 +9,15 @@
               ramfs) has no cold read: its pages are the file, so "cold" is null there. The bytes are read
               in 64 MiB pieces by --threads threads at once (default: the CPUs, at most 16), as the
               engine's weight loader and a parallel restore would: one reader alone does not reach the
-              host's memory bandwidth, and the floor is what the host can do. The cold read has
-              --cold-threads readers (default 8, whatever the CPUs: a reader waiting on the disk needs no
-              core, and a disk reaches its rate only with requests in flight), as many as the weight
-              loader and Restore-EngineCheckpoint's weight prefetch have.
---direct      with --cold: also the disk's own rate, the same pieces read with O_DIRECT (no page cache, no
-              readahead) by --cold-threads readers; null where the file system refuses O_DIRECT (tmpfs). A
-              cold rate well below it means the cold read is not what the disk can do.
+              host's memory bandwidth, and the floor is what the host can do. The cold read is the
+              weight prefetch's: --cold-threads readers (default 8, whatever the CPUs: a reader waiting
+              on the disk needs no core, and a disk reaches its rate only with requests in flight), each
+              reading a 64 MiB piece front to back in 1 MiB reads through a file description of its
+              own, so the kernel reads ahead for each; one 64 MiB read per piece, or readers sharing
+              a description, got less from the same disk (docs/performance.md).
+--direct      with --cold: also the same pieces read with O_DIRECT (no page cache, no readahead, 4 MiB
+              reads) by --cold-threads readers: what the device itself gives that many requests in
+              flight; null where the file system refuses O_DIRECT (tmpfs).
 --drop        only drop these files or directories from the page cache (to time a restore from a cold store).
 --h2d-gib     pinned and pageable host-to-GPU copy rates (torch, best of 3 copies of that many GiB).
 --cuda-init   seconds a fresh process spends in cuInit (libcuda via ctypes), the median of that many runs:
@@ -38,6 +40,7 @@ import threading
 import time
 
 _CHUNK = 64 << 20
+_STREAM_READ = 1 << 20  # one read of a cold stream, as the weight prefetch reads
 _DIRECT_READ = 4 << 20  # one O_DIRECT read: a multiple of any block size
 _COLD_THREADS = 8
 _MEMORY_FILESYSTEMS = {"tmpfs", "ramfs"}
@@ -123,8 +126,11 @@ def _read_all(files: list, threads: int) -> tuple:
     return sum(counts), time.perf_counter() - started
 
 
-def _read_direct(files: list, threads: int) -> tuple:
-    """The pieces of _read_all read with O_DIRECT, 4 MiB at a time into page-aligned buffers."""
+def _read_streams(files: list, threads: int, flags: int = 0, read: int = _STREAM_READ) -> tuple:
+    """Every byte of the files by `threads` readers, in 64 MiB pieces each read front to back in `read`-byte
+    reads through an open file description of its own: one sequential stream per reader, which the kernel
+    reads ahead for, as Restore-EngineCheckpoint's weight prefetch reads. With O_DIRECT in `flags`, no page
+    cache and no readahead: what the device itself gives that many readers."""
     pieces = _pieces(files)
     counts: list = []
     failures: list = []
@@ -137,7 +143,7 @@ def _read_direct(files: list, threads: int) -> tuple:
                     name, offset = pieces.get_nowait()
                 except queue.Empty:
                     break
-                fd = os.open(name, os.O_RDONLY | os.O_DIRECT)
+                fd = os.open(name, os.O_RDONLY | flags)
                 try:
                     end = offset + _CHUNK
                     while offset < end:
@@ -152,7 +158,7 @@ def _read_direct(files: list, threads: int) -> tuple:
             failures.append(exc)
         counts.append(total)
 
-    buffers = [mmap.mmap(-1, _DIRECT_READ) for _ in range(threads)]
+    buffers = [mmap.mmap(-1, read) for _ in range(threads)]  # page-aligned, as O_DIRECT needs
     readers = [threading.Thread(target=reader, args=(buffer,)) for buffer in buffers]
     started = time.perf_counter()
     for r in readers:
@@ -191,11 +197,11 @@ def measure_read(paths: list, cold: bool, threads: int, cold_threads: int = _COL
               "direct_s": None, "direct_bytes_per_s": None}
     if cold and fs_type not in _MEMORY_FILESYSTEMS:
         _drop_from_page_cache(files)
-        total, seconds = _read_all(files, cold_threads)
+        total, seconds = _read_streams(files, cold_threads)
         result.update(cold_s=round(seconds, 4), cold_bytes_per_s=_rate(total, seconds))
         if direct:
             try:
-                total, seconds = _read_direct(files, cold_threads)
+                total, seconds = _read_streams(files, cold_threads, os.O_DIRECT, _DIRECT_READ)
                 result.update(direct_s=round(seconds, 4), direct_bytes_per_s=_rate(total, seconds))
             except OSError as exc:  # EINVAL: this file system does not do O_DIRECT
                 result["direct_error"] = str(exc)

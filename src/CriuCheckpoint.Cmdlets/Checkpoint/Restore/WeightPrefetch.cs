@@ -42,7 +42,7 @@ internal sealed class WeightPrefetch : IDisposable
         return await reading.ConfigureAwait(false);
     }
 
-    /// <summary>What the timings of a restore show of it: beside the phases, never one of them.</summary>
+    /// <summary>What the timings of a restore show of it, the bytes it read: beside the phases, never one of them.</summary>
     public static BackgroundWork Timing(WeightPrefetchResult result) => new(TimingName, result.Elapsed.TotalSeconds, result.Bytes);
 
     public void Dispose() => stop.Dispose();
@@ -69,10 +69,10 @@ internal sealed class WeightPrefetch : IDisposable
 
     private static string Describe(WeightPrefetchResult result)
     {
-        var seconds = result.Elapsed.TotalSeconds.ToString("0.000", CultureInfo.InvariantCulture);
-        var rate = BackgroundWork.Gigabytes(result.BytesPerSecond);
+        var read = $"{BackgroundWork.Gigabytes(result.Bytes)} GB read in {result.Elapsed.TotalSeconds.ToString("0.000", CultureInfo.InvariantCulture)} s "
+            + $"({BackgroundWork.Gigabytes(result.BytesPerSecond)} GB/s), {BackgroundWork.Gigabytes(result.CachedBytes)} GB in the page cache already";
         return result.Complete
-            ? $"Weight prefetch finished: {result.Files} file(s), {BackgroundWork.Gigabytes(result.Bytes)} GB in {seconds} s ({rate} GB/s)."
-            : $"Weight prefetch stopped with the restore: {BackgroundWork.Gigabytes(result.Bytes)} of {BackgroundWork.Gigabytes(result.FileBytes)} GB read in {seconds} s ({rate} GB/s).";
+            ? $"Weight prefetch finished: {result.Files} file(s) of {BackgroundWork.Gigabytes(result.FileBytes)} GB, {read}."
+            : $"Weight prefetch stopped with the restore: of {BackgroundWork.Gigabytes(result.FileBytes)} GB, {read}.";
     }
 }

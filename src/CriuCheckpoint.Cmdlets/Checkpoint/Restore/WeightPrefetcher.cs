@@ -3,12 +3,16 @@ using Microsoft.Win32.SafeHandles;
 
 namespace CriuCheckpoint.Checkpoint;
 
-/// <summary>What a weight prefetch read and how fast, and the entries it would not open.</summary>
-internal sealed record WeightPrefetchResult(string Directory, int Files, long Bytes, long FileBytes, TimeSpan Elapsed, IReadOnlyList<string> Refused)
+/// <summary>
+/// What a weight prefetch read and how fast, what it found in the page cache already, and why each entry it would not
+/// read was refused.
+/// </summary>
+internal sealed record WeightPrefetchResult(string Directory, int Files, long Bytes, long CachedBytes, long FileBytes, TimeSpan Elapsed, IReadOnlyList<string> Refused)
 {
-    /// <summary>Every byte of every file was read: the prefetch was not stopped first, and no file shrank meanwhile.</summary>
-    public bool Complete => Bytes == FileBytes;
+    /// <summary>Every byte of every file is in the page cache: the prefetch was not stopped first, and no file shrank meanwhile.</summary>
+    public bool Complete => Bytes + CachedBytes == FileBytes;
 
+    /// <summary>The rate of what it read; what was cached already took no reading.</summary>
     public double BytesPerSecond => Elapsed > TimeSpan.Zero ? Bytes / Elapsed.TotalSeconds : 0;
 }
 
@@ -28,8 +32,10 @@ internal interface IWeightPrefetcher
 /// symlink followed, nothing that could block an open, each checked with fstat on the descriptor it is read through.
 /// Then several threads read them in chunks, each chunk through an open file description of its own and front to
 /// back, so the kernel sees one sequential stream per reader and reads ahead for each: measured on ext4, one
-/// description shared by every reader, or posix_fadvise(WILLNEED) alone, read at half the disk's rate
-/// (docs/performance.md, "Weights read beside the restore"). Pages already cached are read again, at memory speed.
+/// description shared by every reader, or posix_fadvise(WILLNEED) alone, read about half as fast from the same
+/// disk (docs/performance.md, "Weights read beside the restore"). A chunk the page cache holds whole when the prefetch
+/// starts is not read again (cachestat, Linux 6.5): on a warm node it costs a system call per chunk, not a copy of the
+/// model; a kernel without cachestat reads it again, at memory speed.
 /// </summary>
 internal sealed class WeightPrefetcher : IWeightPrefetcher
 {
@@ -63,16 +69,25 @@ internal sealed class WeightPrefetcher : IWeightPrefetcher
     {
         var started = clock.GetTimestamp();
         using var files = WeightFiles.Open(directory);
-        var reader = new ChunkReader(files.Chunks(chunkBytes), readBytes, cancellationToken);
+        var chunks = files.Chunks(chunkBytes);
+        var uncached = chunks.Where(c => !c.IsCached).ToArray();
+        var reader = new ChunkReader(uncached, readBytes, cancellationToken);
         var workers = Enumerable.Range(0, Math.Min(threads, reader.ChunkCount))
             .Select(_ => Task.Factory.StartNew(reader.Run, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default));
         await Task.WhenAll(workers).ConfigureAwait(false);
-        return new WeightPrefetchResult(directory, files.Count, reader.Bytes, files.Bytes, clock.GetElapsedTime(started), files.Refused);
+        var cached = chunks.Sum(c => c.Length) - uncached.Sum(c => c.Length);
+        return new WeightPrefetchResult(directory, files.Count, reader.Bytes, cached, files.Bytes, clock.GetElapsedTime(started), files.Refused);
     }
 
     private sealed record WeightFile(string Path, SafeFileHandle Handle, long Length);
 
-    private sealed record Chunk(WeightFile File, long Offset, long End);
+    private sealed record Chunk(WeightFile File, long Offset, long End)
+    {
+        public long Length => End - Offset;
+
+        /// <summary>The page cache holds all of it (asked before any reader starts, whose readahead would blur it).</summary>
+        public bool IsCached => ReadOnlyFile.CachedBytes(File.Handle, Offset, Length) >= Length;
+    }
 
     /// <summary>The weight files of one directory, open and checked, and why the other candidates were not opened.</summary>
     private sealed class WeightFiles : IDisposable
