@@ -129,12 +129,13 @@ public sealed class WeightHolderTests : IDisposable
     }
 
     [Fact]
-    public void The_holders_command_line_is_its_record_and_nothing_else()
+    public void The_holders_command_line_is_its_record_and_its_gpu_numbered_as_nvidia_smi_numbers_it()
     {
         var record = new WeightHolderRecord { Python = "/usr/bin/python3", Model = "/models/llama", GpuIndex = 1, RunDirectory = "/run/h/ab" };
 
         Assert.Equal(new[] { "/usr/bin/python3", "-m", "engine_host.weight_holder", "--model", "/models/llama", "--device", "1", "--run-dir", "/run/h/ab" },
             WeightHolderLauncher.CommandLine(record));
+        Assert.Equal("PCI_BUS_ID", WeightHolderLauncher.Environment()["CUDA_DEVICE_ORDER"]);
     }
 
     private EngineSpec WeightsFromSourceSpec() => new()

@@ -38,7 +38,7 @@ internal sealed class WeightHolderLauncher
             observer.Progress(activity, $"Launching it on GPU {gpuIndex}", 0);
             var command = CommandLine(record);
             observer.Debug(Core.CommandLine.Format(command));
-            record.RootProcessId = await SessionProcess.StartAsync(command, runDirectory.PidFile, runDirectory.LogFile, record.RunDirectory, EngineHostEnvironment.Create(), cancellationToken)
+            record.RootProcessId = await SessionProcess.StartAsync(command, runDirectory.PidFile, runDirectory.LogFile, record.RunDirectory, Environment(), cancellationToken)
                 .ConfigureAwait(false);
             record.RootStartTime = procFs.ReadStat(record.RootProcessId)?.StartTime ?? 0;
             registry.Save(record);
@@ -70,6 +70,17 @@ internal sealed class WeightHolderLauncher
         "--device", record.GpuIndex.ToString(CultureInfo.InvariantCulture),
         "--run-dir", record.RunDirectory,
     };
+
+    /// <summary>
+    /// The engine host's environment, with CUDA numbering the GPUs in PCI bus order as NVML and nvidia-smi do, so that
+    /// -Gpu N (nvidia-smi's index) is the holder's CUDA device N; CUDA's own default puts the fastest first.
+    /// </summary>
+    internal static Dictionary<string, string?> Environment()
+    {
+        var environment = EngineHostEnvironment.Create();
+        environment["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID";
+        return environment;
+    }
 
     private void EnsureNameFree(string? name)
     {
