@@ -214,6 +214,29 @@ public sealed class GpuInventoryTests : IDisposable
     }
 
     [Fact]
+    public void GpuProcessQueryNamesAWeightHolderProcessButNeverPutsItInAnEnginesTree()
+    {
+        var registry = new EngineRegistry(Path.Combine(root, "registry"));
+        var engine = registry.Create(new EngineSpec(), "gpu-engine", StartSource.Cold);
+        engine.RootProcessId = 1000;
+        engine.RootStartTime = 5000;
+        registry.Save(engine);
+        AddProcess(1000, 1, "engine_host", CudaOnGpu0);
+        var holders = new WeightHolderRegistry(registry.Root, procFs);
+        var holder = holders.Create("/models/llama", 0, "/usr/bin/python3", "llama");
+        holder.RootProcessId = 1200;
+        holder.RootStartTime = 5000;
+        holders.Save(holder);
+        AddProcess(1200, 1, "weight-holder", CudaOnGpu0);
+        var query = new GpuProcessQuery(registry, Inventory(new FakeNvml()), procFs);
+
+        var shown = query.Find(null, null).Single(p => p.ProcessId == 1200);
+
+        Assert.Equal((holder.Id, "llama", null), (shown.WeightHolderId, shown.WeightHolderName, shown.EngineName));
+        Assert.DoesNotContain(query.Find(engine, null), p => p.ProcessId == 1200);
+    }
+
+    [Fact]
     public void DeviceFilesAreReadFromFdLinks()
     {
         Assert.Null(NvidiaDeviceFiles.From(new[] { "/dev/null", "socket:[1]", "/dev/nvidia" }));
