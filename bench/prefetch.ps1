@@ -56,7 +56,10 @@ function New-Prefetcher([int] $Readers) {
 function Start-Prefetch($Prefetcher, [Threading.CancellationToken] $Token) { $readAsync.Invoke($Prefetcher, @($ModelDirectory, $Token)) }
 function Clear-PageCache { $null = Invoke-FloorTool '--drop', $ModelDirectory }
 function Invoke-ReadPattern {
-    & $python (Join-Path $PSScriptRoot 'read_patterns.py') @args | ConvertFrom-Json -AsHashtable
+    $previous = $env:PYTHONPATH
+    $env:PYTHONPATH = (Join-Path $ModulePath 'EngineHost') + [IO.Path]::PathSeparator + $env:PYTHONPATH
+    try { & $python (Join-Path $PSScriptRoot 'read_patterns.py') @args | ConvertFrom-Json -AsHashtable }
+    finally { $env:PYTHONPATH = $previous }
 }
 function Get-Rate($Result) { [math]::Round($Result.BytesPerSecond / 1e9, 3) }
 

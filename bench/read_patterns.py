@@ -1,7 +1,7 @@
 """Cold reads of a directory of weight files in the patterns the weight prefetch was chosen among, each after
 the files are dropped from the page cache (fsync, POSIX_FADV_DONTNEED); one JSON line each, on stdout.
 
-    python3 bench/read_patterns.py [--warm] DIR PATTERN[:READERS] ...
+    PYTHONPATH=<module>/EngineHost python3 bench/read_patterns.py [--warm] DIR PATTERN[:READERS] ...
 
 direct      O_DIRECT, no page cache and no readahead: the disk's own rate (4 MiB reads)
 chunks      the prefetch's: 64 MiB chunks, each read front to back in 1 MiB reads through an open file
@@ -17,28 +17,19 @@ loader      the torch engine's weight loader at resume: pieces read in 32 MiB re
 from __future__ import annotations
 
 import json
-import mmap
 import os
 import queue
 import sys
 import threading
 import time
 
-CHUNK, READ = 64 << 20, 1 << 20
+from engine_host.tools.measure_floor import drop_from_page_cache, read_streams
+
+READ = 1 << 20
 
 
 def weight_files(directory: str) -> list:
     return sorted(os.path.join(directory, n) for n in os.listdir(directory) if n.endswith(".safetensors"))
-
-
-def drop(files: list) -> None:
-    for name in files:
-        fd = os.open(name, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        finally:
-            os.close(fd)
 
 
 def pieces(files: list, size: int) -> "queue.SimpleQueue":
@@ -60,26 +51,8 @@ def timed(readers: int, work) -> float:
 
 
 def chunks(files: list, readers: int, flags: int = 0, read: int = READ) -> float:
-    work_queue = pieces(files, CHUNK)
-
-    def work() -> None:
-        buffer = mmap.mmap(-1, read)  # page-aligned, as O_DIRECT needs
-        while True:
-            try:
-                name, offset = work_queue.get_nowait()
-            except queue.Empty:
-                return
-            fd = os.open(name, os.O_RDONLY | flags)
-            try:
-                end = offset + CHUNK
-                while offset < end:
-                    n = os.preadv(fd, [buffer], offset)
-                    if n <= 0:
-                        break
-                    offset += n
-            finally:
-                os.close(fd)
-    return timed(readers, work)
+    """The prefetch's pattern, as the floor tool reads cold (measure_floor.read_streams)."""
+    return read_streams(files, readers, flags, read)[1]
 
 
 def shared(files: list, readers: int) -> float:
@@ -127,7 +100,7 @@ def main(argv: list) -> int:
         name, _, count = spec.partition(":")
         readers = 1 if name == "willneed" else int(count or 8)
         if not warm:
-            drop(files)
+            drop_from_page_cache(files)
         seconds = PATTERNS[name](files, readers)
         print(json.dumps({"pattern": name, "readers": readers, "bytes": total, "seconds": round(seconds, 3),
                           "bytes_per_s": round(total / seconds)}), flush=True)

@@ -126,7 +126,7 @@ def _read_all(files: list, threads: int) -> tuple:
     return sum(counts), time.perf_counter() - started
 
 
-def _read_streams(files: list, threads: int, flags: int = 0, read: int = _STREAM_READ) -> tuple:
+def read_streams(files: list, threads: int, flags: int = 0, read: int = _STREAM_READ) -> tuple:
     """Every byte of the files by `threads` readers, in 64 MiB pieces each read front to back in `read`-byte
     reads through an open file description of its own: one sequential stream per reader, which the kernel
     reads ahead for, as Restore-EngineCheckpoint's weight prefetch reads. With O_DIRECT in `flags`, no page
@@ -171,7 +171,7 @@ def _read_streams(files: list, threads: int, flags: int = 0, read: int = _STREAM
     return sum(counts), seconds
 
 
-def _drop_from_page_cache(files: list) -> None:
+def drop_from_page_cache(files: list) -> None:
     for name in files:
         fd = os.open(name, os.O_RDONLY)
         try:
@@ -196,12 +196,12 @@ def measure_read(paths: list, cold: bool, threads: int, cold_threads: int = _COL
               "cold_threads": cold_threads, "cold_s": None, "cold_bytes_per_s": None,
               "direct_s": None, "direct_bytes_per_s": None}
     if cold and fs_type not in _MEMORY_FILESYSTEMS:
-        _drop_from_page_cache(files)
-        total, seconds = _read_streams(files, cold_threads)
+        drop_from_page_cache(files)
+        total, seconds = read_streams(files, cold_threads)
         result.update(cold_s=round(seconds, 4), cold_bytes_per_s=_rate(total, seconds))
         if direct:
             try:
-                total, seconds = _read_streams(files, cold_threads, os.O_DIRECT, _DIRECT_READ)
+                total, seconds = read_streams(files, cold_threads, os.O_DIRECT, _DIRECT_READ)
                 result.update(direct_s=round(seconds, 4), direct_bytes_per_s=_rate(total, seconds))
             except OSError as exc:  # EINVAL: this file system does not do O_DIRECT
                 result["direct_error"] = str(exc)
@@ -258,7 +258,7 @@ def main(argv=None) -> int:
         result["read"] = measure_read(args.read, args.cold, args.threads, args.cold_threads, args.direct)
     if args.drop:
         dropped = _files(args.drop)
-        _drop_from_page_cache(dropped)
+        drop_from_page_cache(dropped)
         result["dropped_files"] = len(dropped)
     if args.h2d_gib:
         result["host_to_gpu"] = measure_host_to_gpu(args.h2d_gib)
