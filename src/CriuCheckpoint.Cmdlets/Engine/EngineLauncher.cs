@@ -116,14 +116,7 @@ internal sealed class EngineLauncher
     /// <summary>Kills whatever the failed start left running (by PID) and removes its run directory.</summary>
     public void Abandon(EngineRecord record)
     {
-        var pid = record.RootProcessId != 0 ? record.RootProcessId : new RunDirectory(record.RunDirectory).ReadPid() ?? 0;
-        if (pid > 1)
-        {
-            var startTime = record.RootStartTime != 0 ? record.RootStartTime : procFs.ReadStat(pid)?.StartTime ?? 0;
-            var terminator = new ProcessTerminator(procFs);
-            terminator.Kill(terminator.SessionMembers(pid, startTime));
-        }
-
+        new ProcessTerminator(procFs).KillLaunchedSession(record.RootProcessId, record.RootStartTime, new RunDirectory(record.RunDirectory).PidFile);
         registry.Remove(record);
     }
 

@@ -128,14 +128,7 @@ internal sealed class WeightHolderLauncher
     /// <summary>Kills what a failed start left running (by PID) and removes its run directory.</summary>
     public void Abandon(WeightHolderRecord record)
     {
-        var pid = record.RootProcessId != 0 ? record.RootProcessId : SessionProcess.ReadPid(new HolderRunDirectory(record.RunDirectory).PidFile) ?? 0;
-        if (pid > 1)
-        {
-            var startTime = record.RootStartTime != 0 ? record.RootStartTime : procFs.ReadStat(pid)?.StartTime ?? 0;
-            var terminator = new ProcessTerminator(procFs);
-            terminator.Kill(terminator.SessionMembers(pid, startTime));
-        }
-
+        new ProcessTerminator(procFs).KillLaunchedSession(record.RootProcessId, record.RootStartTime, new HolderRunDirectory(record.RunDirectory).PidFile);
         registry.Remove(record);
     }
 }

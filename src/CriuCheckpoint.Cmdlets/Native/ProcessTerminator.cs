@@ -62,6 +62,19 @@ internal sealed class ProcessTerminator
         return await WaitForExitAsync(processes, TimeSpan.FromSeconds(5), CancellationToken.None).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// SIGKILL to the session a detached launch started (SessionProcess.StartAsync): its leader as recorded, or, when the
+    /// launch failed before recording it, as its pid file names it, with the start time read now.
+    /// </summary>
+    public void KillLaunchedSession(int recordedPid, ulong recordedStartTime, string pidFile)
+    {
+        var pid = recordedPid != 0 ? recordedPid : SessionProcess.ReadPid(pidFile) ?? 0;
+        if (pid > 1)
+        {
+            Kill(SessionMembers(pid, recordedStartTime != 0 ? recordedStartTime : procFs.ReadStat(pid)?.StartTime ?? 0));
+        }
+    }
+
     /// <summary>SIGKILL without waiting on cancellation: the cleanup path that must finish even after Ctrl+C.</summary>
     public bool Kill(IReadOnlyCollection<ProcessNode> processes)
     {
