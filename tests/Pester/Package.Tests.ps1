@@ -57,7 +57,7 @@ Describe 'The CriuCheckpoint package' {
     }
 
     It 'holds the module''s assemblies and their dependencies, but none that PowerShell provides' {
-        foreach ($assembly in 'CriuCheckpoint.Cmdlets.dll', 'NetMQ.dll', 'AsyncIO.dll', 'NaCl.dll', 'MessagePack.dll', 'CliWrap.dll', 'System.IO.Hashing.dll') {
+        foreach ($assembly in 'CriuCheckpoint.Cmdlets.dll', 'NetMQ.dll', 'AsyncIO.dll', 'NaCl.dll', 'MessagePack.dll', 'CliWrap.dll') {
             $Entries | Should -Contain $assembly
         }
         $Entries | Should -Not -Contain 'System.Management.Automation.dll'

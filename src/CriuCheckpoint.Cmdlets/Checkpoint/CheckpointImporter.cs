@@ -1,5 +1,4 @@
 using System.Formats.Tar;
-using System.IO.Hashing;
 using System.Text.Json;
 using CriuCheckpoint.Core;
 using CriuCheckpoint.Engine;
@@ -136,7 +135,7 @@ internal sealed class CheckpointImporter
     private static async Task WriteEntryAsync(TarEntry entry, ArchiveFile file, string path, string archive, CheckpointArchive.ByteProgress progress,
         CancellationToken cancellationToken)
     {
-        var hasher = new XxHash128();
+        var hasher = new Xxh128();
         var buffer = new byte[BufferSize];
         await using (var output = CheckpointStore.CreatePrivateFile(path))
         {

@@ -1,4 +1,3 @@
-using System.IO.Hashing;
 using CriuCheckpoint.Engine;
 
 namespace CriuCheckpoint.Checkpoint;
@@ -65,7 +64,7 @@ internal sealed class WriteManifestStep : IStep<SaveContext>
     {
         using var input = File.OpenRead(source);
         using var output = CheckpointStore.CreatePrivateFile(destination);
-        var hasher = new XxHash128();
+        var hasher = new Xxh128();
         var buffer = new byte[81920];
         var remaining = length;
         while (remaining > 0)
