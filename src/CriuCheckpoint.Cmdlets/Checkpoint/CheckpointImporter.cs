@@ -135,7 +135,7 @@ internal sealed class CheckpointImporter
     private static async Task WriteEntryAsync(TarEntry entry, ArchiveFile file, string path, string archive, CheckpointArchive.ByteProgress progress,
         CancellationToken cancellationToken)
     {
-        var hasher = new Xxh128();
+        var hasher = new PiecewiseHash();
         var buffer = new byte[BufferSize];
         await using (var output = CheckpointStore.CreatePrivateFile(path))
         {
@@ -150,9 +150,10 @@ internal sealed class CheckpointImporter
             }
         }
 
-        if (FileHash.ToHex(hasher) != file.Hash)
+        var hash = hasher.ToHex();
+        if (hash != file.Hash)
         {
-            throw CheckpointArchive.Corrupt(archive, $"{entry.Name} has XXH128 {FileHash.ToHex(hasher)}; the manifest says {file.Hash}");
+            throw CheckpointArchive.Corrupt(archive, $"{entry.Name} has XXH128 {hash}; the manifest says {file.Hash}");
         }
     }
 

@@ -6,8 +6,8 @@ namespace CriuCheckpoint.Checkpoint;
 /// <summary>manifest.json of a checkpoint: what was saved, from where, with what, and how long each phase took.</summary>
 public sealed class CheckpointManifest
 {
-    /// <summary>2: every image and the log snapshot carry their XXH128 (<see cref="FileHash"/>).</summary>
-    public const int CurrentSchemaVersion = 2;
+    /// <summary>3: every image and the log snapshot carry their hash by 64 MiB pieces (<see cref="FileHash"/>); 2 had each file's XXH128 whole.</summary>
+    public const int CurrentSchemaVersion = 3;
     public const string FileName = "manifest.json";
 
     public int SchemaVersion { get; set; } = CurrentSchemaVersion;
@@ -101,7 +101,7 @@ public sealed class MappedFile
     public long Size { get; set; }
 }
 
-/// <summary>A file of the checkpoint's images/ folder: its plain name, its size and its XXH128.</summary>
+/// <summary>A file of the checkpoint's images/ folder: its plain name, its size and its hash (<see cref="FileHash"/>).</summary>
 public sealed class ImageFile
 {
     public string Path { get; set; } = string.Empty;

@@ -64,7 +64,7 @@ internal sealed class WriteManifestStep : IStep<SaveContext>
     {
         using var input = File.OpenRead(source);
         using var output = CheckpointStore.CreatePrivateFile(destination);
-        var hasher = new Xxh128();
+        var hasher = new PiecewiseHash();
         var buffer = new byte[81920];
         var remaining = length;
         while (remaining > 0)
@@ -80,6 +80,6 @@ internal sealed class WriteManifestStep : IStep<SaveContext>
             remaining -= read;
         }
 
-        return FileHash.ToHex(hasher);
+        return hasher.ToHex();
     }
 }
