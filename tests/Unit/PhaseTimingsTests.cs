@@ -18,6 +18,21 @@ public sealed class PhaseTimingsTests
     }
 
     [Fact]
+    public void Timings_kept_as_seconds_read_back_to_the_tick()
+    {
+        var random = new Random(1);
+        for (var i = 0; i < 10_000; i++)
+        {
+            var measured = TimeSpan.FromTicks(random.NextInt64(1, 100_000_000));
+
+            var kept = PhaseTimings.FromSeconds([new("resume", measured.TotalSeconds)], measured.TotalSeconds);
+
+            Assert.Equal(measured.TotalSeconds, kept.TotalSeconds);
+            Assert.Equal(measured.TotalSeconds, kept["resume"]);
+        }
+    }
+
+    [Fact]
     public void A_phase_that_runs_again_adds_to_its_time()
     {
         var timings = Timings(("hello", 10), ("resume", 5), ("hello", 30));

@@ -39,15 +39,21 @@ public sealed class PhaseTimings : IReadOnlyDictionary<string, double>, IDiction
     /// <summary>Timings read back from where they were kept as seconds (a manifest, an engine's record).</summary>
     internal static PhaseTimings FromSeconds(IEnumerable<KeyValuePair<string, double>> phases, double totalSeconds, IEnumerable<BackgroundWork>? background = null)
     {
-        var timings = new PhaseTimings { Total = TimeSpan.FromSeconds(totalSeconds) };
+        var timings = new PhaseTimings { Total = FromKeptSeconds(totalSeconds) };
         foreach (var (phase, seconds) in phases)
         {
-            timings.Add(phase, TimeSpan.FromSeconds(seconds));
+            timings.Add(phase, FromKeptSeconds(seconds));
         }
 
         timings.background.AddRange(background ?? Array.Empty<BackgroundWork>());
         return timings;
     }
+
+    /// <summary>
+    /// The nearest tick: TimeSpan.FromSeconds truncates, and about one measured duration in 17 written as seconds reads
+    /// back a tick short of itself.
+    /// </summary>
+    private static TimeSpan FromKeptSeconds(double seconds) => TimeSpan.FromTicks((long)Math.Round(seconds * TimeSpan.TicksPerSecond));
 
     /// <summary>Adds a phase; a phase that ran again adds to the time it already has, so each name appears once.</summary>
     internal void Add(string phase, TimeSpan duration)
