@@ -41,6 +41,32 @@ public sealed class IntegrityTests
     }
 
     [Fact]
+    public async Task An_image_of_several_pieces_restores_whole_and_is_corrupt_with_a_byte_flipped_in_its_last_piece()
+    {
+        using var world = new CheckpointWorld();
+        var checkpoint = await Saved(world);
+        var pages = Path.Combine(CheckpointStore.ImagesPath(checkpoint.Path), "pages-1.img");
+        var bytes = new byte[FileHash.PieceSize + 4096];
+        new Random(1).NextBytes(bytes);
+        File.WriteAllBytes(pages, bytes);
+        CheckpointTestFiles.RewriteManifest(checkpoint, m =>
+        {
+            var image = m.Images.Single(i => i.Path == "pages-1.img");
+            m.ImageBytes += bytes.Length - image.Size;
+            image.Size = bytes.Length;
+            image.Hash = FileHash.Of(pages, CancellationToken.None);
+        });
+
+        Assert.Null((await Restore(world, checkpoint, new RestoreOptions()))[0].Failure);
+
+        bytes[^100] ^= 0xff;
+        File.WriteAllBytes(pages, bytes);
+        var failure = await Assert.ThrowsAsync<CriuCheckpointException>(() => Restore(world, checkpoint, new RestoreOptions()));
+        Assert.Equal(ErrorIds.CheckpointCorrupt, failure.ErrorId);
+        Assert.Contains("images/pages-1.img has XXH128", failure.Message);
+    }
+
+    [Fact]
     public async Task Skip_verify_restores_without_the_hashes_but_still_refuses_a_wrong_size()
     {
         using var world = new CheckpointWorld();
