@@ -14,7 +14,7 @@ public sealed class ArchiveTests
     public async Task An_exported_checkpoint_imports_into_another_store_file_for_file_and_private()
     {
         using var world = new CheckpointWorld();
-        var checkpoint = await Saved(world);
+        var checkpoint = await world.SaveAsync();
         var archive = await Export(world, checkpoint);
         var other = new CheckpointStore(Path.Combine(world.Root, "other-store"));
 
@@ -37,7 +37,7 @@ public sealed class ArchiveTests
     public async Task A_damaged_checkpoint_is_not_exported()
     {
         using var world = new CheckpointWorld();
-        var checkpoint = await Saved(world);
+        var checkpoint = await world.SaveAsync();
         CheckpointTestFiles.FlipByte(Path.Combine(CheckpointStore.ImagesPath(checkpoint.Path), "pages-1.img"));
         var destination = Path.Combine(world.Root, "out.tar");
 
@@ -68,7 +68,7 @@ public sealed class ArchiveTests
     public async Task A_damaged_archive_is_refused_as_corrupt_and_leaves_nothing_in_the_store(string damage)
     {
         using var world = new CheckpointWorld();
-        var archive = await Export(world, await Saved(world));
+        var archive = await Export(world, await world.SaveAsync());
         Damage(archive, damage);
         var other = new CheckpointStore(Path.Combine(world.Root, "other-store"));
 
@@ -83,7 +83,7 @@ public sealed class ArchiveTests
     public async Task An_archive_that_does_not_fit_this_host_is_refused_unless_forced()
     {
         using var world = new CheckpointWorld();
-        var checkpoint = await Saved(world);
+        var checkpoint = await world.SaveAsync();
         CheckpointTestFiles.RewriteManifest(checkpoint, m => m.Host.Kernel = "5.10.0");
         var archive = await Export(world, checkpoint);
         var other = new CheckpointStore(Path.Combine(world.Root, "other-store"));
@@ -102,7 +102,7 @@ public sealed class ArchiveTests
     public async Task Import_reports_its_progress_in_bytes()
     {
         using var world = new CheckpointWorld();
-        var archive = await Export(world, await Saved(world));
+        var archive = await Export(world, await world.SaveAsync());
         world.Observer.Steps.Clear();
 
         await Import(world, archive, new CheckpointStore(Path.Combine(world.Root, "other-store")));
@@ -183,11 +183,4 @@ public sealed class ArchiveTests
 
     private static Task<EngineCheckpoint> Import(CheckpointWorld world, string archive, CheckpointStore store, bool force = false) =>
         new CheckpointImporter(world.Services, world.Observer).ImportAsync(archive, store, force, CancellationToken.None);
-
-    private static async Task<EngineCheckpoint> Saved(CheckpointWorld world)
-    {
-        var saved = await new CheckpointSaver(world.Services, world.Observer).SaveAsync(world.Engine, world.Store, new SaveOptions(), CancellationToken.None);
-        world.Calls.Clear();
-        return saved.Checkpoint;
-    }
 }

@@ -71,6 +71,17 @@ internal sealed class CheckpointWorld : IDisposable
     /// <summary>The exception a named call throws instead of succeeding ("prepare", "dump", "start-restore", ...).</summary>
     public Func<string, Exception?> Fail { get; set; } = _ => null;
 
+    /// <summary>The world's engine saved into its store with the default options; the calls the save made are forgotten.</summary>
+    public async Task<EngineCheckpoint> SaveAsync()
+    {
+        var saved = await new CheckpointSaver(Services, Observer).SaveAsync(Engine, Store, new SaveOptions(), CancellationToken.None);
+        Calls.Clear();
+        return saved.Checkpoint;
+    }
+
+    public Task<IReadOnlyList<ReplicaOutcome>> RestoreAsync(EngineCheckpoint checkpoint, RestoreOptions options) =>
+        new CheckpointRestorer(Services, Observer).RestoreAsync(checkpoint, options, CancellationToken.None);
+
     public void Record(string call)
     {
         lock (Calls)

@@ -29,10 +29,10 @@ public sealed class IntegrityTests
     public async Task A_flipped_byte_in_an_image_is_corrupt_before_criu_starts_naming_the_file(string image)
     {
         using var world = new CheckpointWorld();
-        var checkpoint = await Saved(world);
+        var checkpoint = await world.SaveAsync();
         CheckpointTestFiles.FlipByte(Path.Combine(CheckpointStore.ImagesPath(checkpoint.Path), image));
 
-        var failure = await Assert.ThrowsAsync<CriuCheckpointException>(() => Restore(world, checkpoint, new RestoreOptions()));
+        var failure = await Assert.ThrowsAsync<CriuCheckpointException>(() => world.RestoreAsync(checkpoint, new RestoreOptions()));
 
         Assert.Equal(ErrorIds.CheckpointCorrupt, failure.ErrorId);
         Assert.Contains($"images/{image} has XXH128", failure.Message);
@@ -44,7 +44,7 @@ public sealed class IntegrityTests
     public async Task An_image_of_several_pieces_restores_whole_and_is_corrupt_with_a_byte_flipped_in_its_last_piece()
     {
         using var world = new CheckpointWorld();
-        var checkpoint = await Saved(world);
+        var checkpoint = await world.SaveAsync();
         var pages = Path.Combine(CheckpointStore.ImagesPath(checkpoint.Path), "pages-1.img");
         var bytes = new byte[FileHash.PieceSize + 4096];
         new Random(1).NextBytes(bytes);
@@ -57,11 +57,11 @@ public sealed class IntegrityTests
             image.Hash = FileHash.Of(pages, CancellationToken.None);
         });
 
-        Assert.Null((await Restore(world, checkpoint, new RestoreOptions()))[0].Failure);
+        Assert.Null((await world.RestoreAsync(checkpoint, new RestoreOptions()))[0].Failure);
 
         bytes[^100] ^= 0xff;
         File.WriteAllBytes(pages, bytes);
-        var failure = await Assert.ThrowsAsync<CriuCheckpointException>(() => Restore(world, checkpoint, new RestoreOptions()));
+        var failure = await Assert.ThrowsAsync<CriuCheckpointException>(() => world.RestoreAsync(checkpoint, new RestoreOptions()));
         Assert.Equal(ErrorIds.CheckpointCorrupt, failure.ErrorId);
         Assert.Contains("images/pages-1.img has XXH128", failure.Message);
     }
@@ -70,15 +70,15 @@ public sealed class IntegrityTests
     public async Task Skip_verify_restores_without_the_hashes_but_still_refuses_a_wrong_size()
     {
         using var world = new CheckpointWorld();
-        var checkpoint = await Saved(world);
+        var checkpoint = await world.SaveAsync();
         var pages = Path.Combine(CheckpointStore.ImagesPath(checkpoint.Path), "pages-1.img");
         CheckpointTestFiles.FlipByte(pages);
 
-        var outcome = (await Restore(world, checkpoint, new RestoreOptions { SkipVerify = true }))[0];
+        var outcome = (await world.RestoreAsync(checkpoint, new RestoreOptions { SkipVerify = true }))[0];
         Assert.Null(outcome.Failure);
 
         File.AppendAllText(pages, "x");
-        var failure = await Assert.ThrowsAsync<CriuCheckpointException>(() => Restore(world, checkpoint, new RestoreOptions { SkipVerify = true }));
+        var failure = await Assert.ThrowsAsync<CriuCheckpointException>(() => world.RestoreAsync(checkpoint, new RestoreOptions { SkipVerify = true }));
         Assert.Equal(ErrorIds.CheckpointCorrupt, failure.ErrorId);
         Assert.Contains("images/pages-1.img is 4097 bytes", failure.Message);
     }
@@ -89,9 +89,9 @@ public sealed class IntegrityTests
         using var world = new CheckpointWorld();
         const UnixFileMode dumped = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead;
         File.SetUnixFileMode(new RunDirectory(world.Engine.RunDirectory).LogFile, dumped);
-        var checkpoint = await Saved(world);
+        var checkpoint = await world.SaveAsync();
 
-        var replica = (await Restore(world, checkpoint, new RestoreOptions()))[0].Engine!;
+        var replica = (await world.RestoreAsync(checkpoint, new RestoreOptions()))[0].Engine!;
 
         Assert.Equal((int)dumped, checkpoint.Manifest.LogMode);
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(CheckpointStore.LogSnapshotPath(checkpoint.Path)));
@@ -102,7 +102,7 @@ public sealed class IntegrityTests
     public async Task A_test_of_a_checkpoint_lists_every_problem_with_its_file()
     {
         using var world = new CheckpointWorld();
-        var checkpoint = await Saved(world);
+        var checkpoint = await world.SaveAsync();
         var good = await CheckpointVerifier.TestAsync(checkpoint.Path, TimeProvider.System, CancellationToken.None);
         CheckpointTestFiles.FlipByte(Path.Combine(CheckpointStore.ImagesPath(checkpoint.Path), "pages-1.img"));
         File.Delete(Path.Combine(CheckpointStore.ImagesPath(checkpoint.Path), "core-4100.img"));
@@ -122,7 +122,7 @@ public sealed class IntegrityTests
     public async Task A_test_of_a_checkpoint_others_could_write_reports_it_insecure_without_reading_it()
     {
         using var world = new CheckpointWorld();
-        var checkpoint = await Saved(world);
+        var checkpoint = await world.SaveAsync();
         var pages = Path.Combine(CheckpointStore.ImagesPath(checkpoint.Path), "pages-1.img");
         File.SetUnixFileMode(pages, File.GetUnixFileMode(pages) | UnixFileMode.OtherWrite);
 
@@ -137,7 +137,7 @@ public sealed class IntegrityTests
     public async Task The_interpreter_of_a_restore_is_the_callers_never_the_manifests()
     {
         using var world = new CheckpointWorld();
-        var checkpoint = await Saved(world);
+        var checkpoint = await world.SaveAsync();
         CheckpointTestFiles.RewriteManifest(checkpoint, m =>
         {
             m.Host.Python = "/tmp/attacker/python";
@@ -147,7 +147,7 @@ public sealed class IntegrityTests
         File.WriteAllText(python, "#!/bin/sh\n");
         File.SetUnixFileMode(python, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
 
-        var outcome = (await Restore(world, checkpoint, new RestoreOptions { PythonPath = python }))[0];
+        var outcome = (await world.RestoreAsync(checkpoint, new RestoreOptions { PythonPath = python }))[0];
 
         Assert.Null(outcome.Failure);
         Assert.Equal(python, outcome.Engine!.Record.Python);
@@ -156,14 +156,4 @@ public sealed class IntegrityTests
         Assert.Contains(python, namespaceScript);
         Assert.DoesNotContain(namespaceScript, a => a.Contains("attacker", StringComparison.Ordinal));
     }
-
-    private static async Task<EngineCheckpoint> Saved(CheckpointWorld world)
-    {
-        var saved = await new CheckpointSaver(world.Services, world.Observer).SaveAsync(world.Engine, world.Store, new SaveOptions(), CancellationToken.None);
-        world.Calls.Clear();
-        return saved.Checkpoint;
-    }
-
-    private static Task<IReadOnlyList<ReplicaOutcome>> Restore(CheckpointWorld world, EngineCheckpoint checkpoint, RestoreOptions options) =>
-        new CheckpointRestorer(world.Services, world.Observer).RestoreAsync(checkpoint, options, CancellationToken.None);
 }

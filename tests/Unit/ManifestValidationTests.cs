@@ -57,7 +57,7 @@ public sealed class ManifestValidationTests
     public async Task A_manifest_with_a_bad_field_is_refused_as_corrupt_naming_the_field(string field, string value)
     {
         using var world = new CheckpointWorld();
-        var checkpoint = await Saved(world);
+        var checkpoint = await world.SaveAsync();
         CheckpointTestFiles.RewriteManifest(checkpoint, m => Spoil(m, field, value));
 
         var failure = Assert.Throws<CriuCheckpointException>(() => CheckpointStore.Open(checkpoint.Path));
@@ -70,7 +70,7 @@ public sealed class ManifestValidationTests
     public async Task A_bad_manifest_is_refused_before_a_restore_makes_anything_on_the_host()
     {
         using var world = new CheckpointWorld();
-        var checkpoint = await Saved(world);
+        var checkpoint = await world.SaveAsync();
         var outside = Path.Combine(world.Root, "elsewhere", "engines", "0123456789ab");
         CheckpointTestFiles.RewriteManifest(checkpoint, m => m.RunDirectory = outside + "/../../../escaped/engines/0123456789ab");
 
@@ -89,7 +89,7 @@ public sealed class ManifestValidationTests
     public async Task A_manifest_of_another_schema_is_incompatible()
     {
         using var world = new CheckpointWorld();
-        var checkpoint = await Saved(world);
+        var checkpoint = await world.SaveAsync();
         CheckpointTestFiles.RewriteManifest(checkpoint, m => m.SchemaVersion = 1);
 
         var failure = Assert.Throws<CriuCheckpointException>(() => CheckpointStore.Open(checkpoint.Path));
@@ -102,7 +102,7 @@ public sealed class ManifestValidationTests
     public async Task The_canary_and_inventory_the_engine_answered_are_recorded_as_data()
     {
         using var world = new CheckpointWorld();
-        var checkpoint = await Saved(world);
+        var checkpoint = await world.SaveAsync();
 
         var manifest = CheckpointStore.Open(checkpoint.Path).Manifest;
 
@@ -133,7 +133,7 @@ public sealed class ManifestValidationTests
     public async Task The_manifest_a_save_writes_is_valid()
     {
         using var world = new CheckpointWorld(usesCuda: true);
-        var checkpoint = await Saved(world);
+        var checkpoint = await world.SaveAsync();
 
         Assert.Equal(checkpoint.ConfigHash, CheckpointStore.Open(checkpoint.Path).ConfigHash);
     }
@@ -181,12 +181,5 @@ public sealed class ManifestValidationTests
             case "runtime.processes": manifest.Runtime!.Processes.Add(new RuntimeProcess { ProcessId = int.Parse(value) }); break;
             default: throw new ArgumentException(field);
         }
-    }
-
-    private static async Task<EngineCheckpoint> Saved(CheckpointWorld world)
-    {
-        var saved = await new CheckpointSaver(world.Services, world.Observer).SaveAsync(world.Engine, world.Store, new SaveOptions(), CancellationToken.None);
-        world.Calls.Clear();
-        return saved.Checkpoint;
     }
 }

@@ -24,7 +24,7 @@ public sealed class RestorePrefetchTests
         using var world = new CheckpointWorld();
         var checkpoint = await SavedCheckpoint(world, weightsFromSource: true);
 
-        var outcomes = await Restore(world, checkpoint, new RestoreOptions { Count = 2, Name = "r" });
+        var outcomes = await world.RestoreAsync(checkpoint, new RestoreOptions { Count = 2, Name = "r" });
 
         Assert.All(outcomes, o => Assert.Null(o.Failure));
         Assert.Equal(new[] { ModelDirectory }, world.WeightPrefetcher.Directories);
@@ -39,7 +39,7 @@ public sealed class RestorePrefetchTests
         using var world = new CheckpointWorld();
         var checkpoint = await SavedCheckpoint(world, weightsFromSource: true);
 
-        var engine = (await Restore(world, checkpoint, new RestoreOptions()))[0].Engine!;
+        var engine = (await world.RestoreAsync(checkpoint, new RestoreOptions()))[0].Engine!;
 
         var timings = engine.StartupTime!;
         Assert.Equal(new[] { "validate", "verify", "run-directory", "criu-restore", "resume", "canary", "hello" }, timings.Keys);
@@ -58,7 +58,7 @@ public sealed class RestorePrefetchTests
         using var world = new CheckpointWorld();
         var checkpoint = await SavedCheckpoint(world, weightsFromSource: false);
 
-        var engine = (await Restore(world, checkpoint, new RestoreOptions()))[0].Engine!;
+        var engine = (await world.RestoreAsync(checkpoint, new RestoreOptions()))[0].Engine!;
 
         Assert.Empty(world.WeightPrefetcher.Directories);
         Assert.Empty(engine.StartupTime!.Background);
@@ -71,7 +71,7 @@ public sealed class RestorePrefetchTests
         var checkpoint = await SavedCheckpoint(world, weightsFromSource: true);
         CheckpointTestFiles.RewriteManifest(checkpoint, m => m.Spec = m.Spec with { Model = "meta-llama/Llama-3.1-8B" });
 
-        Assert.Null((await Restore(world, checkpoint, new RestoreOptions()))[0].Failure);
+        Assert.Null((await world.RestoreAsync(checkpoint, new RestoreOptions()))[0].Failure);
 
         Assert.Empty(world.WeightPrefetcher.Directories);
     }
@@ -82,7 +82,7 @@ public sealed class RestorePrefetchTests
         using var world = new CheckpointWorld();
         var checkpoint = await SavedCheckpoint(world, weightsFromSource: true);
 
-        var engine = (await Restore(world, checkpoint, new RestoreOptions { SkipWeightPrefetch = true }))[0].Engine!;
+        var engine = (await world.RestoreAsync(checkpoint, new RestoreOptions { SkipWeightPrefetch = true }))[0].Engine!;
 
         Assert.Empty(world.WeightPrefetcher.Directories);
         Assert.Empty(engine.StartupTime!.Background);
@@ -96,7 +96,7 @@ public sealed class RestorePrefetchTests
         var checkpoint = await SavedCheckpoint(world, weightsFromSource: true);
         world.WeightPrefetcher.ReadsUntilStopped = true;
 
-        var engine = (await Restore(world, checkpoint, new RestoreOptions()))[0].Engine!;
+        var engine = (await world.RestoreAsync(checkpoint, new RestoreOptions()))[0].Engine!;
 
         Assert.True(world.WeightPrefetcher.Finished);
         Assert.Equal("prefetch-end", world.Calls.Last());
@@ -112,7 +112,7 @@ public sealed class RestorePrefetchTests
         world.WeightPrefetcher.ReadsUntilStopped = true;
         File.AppendAllText(Path.Combine(CheckpointStore.ImagesPath(checkpoint.Path), "pages-1.img"), "x");
 
-        var failure = await Assert.ThrowsAsync<CriuCheckpointException>(() => Restore(world, checkpoint, new RestoreOptions()));
+        var failure = await Assert.ThrowsAsync<CriuCheckpointException>(() => world.RestoreAsync(checkpoint, new RestoreOptions()));
 
         Assert.Equal(ErrorIds.CheckpointCorrupt, failure.ErrorId);
         Assert.True(world.WeightPrefetcher.Finished);
@@ -127,7 +127,7 @@ public sealed class RestorePrefetchTests
         world.WeightPrefetcher.ReadsUntilStopped = true;
         world.Fail = call => call == "start-restore" ? CheckpointWorld.Failure(ErrorIds.CriuRestoreFailed) : null;
 
-        var outcomes = await Restore(world, checkpoint, new RestoreOptions { Count = 2, Name = "r" });
+        var outcomes = await world.RestoreAsync(checkpoint, new RestoreOptions { Count = 2, Name = "r" });
 
         Assert.All(outcomes, o => Assert.Equal(ErrorIds.CriuRestoreFailed, o.Failure!.ErrorId));
         Assert.True(world.WeightPrefetcher.Finished);
@@ -158,7 +158,7 @@ public sealed class RestorePrefetchTests
         var checkpoint = await SavedCheckpoint(world, weightsFromSource: true);
         world.Fail = call => call == "prefetch-start" ? new NativeException(NativeFailure.Failed, "openat", $"{ModelDirectory}: No such file or directory") { ErrorNumber = 2 } : null;
 
-        var outcome = (await Restore(world, checkpoint, new RestoreOptions()))[0];
+        var outcome = (await world.RestoreAsync(checkpoint, new RestoreOptions()))[0];
 
         Assert.Null(outcome.Failure);
         Assert.Empty(outcome.Engine!.StartupTime!.Background);
@@ -181,10 +181,10 @@ public sealed class RestorePrefetchTests
 
     private static async Task<EngineCheckpoint> SavedCheckpoint(CheckpointWorld world, bool weightsFromSource)
     {
-        var saved = await new CheckpointSaver(world.Services, world.Observer).SaveAsync(world.Engine, world.Store, new SaveOptions(), CancellationToken.None);
+        var checkpoint = await world.SaveAsync();
         if (weightsFromSource)
         {
-            CheckpointTestFiles.RewriteManifest(saved.Checkpoint, m => m.Spec = m.Spec with
+            CheckpointTestFiles.RewriteManifest(checkpoint, m => m.Spec = m.Spec with
             {
                 Backend = "torch",
                 Model = ModelDirectory,
@@ -192,11 +192,7 @@ public sealed class RestorePrefetchTests
             });
         }
 
-        world.Calls.Clear();
         world.Observer.VerboseMessages.Clear();
-        return saved.Checkpoint;
+        return checkpoint;
     }
-
-    private static Task<IReadOnlyList<ReplicaOutcome>> Restore(CheckpointWorld world, EngineCheckpoint checkpoint, RestoreOptions options) =>
-        new CheckpointRestorer(world.Services, world.Observer).RestoreAsync(checkpoint, options, CancellationToken.None);
 }

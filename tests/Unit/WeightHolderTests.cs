@@ -90,18 +90,18 @@ public sealed class WeightHolderTests : IDisposable
     public async Task A_restore_of_a_weights_from_source_checkpoint_names_the_matching_holder_and_needs_its_bytes_less_free()
     {
         using var world = new CheckpointWorld(usesCuda: true, WeightsFromSourceSpec());
-        var checkpoint = await SavedCheckpoint(world);
+        var checkpoint = await world.SaveAsync();
         Started(world, new WeightHolderRegistry(world.Registry.Root, world.Services.ProcFs), "llama", HolderPid, ready: true, bytes: 512L << 20);
         // 1 GiB held while serving, 512 MiB of it the holder's: 600 MiB free is enough with the holder, not without.
         world.Gpus.UsedByOthers = (140L << 30) - (600L << 20);
 
-        var outcome = (await Restore(world, checkpoint, new RestoreOptions()))[0];
+        var outcome = (await world.RestoreAsync(checkpoint, new RestoreOptions()))[0];
 
         Assert.Null(outcome.Failure);
         Assert.EndsWith("/holder.sock", world.Engines.ResumeTermsGiven.Last().WeightHolder);
         Assert.Contains(world.Observer.VerboseMessages, line => line.StartsWith("Replicas map their weights from holder llama holds", StringComparison.Ordinal));
 
-        var failure = await Assert.ThrowsAsync<CriuCheckpointException>(() => Restore(world, checkpoint, new RestoreOptions { UseWeightHolder = false }));
+        var failure = await Assert.ThrowsAsync<CriuCheckpointException>(() => world.RestoreAsync(checkpoint, new RestoreOptions { UseWeightHolder = false }));
         Assert.Equal(ErrorIds.InsufficientGpuMemory, failure.ErrorId);
     }
 
@@ -109,9 +109,9 @@ public sealed class WeightHolderTests : IDisposable
     public async Task A_restore_without_a_matching_holder_reads_the_files_and_says_why()
     {
         using var world = new CheckpointWorld(usesCuda: true, WeightsFromSourceSpec());
-        var checkpoint = await SavedCheckpoint(world);
+        var checkpoint = await world.SaveAsync();
 
-        var outcome = (await Restore(world, checkpoint, new RestoreOptions()))[0];
+        var outcome = (await world.RestoreAsync(checkpoint, new RestoreOptions()))[0];
 
         Assert.Null(outcome.Failure);
         Assert.Null(world.Engines.ResumeTermsGiven.Last().WeightHolder);
@@ -176,14 +176,4 @@ public sealed class WeightHolderTests : IDisposable
     private WeightHolder Holder(string name) => new() { Id = name, Name = name, Model = model, State = WeightHolderState.Loading };
 
     private WeightHolder Ready(WeightHolder holder) => holder with { State = WeightHolderState.Ready, Ready = ReadyFile() };
-
-    private static async Task<EngineCheckpoint> SavedCheckpoint(CheckpointWorld world)
-    {
-        var saved = await new CheckpointSaver(world.Services, world.Observer).SaveAsync(world.Engine, world.Store, new SaveOptions(), CancellationToken.None);
-        world.Calls.Clear();
-        return saved.Checkpoint;
-    }
-
-    private static Task<IReadOnlyList<ReplicaOutcome>> Restore(CheckpointWorld world, EngineCheckpoint checkpoint, RestoreOptions options) =>
-        new CheckpointRestorer(world.Services, world.Observer).RestoreAsync(checkpoint, options, CancellationToken.None);
 }
